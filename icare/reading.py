@@ -1,0 +1,152 @@
+"""Read national files as text and recognise their tables by column headers.
+
+Every cell is read as text: codes and identifiers keep their leading zeros, and validation (not the
+reader) decides what a value means. CSV goes through pyarrow, workbooks through fastexcel; each file
+is parsed once.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import fastexcel
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+CSV_SUFFIXES = frozenset({".csv", ".txt"})
+WORKBOOK_SUFFIXES = frozenset({".xlsx", ".xlsm", ".xls"})
+# A workbook cell that holds a real date comes back from fastexcel as ISO text with a midnight time.
+_EXCEL_DATE_CELL = re.compile(r"^(\d{4})-(\d{2})-(\d{2}) 00:00:00$")
+
+
+class UnreadableFileError(ValueError):
+    """A file that cannot be parsed at all (not a table, broken workbook, wrong encoding)."""
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def normalise_header(name: object) -> str:
+    """Headers are compared without surrounding white space and case (``decom `` is DECOM)."""
+    return str(name).strip().upper()
+
+
+def _arrow_to_text_frame(table: pa.Table) -> pd.DataFrame:
+    """Arrow table of strings -> pandas frame indexed by row number in the file (header = row 1)."""
+    frame = table.to_pandas()
+    frame.index = pd.RangeIndex(2, 2 + len(frame), name="row_number")
+    return frame
+
+
+def read_csv_text(path: Path) -> pd.DataFrame:
+    """Read a CSV file with every column as text; empty fields become null."""
+    try:
+        with path.open("rb") as handle:
+            first_line = handle.readline()
+    except OSError as exc:
+        raise UnreadableFileError(f"{path}: cannot open: {exc}") from exc
+    if not first_line.strip():
+        return pd.DataFrame()
+    for encoding in ("utf-8", "cp1252"):
+        try:
+            header = first_line.decode(encoding).lstrip("\ufeff").rstrip("\r\n")
+            names = next(csv.reader([header]))
+            table = pacsv.read_csv(
+                path,
+                read_options=pacsv.ReadOptions(encoding=encoding, column_names=names, skip_rows=1),
+                convert_options=pacsv.ConvertOptions(
+                    column_types=dict.fromkeys(names, pa.string()),
+                    strings_can_be_null=True,
+                    null_values=[""],
+                    quoted_strings_can_be_null=True,
+                ),
+                parse_options=pacsv.ParseOptions(newlines_in_values=False),
+            )
+            return _arrow_to_text_frame(table)
+        except (UnicodeDecodeError, pa.ArrowInvalid) as exc:
+            last_error = exc
+            continue
+    raise UnreadableFileError(f"{path}: not a readable CSV file ({last_error})")
+
+
+def read_workbook_text(path: Path) -> dict[str, pd.DataFrame]:
+    """Read every sheet of a workbook with every column as text.
+
+    Cells holding real dates are written back as dd/mm/YYYY text: a typed date cell is unambiguous,
+    unlike text, so this is a conversion, not a guess.
+    """
+    try:
+        reader = fastexcel.read_excel(path)
+    except Exception as exc:  # fastexcel raises its own error types per problem
+        raise UnreadableFileError(f"{path}: not a readable workbook ({exc})") from exc
+    sheets: dict[str, pd.DataFrame] = {}
+    for name in reader.sheet_names:
+        try:
+            sheet = reader.load_sheet(name, dtypes="string")
+            table = sheet.to_arrow()
+        except Exception as exc:
+            if "empty" in str(exc).lower() or "header" in str(exc).lower():
+                sheets[name] = pd.DataFrame()
+                continue
+            raise UnreadableFileError(f"{path} sheet {name!r}: cannot be read ({exc})") from exc
+        if isinstance(table, pa.RecordBatch):
+            table = pa.Table.from_batches([table])
+        frame = _arrow_to_text_frame(table)
+        for column in frame.columns:
+            values = frame[column]
+            is_date_cell = values.str.match(_EXCEL_DATE_CELL, na=False)
+            if is_date_cell.any():
+                parts = values[is_date_cell].str.extract(_EXCEL_DATE_CELL)
+                frame.loc[is_date_cell, column] = parts[2] + "/" + parts[1] + "/" + parts[0]
+        sheets[name] = frame
+    return sheets
+
+
+@dataclass(frozen=True)
+class Recognition:
+    table: str | None
+    missing: tuple[str, ...]
+    extra: tuple[str, ...]
+    message: str
+
+
+def recognise_table(columns: Iterable[str], tables: Mapping[str, Iterable[str]]) -> Recognition:
+    """Name the table whose column set the headers carry.
+
+    A table is recognised when all its columns are present (extra columns are ignored and reported).
+    When no table is complete, the closest one (most shared columns, at least half of its columns)
+    is named with its missing columns so the error can say what to fix.
+    """
+    present = {normalise_header(c) for c in columns}
+    best: tuple[float, str] | None = None
+    for name, expected in tables.items():
+        wanted = set(expected)
+        if wanted <= present:
+            extra = tuple(sorted(present - wanted))
+            return Recognition(name, (), extra, "")
+        share = len(wanted & present) / len(wanted)
+        if share >= 0.5 and (best is None or share > best[0]):
+            best = (share, name)
+    if best is not None:
+        name = best[1]
+        wanted = set(tables[name])
+        missing = tuple(c for c in tables[name] if c not in present)
+        return Recognition(
+            name,
+            missing,
+            tuple(sorted(present - wanted)),
+            f"looks like the {name} table but lacks column(s) {', '.join(missing)}",
+        )
+    shown = ", ".join(sorted(present)) or "(no columns)"
+    return Recognition(None, (), (), f"columns {shown} match no known table")

@@ -1,0 +1,32 @@
+"""Locate the project's reviewed data files (classifications, source specs, concordances).
+
+In a checkout (or an editable install) they live at the repository root, where reviewers see them.
+A built wheel carries copies under ``icare/_data``. ``ICARE_DATA_DIR`` overrides both.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def data_root() -> Path:
+    """The folder holding ``classifications/`` and ``sources/``."""
+    override = os.environ.get("ICARE_DATA_DIR")
+    if override:
+        return Path(override)
+    checkout = _PACKAGE_DIR.parent
+    if (checkout / "sources").is_dir() and (checkout / "classifications").is_dir():
+        return checkout
+    return _PACKAGE_DIR / "_data"
+
+
+def classifications_dir() -> Path:
+    return data_root() / "classifications"
+
+
+def source_dir(name: str) -> Path:
+    """The data folder of one national source (reader spec, code lists, concordance, sample)."""
+    return data_root() / "sources" / name

@@ -1,0 +1,86 @@
+"""The interface every national source implements, and the records passed between stages.
+
+A source turns a folder of national files into harmonised episodes and children. Everything that is
+specific to one country (file layout, code lists, repair rules) stays behind this interface, so the
+pipeline, the outputs and the Dagster assets are the same for every source.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import pandas as pd
+
+
+class SourceInputError(RuntimeError):
+    """The input cannot be used at all (missing folder, nothing recognisable): the run stops."""
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """One file found below a source's input folder."""
+
+    source: str
+    path: Path
+    file: str  # path relative to the input root, as shown in errors and outputs
+    collection_year: int | None
+    area_code: str | None
+    sha256: str
+    size_bytes: int
+
+
+@dataclass
+class RawTable:
+    """One table read from one file (a CSV, or one sheet of a workbook), every cell as text."""
+
+    input: InputFile
+    sheet: str | None
+    table: str | None  # recognised table name; None when the columns match no known table
+    frame: pd.DataFrame  # text columns; index = row number in the file (header is row 1)
+    ignored_columns: tuple[str, ...] = ()
+    missing_columns: tuple[str, ...] = ()
+
+
+@dataclass
+class Extraction:
+    """What extraction and validation produced for one source: valid rows, quarantine, counts."""
+
+    source: str
+    files: list[InputFile]
+    tables: list[RawTable]
+    valid: dict[str, pd.DataFrame]  # table name -> rows that passed validation, with origin columns
+    quarantine: pd.DataFrame
+    reconciliation: pd.DataFrame
+
+
+@dataclass
+class Harmonised:
+    """A source's contribution to the harmonised tables."""
+
+    source: str
+    episodes: pd.DataFrame
+    children: pd.DataFrame
+    quarantine: pd.DataFrame
+    superseded: pd.DataFrame
+    reconciliation: pd.DataFrame
+    versions: dict[str, str] = field(default_factory=dict)
+
+
+class Source(Protocol):
+    """What the pipeline needs from a national source."""
+
+    name: str
+
+    def discover(self, root: Path) -> list[InputFile]:
+        """Find the source's files below ``root`` and read their year and area from the path."""
+        ...
+
+    def extract(self, files: list[InputFile]) -> Extraction:
+        """Read, recognise and validate the tables; invalid rows go to quarantine."""
+        ...
+
+    def harmonise(self, extraction: Extraction) -> Harmonised:
+        """Combine returns, repair, pseudonymise and map every accepted row onto ICare."""
+        ...
