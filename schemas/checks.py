@@ -1,8 +1,8 @@
 """Reusable Pandera checks for text columns of national returns.
 
-Checks are vectorised and named by the rule they enforce; the quarantine table shows that name.
-A check on two or more columns (a "row rule") is named ``COLUMN|rule`` so its failures can be
-attributed to the column the statistician has to fix.
+Checks are vectorised. Pandera reports a failed check by its error text, so every error here reads
+``rule: description`` and a check across columns (a "row rule") reads ``COLUMN|rule: description``:
+``split_check_error`` turns that back into the rule and the column the statistician has to fix.
 """
 
 from __future__ import annotations
@@ -21,22 +21,13 @@ def parse_text_dates(values: pd.Series, pattern: str, fmt: str) -> pd.Series:
     return pd.to_datetime(values.where(shaped), format=fmt, errors="coerce")
 
 
-def text_date(pattern: str, fmt: str, label: str) -> pa.Check:
-    """A well-formed, real calendar date in the source's documented format (e.g. dd/mm/YYYY)."""
-
-    def _check(values: pd.Series) -> pd.Series:
-        return parse_text_dates(values, pattern, fmt).notna()
-
-    return pa.Check(_check, name="date_format", error=f"not a date in the format {label}")
-
-
 def code_in(codes: Iterable[str], description: str) -> pa.Check:
     """A code from the source's code list for the collection year."""
     allowed = sorted(set(codes))
     return pa.Check(
         lambda values: values.isin(allowed),
         name="code_list",
-        error=f"not in the {description} code list",
+        error=f"code_list: not in the {description} code list",
     )
 
 
@@ -45,7 +36,7 @@ def no_surrounding_space() -> pa.Check:
     return pa.Check(
         lambda values: values.str.strip() == values,
         name="surrounding_space",
-        error="has white space before or after the value",
+        error="surrounding_space: has white space before or after the value",
     )
 
 
@@ -53,10 +44,30 @@ def max_length(limit: int) -> pa.Check:
     return pa.Check(
         lambda values: values.str.len() <= limit,
         name="max_length",
-        error=f"longer than {limit} characters",
+        error=f"max_length: longer than {limit} characters",
     )
 
 
 def row_rule(column: str, rule: str, message: str, test: Callable[[pd.DataFrame], pd.Series]) -> pa.Check:
     """A rule across columns, reported against ``column``; rows where it cannot apply must pass."""
-    return pa.Check(test, name=f"{column}{ROW_RULE_SEPARATOR}{rule}", error=message)
+    return pa.Check(test, name=f"{column}{ROW_RULE_SEPARATOR}{rule}", error=f"{column}|{rule}: {message}")
+
+
+def split_check_error(error: str, column: str | None) -> tuple[str, str | None, str]:
+    """``'DEC|before_start: ends before it starts'`` -> ``('before_start', 'DEC', 'ends before it starts')``.
+
+    Pandera's own checks (``not_nullable``, ``column_in_dataframe``) have no description; they get one.
+    """
+    head, _, description = str(error).partition(": ")
+    if ROW_RULE_SEPARATOR in head:
+        column, _, head = head.partition(ROW_RULE_SEPARATOR)
+    if not description:
+        description = _PANDERA_RULES.get(head, head)
+    return head, column, description
+
+
+_PANDERA_RULES = {
+    "not_nullable": "is required but empty",
+    "column_in_dataframe": "column is missing",
+    "field_uniqueness": "is duplicated",
+}

@@ -51,8 +51,8 @@ class Extraction:
     files: list[InputFile]
     tables: list[RawTable]
     valid: dict[str, pd.DataFrame]  # table name -> rows that passed validation, with origin columns
+    rejected: dict[str, pd.DataFrame]  # table name -> rows that failed, kept to block guesses later
     quarantine: pd.DataFrame
-    reconciliation: pd.DataFrame
 
 
 @dataclass
@@ -64,7 +64,8 @@ class Harmonised:
     children: pd.DataFrame
     quarantine: pd.DataFrame
     superseded: pd.DataFrame
-    reconciliation: pd.DataFrame
+    accepted_rows: pd.DataFrame  # origin (file, sheet, row_number, table_name) of rows that were used
+    concordance: pd.DataFrame  # the concordance in force, as published in the ``concordance`` table
     versions: dict[str, str] = field(default_factory=dict)
 
 

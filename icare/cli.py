@@ -1,0 +1,130 @@
+"""The ``icare`` command: run the pipeline on the bundled sample or on your own returns."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from icare.classification import ClassificationError
+from icare.codelists import CodelistError
+from icare.concordance import ConcordanceError
+from icare.pseudonymise import MissingKeyError
+from icare.sources.base import SourceInputError
+from icare.sources.registry import UnknownSourceError
+from icare.sources.spec import SourceSpecError
+
+DEFAULT_OUTPUT = Path("outputs")
+USAGE_ERRORS = (
+    SourceInputError,
+    MissingKeyError,
+    UnknownSourceError,
+    ClassificationError,
+    ConcordanceError,
+    CodelistError,
+    SourceSpecError,
+)
+
+
+def _parse_sources(values: tuple[str, ...]) -> dict[str, Path]:
+    sources: dict[str, Path] = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep or not name or not path:
+            raise click.BadParameter(
+                f"{value!r}: use NAME=PATH, e.g. ssda903=returns/", param_hint="--source"
+            )
+        if name in sources:
+            raise click.BadParameter(f"source {name!r} given twice", param_hint="--source")
+        sources[name] = Path(path)
+    return sources
+
+
+@click.group()
+@click.version_option(package_name="icare")
+def main() -> None:
+    """icare: national records of children in alternative care, harmonised onto ICare."""
+
+
+@main.command()
+@click.option(
+    "--source",
+    "sources",
+    multiple=True,
+    metavar="NAME=PATH",
+    help="A source and the folder of its returns (repeatable). Default: the bundled sample.",
+)
+@click.option(
+    "--output",
+    "output_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_OUTPUT,
+    show_default=True,
+    help="Folder for icare.duckdb, parquet/ and run.json.",
+)
+@click.option(
+    "--classification",
+    "classification_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Another version of the ICare classification (YAML).",
+)
+@click.option(
+    "--crosswalk",
+    "crosswalk_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Crosswalk CSV from the provisional AC.* codes onto --classification.",
+)
+@click.option("--quiet", is_flag=True, help="Print only the summary.")
+def run(
+    sources: tuple[str, ...],
+    output_dir: Path,
+    classification_path: Path | None,
+    crosswalk_path: Path | None,
+    quiet: bool,
+) -> None:
+    """Read, validate and harmonise returns; write Parquet and DuckDB outputs atomically."""
+    from icare.pipeline import RunOptions, bundled_samples
+    from icare.pipeline import run as run_pipeline
+
+    chosen = _parse_sources(sources) if sources else bundled_samples()
+    started = time.perf_counter()
+
+    def progress(message: str) -> None:
+        if not quiet:
+            click.echo(f"[{time.perf_counter() - started:6.1f}s] {message}", err=True)
+
+    options = RunOptions(chosen, output_dir, classification_path, crosswalk_path, progress)
+    try:
+        result = run_pipeline(options)
+    except USAGE_ERRORS as exc:
+        click.echo(f"icare: error: {exc}", err=True)
+        sys.exit(2)
+    click.echo(format_summary(result.summary, output_dir, time.perf_counter() - started))
+
+
+def format_summary(summary: dict, output_dir: Path, seconds: float) -> str:
+    lines = [f"icare run {summary['run_id']} ({summary['classification_version']}) in {seconds:.1f} s"]
+    for source, rows in summary["rows"].items():
+        lines.append(
+            f"  {source}: {rows['rows_read']:,} rows read, {rows['rows_accepted']:,} accepted, "
+            f"{rows['rows_quarantined']:,} quarantined, {rows['rows_superseded']:,} superseded by later "
+            f"returns or duplicates, {rows['rows_not_harmonised']:,} in tables not harmonised"
+        )
+    lines.append(f"  {summary['episodes']:,} episodes of {summary['children']:,} children")
+    lines.append("  Episodes by ICare level-1 category:")
+    for row in summary["episodes_by_icare_level1"]:
+        lines.append(
+            f"    {row['source']:<10} {row['icare_level1']:<6} {row['episodes']:>10,}  {row['label']}"
+        )
+    if summary["quarantine_by_rule"]:
+        lines.append("  Quarantine records by rule (see the quarantine table):")
+        for rule, count in summary["quarantine_by_rule"].items():
+            lines.append(f"    {rule:<32} {count:>8,}")
+    lines.append(f"  Outputs: {output_dir / 'icare.duckdb'} and {output_dir / 'parquet'}/")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

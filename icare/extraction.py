@@ -1,0 +1,169 @@
+"""Read a source's files, recognise tables by their headers, validate them and quarantine bad rows.
+
+Generic over sources: the source gives its reader spec and, per table and collection year, the
+Pandera schema. Each table keeps its origin (file, sheet, row number) on every row so that any
+later rejection can still point at the cell to fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pandas as pd
+import pandera.pandas as pa
+
+from icare import quarantine
+from icare.quarantine import Origin
+from icare.reading import (
+    CSV_SUFFIXES,
+    UnreadableFileError,
+    normalise_header,
+    read_csv_text,
+    read_workbook_text,
+)
+from icare.reading import recognise_table as recognise
+from icare.sources.base import Extraction, InputFile, RawTable
+from icare.sources.spec import SourceSpec
+from icare.validation import validate_table
+
+SchemaFactory = Callable[[str, int], pa.DataFrameSchema]
+Prepare = Callable[[str, pd.DataFrame], pd.DataFrame]
+ORIGIN_COLUMNS = ["source", "collection_year", "area_code", "file", "sheet", "row_number"]
+
+
+def read_tables(input_file: InputFile, spec: SourceSpec) -> list[RawTable]:
+    """Every table in one file, recognised by its headers (a CSV is one table, a workbook one per sheet)."""
+    if input_file.path.suffix.lower() in CSV_SUFFIXES:
+        sheets: dict[str | None, pd.DataFrame] = {None: read_csv_text(input_file.path)}
+    else:
+        sheets = dict(read_workbook_text(input_file.path))
+    tables = []
+    for sheet, frame in sheets.items():
+        frame = frame.rename(columns=normalise_header)
+        # A row with no value at all is spreadsheet padding, not a record.
+        frame = frame.loc[frame.notna().any(axis=1)] if len(frame.columns) else frame
+        recognition = recognise(frame.columns, spec.table_columns())
+        tables.append(
+            RawTable(
+                input=input_file,
+                sheet=sheet,
+                table=recognition.table,
+                frame=frame,
+                ignored_columns=recognition.extra,
+                missing_columns=recognition.missing,
+            )
+        )
+    return tables
+
+
+def origin_of(raw: RawTable) -> Origin:
+    return Origin(
+        source=raw.input.source,
+        file=raw.input.file,
+        sheet=raw.sheet,
+        table_name=raw.table,
+        collection_year=raw.input.collection_year,
+        area_code=raw.input.area_code,
+    )
+
+
+def _whole_table(raw: RawTable, rule: str, description: str, column: str | None = None) -> pd.DataFrame:
+    """Quarantine every row of a table that cannot be used (or one record if it has no rows)."""
+    rows = list(raw.frame.index) or [None]
+    return quarantine.records(origin_of(raw), rows, column, rule, None, description)
+
+
+def _table_problem(raw: RawTable, spec: SourceSpec) -> pd.DataFrame | None:
+    """A reason to reject the whole table, or None when its rows can be validated."""
+    year = raw.input.collection_year
+    if raw.frame.columns.empty:
+        return _whole_table(raw, "empty_table", "the file or sheet has no header row and no data")
+    if raw.table is None:
+        columns = ", ".join(map(str, raw.frame.columns))
+        known = "; ".join(
+            f"{name}: {', '.join(t.columns)}" for name, t in spec.tables.items() if t.harmonised
+        )
+        return _whole_table(
+            raw,
+            "unrecognised_table",
+            f"has columns {columns}, which match no {spec.id} table (expected e.g. {known})",
+        )
+    if raw.missing_columns:
+        missing = ", ".join(raw.missing_columns)
+        return _whole_table(
+            raw, "missing_column", f"the {raw.table} table lacks required column(s) {missing}", column=missing
+        )
+    if year is None:
+        return _whole_table(
+            raw,
+            "unknown_collection_year",
+            "the collection year is not in the path: put the "
+            "file in a folder named by the year in which the collection ends (2024/ for "
+            "2023/24) or put the year in its name (e.g. episodes_2023-24.csv)",
+        )
+    if not spec.first_year <= year <= spec.last_year:
+        return _whole_table(
+            raw,
+            "unsupported_collection_year",
+            f"collection year {year} is outside the "
+            f"years with code lists ({spec.first_year}-{spec.last_year}): add its code list",
+        )
+    if raw.frame.empty:
+        return _whole_table(raw, "empty_table", f"the {raw.table} table has a header but no rows")
+    return None
+
+
+def extract(
+    files: list[InputFile], spec: SourceSpec, schema_for: SchemaFactory, prepare: Prepare | None = None
+) -> Extraction:
+    """Read and validate every file; rows of unusable tables and invalid rows go to quarantine.
+
+    ``prepare`` lets a source add helper columns (e.g. dates parsed once) before validation.
+    """
+    tables: list[RawTable] = []
+    records: list[pd.DataFrame] = []
+    valid: dict[str, list[pd.DataFrame]] = {}
+    rejected: dict[str, list[pd.DataFrame]] = {}
+    for input_file in files:
+        try:
+            file_tables = read_tables(input_file, spec)
+        except UnreadableFileError as exc:
+            raw = RawTable(input_file, None, None, pd.DataFrame())
+            tables.append(raw)
+            records.append(_whole_table(raw, "unreadable_file", str(exc).split(": ", 1)[-1]))
+            continue
+        for raw in file_tables:
+            tables.append(raw)
+            problem = _table_problem(raw, spec)
+            if problem is not None:
+                records.append(problem)
+                continue
+            if not spec.tables[raw.table].harmonised:
+                continue
+            frame = raw.frame[list(spec.tables[raw.table].columns)]
+            if prepare is not None:
+                frame = prepare(raw.table, frame)
+            ok, bad = validate_table(frame, schema_for(raw.table, raw.input.collection_year), origin_of(raw))
+            records.append(bad)
+            frame = _with_origin(frame, raw)
+            valid.setdefault(raw.table, []).append(frame.loc[ok.to_numpy()])
+            rejected.setdefault(raw.table, []).append(frame.loc[~ok.to_numpy()])
+    return Extraction(
+        source=spec.id,
+        files=files,
+        tables=tables,
+        valid={name: pd.concat(parts, ignore_index=True) for name, parts in valid.items()},
+        rejected={name: pd.concat(parts, ignore_index=True) for name, parts in rejected.items()},
+        quarantine=quarantine.combine(records),
+    )
+
+
+def _with_origin(frame: pd.DataFrame, raw: RawTable) -> pd.DataFrame:
+    return frame.assign(
+        source=raw.input.source,
+        collection_year=raw.input.collection_year,
+        area_code=raw.input.area_code,
+        file=raw.input.file,
+        sheet=raw.sheet,
+        row_number=frame.index.to_numpy(),
+    )

@@ -1,0 +1,80 @@
+"""Keyed pseudonymisation of child identifiers.
+
+A child key is HMAC-SHA256(key, source | area | national id), truncated to 128 bits and written as
+hex. Without the key the national id cannot be recovered or confirmed by hashing guesses; with the
+same key, the same child gets the same key in every run, so releases can be linked. Only distinct
+ids are hashed, so the cost follows the number of children, not of rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from dataclasses import dataclass
+
+import pandas as pd
+
+KEY_ENVIRONMENT_VARIABLE = "ICARE_PSEUDONYM_KEY"
+# Public on purpose: it is used only for the bundled synthetic sample, never for real returns.
+DEVELOPMENT_KEY = "icare-development-key-for-the-bundled-synthetic-sample-only"
+KEY_BYTES_MINIMUM = 16
+_SEPARATOR = "\x1f"
+
+
+class MissingKeyError(RuntimeError):
+    """Real data without a pseudonymisation key: the run must not start."""
+
+
+@dataclass(frozen=True)
+class Pseudonymiser:
+    key: bytes
+    development: bool = False
+
+    @classmethod
+    def from_environment(cls, *, sample_only: bool) -> Pseudonymiser:
+        """The key from ``ICARE_PSEUDONYM_KEY``; the public development key only for the bundled sample."""
+        value = os.environ.get(KEY_ENVIRONMENT_VARIABLE, "")
+        if value:
+            if len(value.encode()) < KEY_BYTES_MINIMUM:
+                raise MissingKeyError(
+                    f"{KEY_ENVIRONMENT_VARIABLE} is shorter than {KEY_BYTES_MINIMUM} bytes: "
+                    "use a long random secret (for example: python -c 'import secrets; "
+                    "print(secrets.token_hex(32))')"
+                )
+            return cls(value.encode())
+        if sample_only:
+            return cls(DEVELOPMENT_KEY.encode(), development=True)
+        raise MissingKeyError(
+            f"Set {KEY_ENVIRONMENT_VARIABLE} to a secret key before running on your own data: child "
+            "identifiers are pseudonymised with it and the public development key is for the "
+            "bundled synthetic sample only. Keep the key safe and use the same key every year so "
+            "that children can be linked across releases."
+        )
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies the key in run metadata without revealing it."""
+        return hmac.new(self.key, b"icare key fingerprint", hashlib.sha256).hexdigest()[:12]
+
+    def hash_one(self, value: str) -> str:
+        return _hex(hmac.new(self.key, digestmod=hashlib.sha256), value)
+
+    def child_keys(self, source: str, area: pd.Series, child: pd.Series) -> pd.Series:
+        """Pseudonymous child key per row; identical ids in different areas are different children."""
+        composite = source + _SEPARATOR + area.fillna("").astype(str) + _SEPARATOR + child.astype(str)
+        return self.values(composite)
+
+    def values(self, values: pd.Series) -> pd.Series:
+        """Hash each distinct value once and map the result back onto the rows."""
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+        base = hmac.new(self.key, digestmod=hashlib.sha256)
+        hashed = pd.array([_hex(base, str(u)) for u in uniques], dtype="str")
+        return pd.Series(hashed.take(codes, allow_fill=True), index=values.index, dtype="str")
+
+
+def _hex(base: hmac.HMAC, value: str) -> str:
+    """HMAC of one value, reusing the keyed state (copying it is cheaper than re-keying)."""
+    mac = base.copy()
+    mac.update(value.encode("utf-8"))
+    return mac.hexdigest()[:32]

@@ -1,0 +1,90 @@
+"""Account for every input row: accepted, quarantined, superseded or not harmonised.
+
+Built from the final outcome of each row, not from counters kept along the way, and checked: each
+row has exactly one outcome and, per file and table, rows read = accepted + quarantined +
+superseded + not harmonised. A mismatch is a bug and stops the run before anything is written.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from icare.sources.base import RawTable
+
+KEY = ["file", "sheet", "row_number"]
+OUTCOMES = ["rows_accepted", "rows_quarantined", "rows_superseded", "rows_not_harmonised"]
+RECONCILIATION_COLUMNS = [
+    "source",
+    "collection_year",
+    "area_code",
+    "file",
+    "sheet",
+    "table_name",
+    "rows_read",
+    *OUTCOMES,
+]
+
+
+class ReconciliationError(RuntimeError):
+    """Rows were lost or double-counted: the run stops and writes nothing."""
+
+
+def _rows(frame: pd.DataFrame, outcome: str) -> pd.DataFrame:
+    rows = frame.loc[frame["row_number"].notna(), KEY].drop_duplicates()
+    return rows.assign(outcome=outcome)
+
+
+def reconcile(
+    tables: list[RawTable],
+    harmonised_tables: set[str],
+    accepted: pd.DataFrame,
+    quarantined: pd.DataFrame,
+    superseded: pd.DataFrame,
+) -> pd.DataFrame:
+    """One row per table read (a CSV file or a workbook sheet), with its rows' outcomes."""
+    read_parts, outcome_parts = [], []
+    for raw in tables:
+        base = {
+            "source": raw.input.source,
+            "collection_year": raw.input.collection_year,
+            "area_code": raw.input.area_code,
+            "file": raw.input.file,
+            "sheet": raw.sheet,
+            "table_name": raw.table,
+            "rows_read": len(raw.frame),
+        }
+        read_parts.append(base)
+        if raw.table is not None and raw.table not in harmonised_tables and not raw.missing_columns:
+            rows = pd.DataFrame({"file": raw.input.file, "sheet": raw.sheet, "row_number": raw.frame.index})
+            outcome_parts.append(rows.assign(outcome="rows_not_harmonised"))
+    outcome_parts += [
+        _rows(accepted, "rows_accepted"),
+        _rows(quarantined, "rows_quarantined"),
+        _rows(superseded, "rows_superseded"),
+    ]
+    outcomes = pd.concat([p for p in outcome_parts if len(p)] or [pd.DataFrame(columns=[*KEY, "outcome"])])
+    outcomes["row_number"] = outcomes["row_number"].astype("int64")
+    outcomes["sheet"] = outcomes["sheet"].astype(object).where(outcomes["sheet"].notna(), "")
+    clash = outcomes.duplicated(KEY, keep=False)
+    if clash.any():
+        example = outcomes[clash].sort_values(KEY).head(4).to_dict("records")
+        raise ReconciliationError(f"rows with more than one outcome: {example}")
+    counts = (
+        outcomes.groupby(["file", "sheet", "outcome"])
+        .size()
+        .unstack("outcome", fill_value=0)
+        .reindex(columns=OUTCOMES, fill_value=0)
+        .reset_index()
+    )
+    read = pd.DataFrame(read_parts, columns=RECONCILIATION_COLUMNS[:7])
+    read["sheet_key"] = read["sheet"].astype(object).where(read["sheet"].notna(), "")
+    table = read.merge(counts.rename(columns={"sheet": "sheet_key"}), on=["file", "sheet_key"], how="left")
+    table = table.drop(columns="sheet_key")
+    table[OUTCOMES] = table[OUTCOMES].fillna(0).astype("int64")
+    unbalanced = table["rows_read"] != table[OUTCOMES].sum(axis=1)
+    if unbalanced.any():
+        raise ReconciliationError(
+            "rows read do not equal accepted + quarantined + superseded + not harmonised for: "
+            f"{table.loc[unbalanced].to_dict('records')}"
+        )
+    return table[RECONCILIATION_COLUMNS].sort_values(["source", "file", "sheet"], na_position="first")

@@ -1,0 +1,31 @@
+"""Which national sources exist: every ``sources/<name>/source.yaml`` names its reader class."""
+
+from __future__ import annotations
+
+import importlib
+
+import yaml
+
+from icare.resources import data_root
+
+
+class UnknownSourceError(KeyError):
+    pass
+
+
+def available_sources() -> dict[str, str]:
+    """Source id -> ``module:Class`` of its reader, from the source folders' specs."""
+    found = {}
+    for spec_path in sorted((data_root() / "sources").glob("*/source.yaml")):
+        spec = yaml.safe_load(spec_path.read_text(encoding="utf-8"))
+        found[spec["id"]] = spec["reader"]
+    return found
+
+
+def reader_class(name: str) -> type:
+    sources = available_sources()
+    if name not in sources:
+        known = ", ".join(sorted(sources)) or "none"
+        raise UnknownSourceError(f"unknown source {name!r} (known sources: {known})")
+    module_name, _, class_name = sources[name].partition(":")
+    return getattr(importlib.import_module(module_name), class_name)

@@ -1,0 +1,240 @@
+"""Every table icare writes: its columns, Arrow types, nullability and meaning, in one place.
+
+The Arrow schema (Parquet and DuckDB types), the Pandera schema that checks a table before it is
+written, and the column reference in the README are all derived from these definitions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+import pandera.pandas as pa
+import pyarrow as pa_arrow
+
+STRING = pa_arrow.string()
+INT = pa_arrow.int64()
+DATE = pa_arrow.date32()
+BOOL = pa_arrow.bool_()
+FLOAT = pa_arrow.float64()
+TIMESTAMP = pa_arrow.timestamp("us", tz="UTC")
+
+
+@dataclass(frozen=True)
+class Col:
+    name: str
+    type: pa_arrow.DataType
+    nullable: bool
+    description: str
+    allowed: tuple[str, ...] | None = None
+
+
+def _origin() -> list[Col]:
+    return [
+        Col("file", STRING, False, "input file, relative to the source folder"),
+        Col("sheet", STRING, True, "workbook sheet (empty for CSV)"),
+        Col("row_number", INT, False, "row in the file or sheet, the header being row 1"),
+    ]
+
+
+SOURCE = Col("source", STRING, False, "national source id, e.g. ssda903")
+AREA = Col("area_code", STRING, True, "reporting area (local authority code) where the path names it")
+YEAR = Col(
+    "collection_year", INT, True, "collection year, named by the year in which it ends (2024 = 2023/24)"
+)
+CLASSIFICATION_VERSION = Col("classification_version", STRING, False, "ICare classification version id")
+
+TABLES: dict[str, list[Col]] = {
+    "episodes": [
+        SOURCE,
+        Col("country", STRING, False, "ISO 3166 code of the country or subdivision (GB-ENG)"),
+        AREA,
+        Col("collection_year", INT, False, "collection year of the return the row came from"),
+        Col("child_key", STRING, False, "pseudonymous child key: keyed hash of source, area and child id"),
+        Col("sex", STRING, True, "harmonised sex", ("M", "F", "U")),
+        Col("birth_month", DATE, True, "first day of the month of birth (the full date is not kept)"),
+        Col("ethnicity", STRING, True, "national ethnicity code as reported"),
+        Col("uasc", BOOL, False, "the child was an unaccompanied asylum-seeking child in any return"),
+        Col("episode_start", DATE, False, "date the episode started"),
+        Col("episode_end", DATE, True, "date the episode ceased (empty while open), after repair"),
+        Col("episode_end_reported", DATE, True, "end date as the return reported it"),
+        Col(
+            "episode_end_type",
+            STRING,
+            False,
+            "open, continues (new episode the same day) or exit",
+            ("open", "continues", "exit"),
+        ),
+        Col("new_episode_type", STRING, False, "harmonised reason for the new episode"),
+        Col("exit_destination", STRING, True, "harmonised exit destination when the episode ends care"),
+        Col("rne", STRING, True, "national reason for new episode, as reported"),
+        Col("ls", STRING, True, "national legal status, as reported"),
+        Col("cin", STRING, True, "national category of need, as reported"),
+        Col("place", STRING, True, "national placement type, as reported"),
+        Col("place_provider", STRING, True, "national placement provider, as reported"),
+        Col("rec", STRING, True, "national reason episode ceased, as reported"),
+        Col("reason_place_change", STRING, True, "national reason for placement change, as reported"),
+        Col("urn", STRING, True, "provider's registration number (Ofsted URN), as reported"),
+        Col("icare_code", STRING, False, "ICare category of the episode"),
+        Col("icare_level1", STRING, False, "ICare ancestor at level 1"),
+        Col("icare_level2", STRING, True, "ICare ancestor at level 2"),
+        Col("icare_level3", STRING, True, "ICare ancestor at level 3"),
+        Col("icare_level4", STRING, True, "ICare ancestor at level 4"),
+        Col("legal_basis", STRING, True, "harmonised legal basis"),
+        Col("provider_sector", STRING, True, "harmonised provider sector"),
+        Col("purpose", STRING, True, "harmonised purpose of the placement"),
+        Col("duration_intent", STRING, True, "harmonised intended duration"),
+        Col("regulated", STRING, True, "registered / unregistered setting"),
+        Col("concordance_rule", STRING, True, "conditional concordance rule that set the mapping, if any"),
+        Col("repair_rule", STRING, True, "episode repair rule that changed the row (docs/episode-repair.md)"),
+        Col("overlaps_next", BOOL, False, "the episode is still running when the child's next one starts"),
+        *_origin(),
+        CLASSIFICATION_VERSION,
+        Col("concordance_version", STRING, False, "concordance version id"),
+    ],
+    "children": [
+        SOURCE,
+        Col("country", STRING, False, "ISO 3166 code of the country or subdivision"),
+        AREA,
+        Col("child_key", STRING, False, "pseudonymous child key"),
+        Col("sex", STRING, True, "harmonised sex from the latest header row", ("M", "F", "U")),
+        Col("birth_month", DATE, True, "first day of the month of birth"),
+        Col("ethnicity", STRING, True, "national ethnicity code as reported"),
+        Col("uasc", BOOL, False, "unaccompanied asylum-seeking child in any return"),
+        Col("first_collection_year", INT, False, "first return with a header row for the child"),
+        Col("last_collection_year", INT, False, "latest return with a header row for the child"),
+        *_origin(),
+    ],
+    "quarantine": [
+        SOURCE,
+        YEAR,
+        AREA,
+        Col("file", STRING, False, "input file, relative to the source folder"),
+        Col("sheet", STRING, True, "workbook sheet (empty for CSV)"),
+        Col("table_name", STRING, True, "recognised table (empty when unrecognised)"),
+        Col(
+            "row_number", INT, True, "row in the file (empty when the whole file is affected and has no rows)"
+        ),
+        Col("column_name", STRING, True, "column at fault"),
+        Col("rule", STRING, False, "rule broken"),
+        Col("value", STRING, True, "offending value (identifiers pseudonymised or redacted)"),
+        Col("message", STRING, False, "what is wrong and where, in words"),
+    ],
+    "superseded": [
+        SOURCE,
+        YEAR,
+        AREA,
+        *_origin(),
+        Col("table_name", STRING, False, "table of the row"),
+        Col("reason", STRING, False, "why another row stands for this one"),
+        Col("kept_file", STRING, True, "file of the row that was kept"),
+        Col("kept_sheet", STRING, True, "sheet of the row that was kept"),
+        Col("kept_row_number", INT, True, "row number of the row that was kept"),
+    ],
+    "reconciliation": [
+        SOURCE,
+        YEAR,
+        AREA,
+        Col("file", STRING, False, "input file"),
+        Col("sheet", STRING, True, "workbook sheet (empty for CSV)"),
+        Col("table_name", STRING, True, "recognised table (empty when unrecognised)"),
+        Col("rows_read", INT, False, "non-blank data rows read"),
+        Col("rows_accepted", INT, False, "rows now in the harmonised tables"),
+        Col("rows_quarantined", INT, False, "rows in the quarantine table"),
+        Col("rows_superseded", INT, False, "rows represented by another row (a later return or a copy)"),
+        Col("rows_not_harmonised", INT, False, "rows of recognised tables that this release does not use"),
+    ],
+    "icare_classification": [
+        CLASSIFICATION_VERSION,
+        Col("code", STRING, False, "ICare code"),
+        Col("level", INT, False, "level in the hierarchy (1 = top)"),
+        Col("parent", STRING, True, "parent code"),
+        Col("label", STRING, False, "label"),
+        Col("definition", STRING, False, "short definition"),
+        Col("basis", STRING, True, "basis in the international definitions"),
+        Col("in_alternative_care", BOOL, False, "the category is alternative care under the UN Guidelines"),
+        Col("boundary", BOOL, False, "boundary category: outside UN GL scope but in national data"),
+        Col("level1", STRING, True, "ancestor at level 1"),
+        Col("level2", STRING, True, "ancestor at level 2"),
+        Col("level3", STRING, True, "ancestor at level 3"),
+        Col("level4", STRING, True, "ancestor at level 4"),
+    ],
+    "icare_dimensions": [
+        CLASSIFICATION_VERSION,
+        Col("dimension", STRING, False, "dimension name (legal_basis, exit_destination, ...)"),
+        Col("code", STRING, False, "value code"),
+        Col("label", STRING, False, "label"),
+        Col("definition", STRING, True, "definition"),
+    ],
+    "concordance": [
+        SOURCE,
+        Col("concordance_version", STRING, False, "concordance version id"),
+        CLASSIFICATION_VERSION,
+        Col("kind", STRING, False, "mapping (one national column), blank case or conditional rule"),
+        Col("priority", INT, True, "order of a conditional rule (first match wins)"),
+        Col("rule_id", STRING, True, "id of the conditional rule"),
+        Col("target", STRING, True, "harmonised field set (icare_code, legal_basis, ...)"),
+        Col("column", STRING, True, "national column read"),
+        Col("code", STRING, True, "national code"),
+        Col("first_year", INT, True, "first collection year the row applies to"),
+        Col("last_year", INT, True, "last collection year (empty = still applies)"),
+        Col("condition", STRING, True, "conditions of a rule or blank case, in words"),
+        Col("value", STRING, True, "value as written in the concordance"),
+        Col("output_value", STRING, True, "value after the classification's crosswalk"),
+        Col("decision", STRING, True, "kind of decision (direct, ambiguous, boundary, ...)"),
+        Col("reason", STRING, True, "why the code maps there"),
+        Col("file", STRING, True, "concordance file holding the row"),
+    ],
+    "runs": [
+        Col("run_id", STRING, False, "run identifier"),
+        Col("started_at", TIMESTAMP, False, "start time (UTC)"),
+        Col("finished_at", TIMESTAMP, False, "end time (UTC)"),
+        Col("icare_version", STRING, False, "icare software version"),
+        CLASSIFICATION_VERSION,
+        Col("concordance_versions", STRING, False, "JSON: source -> concordance version id"),
+        Col("pseudonym_key_fingerprint", STRING, False, "identifies the key used, without revealing it"),
+        Col("development_key", BOOL, False, "the public development key was used (bundled sample only)"),
+        Col("inputs", STRING, False, "JSON list: source, file, sha256, bytes, collection year, area"),
+        Col("row_counts", STRING, False, "JSON: rows read, accepted, quarantined, superseded per source"),
+        Col("timings", STRING, False, "JSON: seconds per step"),
+    ],
+    "inputs": [
+        SOURCE,
+        Col("file", STRING, False, "input file, relative to the source folder"),
+        Col("sha256", STRING, False, "SHA-256 of the file's bytes"),
+        Col("size_bytes", INT, False, "file size"),
+        YEAR,
+        AREA,
+    ],
+}
+
+
+def arrow_schema(table: str) -> pa_arrow.Schema:
+    return pa_arrow.schema([pa_arrow.field(c.name, c.type, nullable=c.nullable) for c in TABLES[table]])
+
+
+def _pandera_column(col: Col) -> pa.Column:
+    checks = [pa.Check.isin(list(col.allowed))] if col.allowed else []
+    return pa.Column(nullable=col.nullable, checks=checks)
+
+
+def pandera_schema(table: str) -> pa.DataFrameSchema:
+    """Checks a table before it is written: columns present, required values filled, codes allowed."""
+    return pa.DataFrameSchema({c.name: _pandera_column(c) for c in TABLES[table]}, strict=True, name=table)
+
+
+def to_arrow(frame: pd.DataFrame, table: str) -> pa_arrow.Table:
+    """Validate ``frame`` and convert it with the table's explicit Arrow schema."""
+    pandera_schema(table).validate(frame, lazy=True)
+    schema = arrow_schema(table)
+    columns = {}
+    for field in schema:
+        values = frame[field.name]
+        if pa_arrow.types.is_date32(field.type) or pa_arrow.types.is_timestamp(field.type):
+            stamps = pa_arrow.array(pd.to_datetime(values, utc=field.type == TIMESTAMP), from_pandas=True)
+            columns[field.name] = stamps.cast(field.type)
+            continue
+        if pa_arrow.types.is_string(field.type) and values.dtype == object:
+            values = values.where(values.notna(), None)
+        columns[field.name] = pa_arrow.array(values, type=field.type, from_pandas=True)
+    return pa_arrow.table(columns, schema=schema)

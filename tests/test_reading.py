@@ -1,0 +1,89 @@
+"""Reading files as text and recognising tables by their headers."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+from openpyxl import Workbook
+
+from icare.reading import UnreadableFileError, read_csv_text, read_workbook_text, recognise_table
+from icare.sources.spec import load_source_spec
+from tests.builders import EPISODE_COLUMNS, HEADER_COLUMNS, episode, write_csv
+
+TABLES = load_source_spec("ssda903").table_columns()
+
+
+def test_csv_keeps_leading_zeros_and_numbers_rows_from_the_header(tmp_path):
+    path = write_csv(
+        tmp_path / "e.csv", EPISODE_COLUMNS, [episode("007", "01/04/2023"), episode("0201", "x")]
+    )
+    frame = read_csv_text(path)
+    assert frame["CHILD"].tolist() == ["007", "0201"]
+    assert frame.index.tolist() == [2, 3]  # the header is row 1
+    assert frame["DEC"].isna().all()  # empty fields are null, not ""
+
+
+def test_csv_with_byte_order_mark_and_cp1252(tmp_path):
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes("\ufeffCHILD,SEX\r\n01,1\r\n".encode())
+    assert read_csv_text(bom).columns.tolist() == ["CHILD", "SEX"]
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("CHILD,NOTE\r\n01,caf\xe9\r\n".encode("cp1252"))
+    assert read_csv_text(latin)["NOTE"].tolist() == ["café"]
+
+
+def test_empty_csv_gives_an_empty_frame(tmp_path):
+    path = tmp_path / "empty.csv"
+    path.write_text("")
+    assert read_csv_text(path).columns.empty
+
+
+def test_workbook_text_cells_and_real_date_cells(tmp_path):
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.title = "Episodes"
+    sheet.append(["CHILD", "DECOM"])
+    sheet.append(["007", datetime.datetime(2023, 4, 1)])
+    sheet.append(["0201", "02/04/2023"])
+    workbook.create_sheet("Notes").append(["free text"])
+    path = tmp_path / "w.xlsx"
+    workbook.save(path)
+    sheets = read_workbook_text(path)
+    assert sheets["Episodes"]["CHILD"].tolist() == ["007", "0201"]
+    # A typed date cell is unambiguous and becomes dd/mm/YYYY; text dates stay as written.
+    assert sheets["Episodes"]["DECOM"].tolist() == ["01/04/2023", "02/04/2023"]
+    assert sheets["Episodes"].index.tolist() == [2, 3]
+
+
+def test_broken_workbook_is_reported(tmp_path):
+    path = tmp_path / "broken.xlsx"
+    path.write_bytes(b"not a zip file")
+    with pytest.raises(UnreadableFileError, match=r"broken\.xlsx"):
+        read_workbook_text(path)
+
+
+def test_recognise_exact_table_in_any_order_and_case():
+    recognition = recognise_table(reversed([c.lower() for c in HEADER_COLUMNS]), TABLES)
+    assert recognition.table == "header"
+    assert recognition.missing == ()
+
+
+def test_recognise_reports_missing_and_extra_columns():
+    columns = [c for c in EPISODE_COLUMNS if c != "DEC"] + ["NAME"]
+    recognition = recognise_table(columns, TABLES)
+    assert recognition.table == "episodes"
+    assert recognition.missing == ("DEC",)
+    assert recognition.extra == ("NAME",)
+    assert "DEC" in recognition.message
+
+
+def test_extra_columns_do_not_stop_recognition():
+    recognition = recognise_table([*HEADER_COLUMNS, "FORENAME"], TABLES)
+    assert (recognition.table, recognition.missing, recognition.extra) == ("header", (), ("FORENAME",))
+
+
+def test_unknown_columns_are_not_recognised():
+    recognition = recognise_table(["A", "B"], TABLES)
+    assert recognition.table is None
+    assert "match no known table" in recognition.message
