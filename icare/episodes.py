@@ -110,9 +110,9 @@ def repair_open_episodes(
     """
     frame = episodes.sort_values([*EPISODE, "collection_year"], kind="stable").copy()
     frame["repair_rule"] = pd.Series(pd.NA, index=frame.index, dtype="str")
-    latest = frame["area_code"].map(latest_year)
-    open_old = frame["episode_end"].isna() & (frame["collection_year"] < latest)
-    if not open_old.any():
+    latest = frame["area_code"].map(latest_year).astype("float64")
+    open_old = frame["episode_end"].isna() & (frame["collection_year"].astype("float64") < latest)
+    if frame.empty or not open_old.any():
         return Split(
             frame, frame.iloc[:0].assign(reason=None), frame.iloc[:0].assign(rule=None, message=None)
         )

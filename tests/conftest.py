@@ -1,0 +1,39 @@
+"""Shared fixtures: a test pseudonymisation key and a runner for crafted returns."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from icare.pipeline import RunOptions, run
+from icare.pseudonymise import KEY_ENVIRONMENT_VARIABLE, Pseudonymiser
+
+TEST_KEY = "test-key-for-icare-unit-tests-0123456789"
+TEST_PSEUDONYMISER = Pseudonymiser(TEST_KEY.encode())
+
+
+@pytest.fixture
+def pseudonym_key(monkeypatch) -> Pseudonymiser:
+    monkeypatch.setenv(KEY_ENVIRONMENT_VARIABLE, TEST_KEY)
+    return TEST_PSEUDONYMISER
+
+
+def run_with_test_key(input_dir: Path, output_dir: Path) -> dict[str, pd.DataFrame]:
+    """Run the whole pipeline on a folder of returns with the test key; returns the published tables."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(KEY_ENVIRONMENT_VARIABLE, TEST_KEY)
+        return run(RunOptions({"ssda903": input_dir}, output_dir)).tables
+
+
+@pytest.fixture
+def run_on(tmp_path, pseudonym_key):
+    def _run(input_dir: Path, output_dir: Path | None = None) -> dict[str, pd.DataFrame]:
+        return run_with_test_key(input_dir, output_dir or tmp_path / "out")
+
+    return _run
+
+
+def child_key(pseudonymiser: Pseudonymiser, child: str, area: str | None = "201") -> str:
+    return pseudonymiser.child_keys("ssda903", pd.Series([area]), pd.Series([child])).iloc[0]

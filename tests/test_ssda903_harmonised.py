@@ -1,0 +1,251 @@
+"""Crafted multi-year SSDA903 returns with hand-checked harmonised episodes.
+
+Two returns of one local authority (201): 2022/23 (folder 2023) and 2023/24 (folder 2024). Each
+child exercises one awkward case; the expected episodes were worked out by hand from the rules in
+docs/episode-repair.md and docs/mapping-decisions.md.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from tests.builders import episode, header, write_return
+from tests.conftest import TEST_PSEUDONYMISER, child_key, run_with_test_key
+
+
+@pytest.fixture(scope="module")
+def crafted(tmp_path_factory):
+    root = tmp_path_factory.mktemp("crafted") / "returns"
+    write_return(
+        root,
+        2023,
+        headers=[
+            header("0012"),
+            header("12", sex="2", dob="03/02/2007"),
+            header("300"),
+            header("400"),
+            header("500"),
+            header("600"),
+            header("700"),
+            header("800"),
+            header("900"),
+            header("980"),
+        ],
+        episodes=[
+            # 0012: same-day chain (X1), second episode open at 31/03/2023 and closed in 2024.
+            episode("0012", "01/05/2022", dec="01/08/2022", rec="X1", reason_change="CARPL"),
+            episode("0012", "01/08/2022", rne="P", place="K2", provider="PR4", urn="123456"),
+            # 12 (not 0012): H5 started before 28/10/2023, re-coded K3 by the 2024 return.
+            episode("12", "10/10/2022", ls="V2", place="H5", provider="PR4"),
+            # 300: open in 2023, absent from the 2024 return -> repaired by R2.
+            episode("300", "01/06/2022", place="U6"),
+            # 400: temporary move in hospital (T1), then back to the same foster carer.
+            episode("400", "01/06/2022", dec="10/06/2022", rec="X1"),
+            episode("400", "10/06/2022", rne="P", place="T1", provider="", dec="14/06/2022", rec="X1"),
+            episode("400", "14/06/2022", rne="P", dec="20/12/2022", rec="E13"),
+            # 500: same-day chain at the year boundary: legal status change on 31/03/2023.
+            episode("500", "01/02/2023", ls="C1", place="U6", dec="31/03/2023", rec="X1"),
+            episode("500", "31/03/2023", rne="L", ls="C2", place="U6"),
+            # 600: overlapping episodes (dirty data): flagged, not cut.
+            episode("600", "01/05/2022", dec="01/12/2022", rec="E8"),
+            episode("600", "01/07/2022", dec="01/09/2022", rec="E8"),
+            # 700: the same row twice in one return.
+            episode("700", "05/05/2022", dec="05/07/2022", rec="E4A"),
+            episode("700", "05/05/2022", dec="05/07/2022", rec="E4A"),
+            # 800: open in 2023; the 2024 row has a two-digit year, so no repair may be guessed.
+            episode("800", "01/01/2023"),
+            # 900: a code that does not exist.
+            episode("900", "01/01/2023", place="Q9"),
+            # 980: short breaks (V3) and a secure home under remand (J1 + K1).
+            episode("980", "01/04/2022", ls="V3", dec="03/04/2022", rec="X1"),
+            episode(
+                "980", "03/04/2022", rne="B", ls="J1", place="K1", provider="PR2", dec="01/09/2022", rec="E8"
+            ),
+            # 990: episodes but no header row anywhere.
+            episode("990", "01/01/2023", dec="02/01/2023", rec="E8"),
+        ],
+        uasc=[{"CHILD": "12", "SEX": "2", "DOB": "03/02/2007", "DUC": ""}],
+    )
+    write_return(
+        root,
+        2024,
+        headers=[
+            header("0012"),
+            header("12", sex="2", dob="03/02/2007"),
+            header("500"),
+            header("800"),
+            header("950"),
+            header("960"),
+        ],
+        episodes=[
+            episode(
+                "0012",
+                "01/08/2022",
+                rne="P",
+                place="K2",
+                provider="PR4",
+                urn="123456",
+                dec="15/01/2024",
+                rec="E4A",
+            ),
+            episode("12", "10/10/2022", ls="V2", place="K3", provider="PR4", dec="01/03/2024", rec="E5"),
+            episode("500", "31/03/2023", rne="L", ls="C2", place="U6", dec="01/05/2023", rec="E45"),
+            episode("800", "01/01/23", dec="01/02/2024", rec="E8"),
+            # 950: P2 cannot be used for an episode still open after 28/10/2023.
+            episode("950", "01/11/2023", place="P2", provider="PR4"),
+            # 960: H5 cannot start after 28/10/2023 (K3 replaced it).
+            episode("960", "15/11/2023", place="H5", provider="PR4"),
+        ],
+    )
+    return root
+
+
+@pytest.fixture(scope="module")
+def tables(crafted, tmp_path_factory):
+    return run_with_test_key(crafted, tmp_path_factory.mktemp("out"))
+
+
+@pytest.fixture
+def pseudonym_key():
+    return TEST_PSEUDONYMISER
+
+
+def episodes_of(tables, pseudonym_key, child):
+    episodes = tables["episodes"]
+    return episodes[episodes["child_key"] == child_key(pseudonym_key, child)].sort_values("episode_start")
+
+
+def test_same_day_chain_and_latest_return_wins(tables, pseudonym_key):
+    rows = episodes_of(tables, pseudonym_key, "0012")
+    assert rows["episode_start"].dt.strftime("%Y-%m-%d").tolist() == ["2022-05-01", "2022-08-01"]
+    assert rows["episode_end"].dt.strftime("%Y-%m-%d").tolist() == ["2022-08-01", "2024-01-15"]
+    assert rows["episode_end_type"].tolist() == ["continues", "exit"]
+    assert rows["exit_destination"].tolist()[1] == "reunification"
+    assert rows["icare_code"].tolist() == ["AC.F12", "AC.F29"]
+    assert rows["provider_sector"].tolist() == ["public_own_authority", "private"]
+    assert rows["file"].tolist() == ["2023/201/episodes.csv", "2024/201/episodes.csv"]
+    assert rows["repair_rule"].isna().all()
+    assert rows["sex"].tolist() == ["M", "M"]
+    assert rows["birth_month"].dt.strftime("%Y-%m-%d").tolist() == ["2012-06-01", "2012-06-01"]
+
+
+def test_leading_zero_identifiers_are_different_children(tables, pseudonym_key):
+    assert child_key(pseudonym_key, "0012") != child_key(pseudonym_key, "12")
+    rows = episodes_of(tables, pseudonym_key, "12")
+    assert len(rows) == 1
+    row = rows.iloc[0]
+    assert (row["place"], row["icare_code"], row["regulated"]) == ("K3", "AC.F3", "registered")
+    assert row["exit_destination"] == "independent_living_supported"
+    assert bool(row["uasc"]) is True
+    assert row["sex"] == "F"
+
+
+def test_open_episode_missing_from_the_later_return_is_repaired_and_flagged(tables, pseudonym_key):
+    row = episodes_of(tables, pseudonym_key, "300").iloc[0]
+    assert row["repair_rule"] == "R2_not_in_later_return"
+    assert row["episode_end"] == pd.Timestamp("2023-04-01")
+    assert pd.isna(row["episode_end_reported"])
+    assert (row["episode_end_type"], row["exit_destination"]) == ("exit", "not_known")
+
+
+def test_temporary_move_is_its_own_episode_with_the_temporary_category(tables, pseudonym_key):
+    rows = episodes_of(tables, pseudonym_key, "400")
+    assert rows["icare_code"].tolist() == ["AC.F12", "AC.X6", "AC.F12"]
+    assert rows["provider_sector"].tolist()[1] == "not_applicable"
+    assert rows["episode_end_type"].tolist() == ["continues", "continues", "exit"]
+    assert rows["exit_destination"].tolist()[2] == "relatives_kin"
+
+
+def test_chain_across_the_year_boundary(tables, pseudonym_key):
+    rows = episodes_of(tables, pseudonym_key, "500")
+    assert rows["episode_start"].dt.strftime("%Y-%m-%d").tolist() == ["2023-02-01", "2023-03-31"]
+    assert rows["episode_end"].dt.strftime("%Y-%m-%d").tolist() == ["2023-03-31", "2023-05-01"]
+    assert rows["new_episode_type"].tolist() == ["care_entry", "legal_status_change"]
+    assert rows["legal_basis"].tolist() == ["judicial_order", "judicial_order"]
+    assert rows["exit_destination"].tolist()[1] == "guardianship_order"
+
+
+def test_overlapping_episodes_are_kept_and_flagged(tables, pseudonym_key):
+    rows = episodes_of(tables, pseudonym_key, "600")
+    assert rows["overlaps_next"].tolist() == [True, False]
+    assert rows["episode_end"].dt.strftime("%Y-%m-%d").tolist() == ["2022-12-01", "2022-09-01"]
+
+
+def test_identical_rows_in_one_return_become_one_episode(tables, pseudonym_key):
+    assert len(episodes_of(tables, pseudonym_key, "700")) == 1
+    superseded = tables["superseded"]
+    copy = superseded[superseded["reason"] == "duplicate_row_in_return"]
+    assert copy[["file", "row_number", "kept_row_number"]].values.tolist() == [
+        ["2023/201/episodes.csv", 14, 13]
+    ]
+
+
+def test_conditional_rules_short_breaks_and_youth_justice(tables, pseudonym_key):
+    rows = episodes_of(tables, pseudonym_key, "980")
+    assert rows["icare_code"].tolist() == ["AC.X7", "AC.X2"]
+    assert rows["concordance_rule"].tolist() == ["short_breaks", "k1_youth_justice_secure"]
+    assert rows["icare_level1"].tolist() == ["AC.X", "AC.X"]
+
+
+def quarantined(tables, rule):
+    q = tables["quarantine"]
+    return q[q["rule"] == rule]
+
+
+def test_two_digit_year_is_quarantined_and_blocks_the_repair_of_the_older_row(tables, pseudonym_key):
+    bad = quarantined(tables, "date_format")
+    assert bad[["file", "row_number", "column_name", "value"]].values.tolist() == [
+        ["2024/201/episodes.csv", 5, "DECOM", "01/01/23"]
+    ]
+    assert "dd/mm/YYYY" in bad["message"].iloc[0] and "row 5" in bad["message"].iloc[0]
+    blocked = quarantined(tables, "repair_blocked")
+    assert blocked[["file", "row_number"]].values.tolist() == [["2023/201/episodes.csv", 15]]
+    assert episodes_of(tables, pseudonym_key, "800").empty  # nothing invented
+
+
+def test_unknown_code_and_codes_retired_by_date(tables):
+    unknown = quarantined(tables, "code_list")
+    assert unknown[["row_number", "column_name", "value"]].values.tolist() == [[16, "PLACE", "Q9"]]
+    retired = quarantined(tables, "retired_by_date").sort_values("row_number")
+    assert retired[["file", "row_number", "value"]].values.tolist() == [
+        ["2024/201/episodes.csv", 6, "P2"],
+        ["2024/201/episodes.csv", 7, "H5"],
+    ]
+    assert "28/10/2023" in retired["message"].iloc[0]
+
+
+def test_episodes_without_a_header_are_quarantined(tables):
+    missing = quarantined(tables, "missing_header")
+    assert missing[["row_number", "column_name"]].values.tolist() == [[19, "CHILD"]]
+    assert missing["value"].iloc[0].startswith("<pseudonymised:")  # the child id is not shown
+
+
+def test_every_row_is_accounted_for(tables):
+    reconciliation = tables["reconciliation"].set_index("file")
+    totals = reconciliation[["rows_accepted", "rows_quarantined", "rows_superseded", "rows_not_harmonised"]]
+    assert (reconciliation["rows_read"] == totals.sum(axis=1)).all()
+    episodes_2023 = reconciliation.loc["2023/201/episodes.csv"]
+    # 18 rows: 990 and 900 quarantined, 800 blocked, one copy of 700 and three open rows superseded by 2024.
+    assert episodes_2023[["rows_read", "rows_accepted", "rows_quarantined", "rows_superseded"]].tolist() == [
+        18,
+        11,
+        3,
+        4,
+    ]
+    episodes_2024 = reconciliation.loc["2024/201/episodes.csv"]
+    assert episodes_2024[["rows_read", "rows_accepted", "rows_quarantined", "rows_superseded"]].tolist() == [
+        6,
+        3,
+        3,
+        0,
+    ]
+    assert len(tables["episodes"]) == 11 + 3
+
+
+def test_no_identifier_or_postcode_is_published(tables):
+    published = " ".join(tables["episodes"].columns) + " " + " ".join(tables["children"].columns)
+    for column in ["CHILD", "DOB", "UPN", "HOME_POST", "PL_POST", "home_post", "pl_post", "dob"]:
+        assert column not in published.split()
+    values = set(tables["episodes"]["child_key"])
+    assert not values & {"0012", "12", "300"}
