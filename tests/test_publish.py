@@ -1,0 +1,111 @@
+"""Outputs are written all or nothing, with explicit types, and a re-run gives identical tables."""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from icare import publish
+from schemas.outputs import TABLES, arrow_schema
+from tests.builders import episode, header, write_return
+
+
+@pytest.fixture
+def returns(tmp_path):
+    root = tmp_path / "in"
+    write_return(
+        root,
+        2024,
+        headers=[header("1"), header("2", sex="2")],
+        episodes=[
+            episode("1", "01/05/2023", dec="01/06/2023", rec="X1"),
+            episode("1", "01/06/2023", rne="P", place="K2"),
+            episode("2", "02/02/2024", place="U1"),
+            episode("3", "bad date"),
+        ],
+    )
+    return root
+
+
+def read_database(path):
+    with duckdb.connect(str(path), read_only=True) as connection:
+        names = [row[0] for row in connection.execute("SHOW TABLES").fetchall()]
+        return {name: connection.execute(f'SELECT * FROM "{name}"').df() for name in names}
+
+
+def test_every_table_is_in_duckdb_and_parquet_with_the_declared_arrow_schema(returns, run_on, tmp_path):
+    run_on(returns, tmp_path / "out")
+    database = read_database(tmp_path / "out" / "icare.duckdb")
+    for table in TABLES:
+        parquet = pq.read_table(tmp_path / "out" / "parquet" / f"{table}.parquet")
+        assert parquet.schema.equals(arrow_schema(table)), table
+        assert len(database[table]) == parquet.num_rows, table
+    assert set(database) == set(TABLES) | {"data_dictionary"}
+    dictionary = database["data_dictionary"]
+    assert set(dictionary["table_name"]) == set(TABLES)
+    assert dictionary["description"].str.len().gt(0).all()
+
+
+def test_classification_version_is_recorded_with_the_outputs(returns, run_on, tmp_path):
+    tables = run_on(returns, tmp_path / "out")
+    version = tables["runs"]["classification_version"].iloc[0]
+    assert version == "icare-ac-provisional@0.1.0"
+    assert set(tables["episodes"]["classification_version"]) == {version}
+    assert set(tables["icare_classification"]["classification_version"]) == {version}
+    assert set(tables["concordance"]["classification_version"]) == {version}
+
+
+def test_rerun_on_the_same_input_gives_identical_tables(returns, run_on, tmp_path):
+    run_on(returns, tmp_path / "a")
+    run_on(returns, tmp_path / "b")
+    first, second = (
+        read_database(tmp_path / "a" / "icare.duckdb"),
+        read_database(tmp_path / "b" / "icare.duckdb"),
+    )
+    for table in set(first) - {"runs"}:
+        pd.testing.assert_frame_equal(first[table], second[table], obj=table)
+    assert first["runs"]["run_id"].equals(second["runs"]["run_id"])
+    for table in TABLES:
+        if table != "runs":
+            a = (tmp_path / "a" / "parquet" / f"{table}.parquet").read_bytes()
+            assert a == (tmp_path / "b" / "parquet" / f"{table}.parquet").read_bytes(), table
+
+
+def test_failed_run_leaves_previous_outputs_intact(returns, run_on, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    first = run_on(returns, out)
+    before = read_database(out / "icare.duckdb")
+    write_return(returns, 2025, headers=[header("9", sex="M")], episodes=[episode("9", "01/05/2024")])
+
+    def broken(tables, path):
+        path.write_bytes(b"half a database")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(publish, "_write_database", broken)
+    with pytest.raises(OSError, match="disk full"):
+        run_on(returns, out)
+    after = read_database(out / "icare.duckdb")
+    pd.testing.assert_frame_equal(before["episodes"], after["episodes"])
+    assert len(pq.read_table(out / "parquet" / "episodes.parquet")) == len(first["episodes"])
+    assert sorted(p.name for p in out.iterdir()) == ["icare.duckdb", "parquet", "run.json"]
+
+
+def test_failure_while_swapping_restores_previous_outputs(returns, run_on, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    run_on(returns, out)
+    before = (out / "run.json").read_text()
+    real_replace = publish.os.replace
+
+    def flaky_replace(src, dst):
+        if "staging" in str(src) and str(dst).endswith("parquet"):
+            raise OSError("rename failed")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(publish.os, "replace", flaky_replace)
+    with pytest.raises(OSError, match="rename failed"):
+        run_on(returns, out)
+    assert (out / "run.json").read_text() == before
+    assert (out / "parquet" / "episodes.parquet").exists()
+    assert read_database(out / "icare.duckdb")["episodes"].shape[0] == 3
