@@ -11,9 +11,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 KEY_ENVIRONMENT_VARIABLE = "ICARE_PSEUDONYM_KEY"
 # Public on purpose: it is used only for the bundled synthetic sample, never for real returns.
@@ -30,6 +32,8 @@ class MissingKeyError(RuntimeError):
 class Pseudonymiser:
     key: bytes
     development: bool = False
+    # value -> hash, so that a child seen in several tables and returns is hashed once per run.
+    _cache: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_environment(cls, *, sample_only: bool) -> Pseudonymiser:
@@ -62,15 +66,33 @@ class Pseudonymiser:
 
     def child_keys(self, source: str, area: pd.Series, child: pd.Series) -> pd.Series:
         """Pseudonymous child key per row; identical ids in different areas are different children."""
-        composite = source + _SEPARATOR + area.fillna("").astype(str) + _SEPARATOR + child.astype(str)
-        return self.values(composite)
+        text = pa.large_string()
+        composite = pc.binary_join_element_wise(
+            pa.scalar(source, text),
+            pc.fill_null(pa.array(area, type=text, from_pandas=True), pa.scalar("", text)),
+            pa.array(child, type=text, from_pandas=True),
+            pa.scalar(_SEPARATOR, text),
+        )
+        return self._hash_array(composite, child.index)
 
     def values(self, values: pd.Series) -> pd.Series:
-        """Hash each distinct value once and map the result back onto the rows."""
-        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+        """Hash each distinct value once and map the result back onto the rows (nulls stay null)."""
+        return self._hash_array(
+            pa.array(values.astype("str"), type=pa.large_string(), from_pandas=True), values.index
+        )
+
+    def _hash_array(self, values: pa.Array, index: pd.Index) -> pd.Series:
+        encoded = pc.dictionary_encode(values)
         base = hmac.new(self.key, digestmod=hashlib.sha256)
-        hashed = pd.array([_hex(base, str(u)) for u in uniques], dtype="str")
-        return pd.Series(hashed.take(codes, allow_fill=True), index=values.index, dtype="str")
+        cache = self._cache
+        hashed = []
+        for value in encoded.dictionary.to_pylist():
+            digest = cache.get(value)
+            if digest is None:
+                digest = cache[value] = _hex(base, value)
+            hashed.append(digest)
+        keys = pc.take(pa.array(hashed, type=pa.large_string()), encoded.indices)
+        return pd.Series(keys.to_pandas(), index=index)
 
 
 def _hex(base: hmac.HMAC, value: str) -> str:

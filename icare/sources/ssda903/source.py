@@ -24,6 +24,7 @@ from icare.extraction import extract
 from icare.pseudonymise import Pseudonymiser
 from icare.sources.base import Extraction, Harmonised, InputFile
 from icare.sources.spec import SourceSpec, load_source_spec
+from icare.vectorised import text_isin
 from schemas import ssda903 as schemas
 
 NAME = "ssda903"
@@ -100,12 +101,13 @@ class Ssda903Source:
                 episodes[[*episode_rules.ORIGIN, "table_name"]],
                 children.accepted_rows,
                 uasc.loc[
-                    uasc["child_key"].isin(children.table["child_key"]), [*episode_rules.ORIGIN, "table_name"]
+                    text_isin(uasc["child_key"], children.table["child_key"]),
+                    [*episode_rules.ORIGIN, "table_name"],
                 ],
             ]
         )
         quarantine_records = parts.quarantine(
-            uasc_orphans=uasc.loc[~uasc["child_key"].isin(children.table["child_key"])]
+            uasc_orphans=uasc.loc[~text_isin(uasc["child_key"], children.table["child_key"])]
         )
         return Harmonised(
             source=NAME,
@@ -139,7 +141,7 @@ class Ssda903Source:
                 "sex": latest["SEX"].map(self.spec.sex_codes),
                 "birth_month": dob.dt.to_period("M").dt.to_timestamp(),
                 "ethnicity": latest["ETHNIC"],
-                "uasc": latest["child_key"].isin(uasc["child_key"]),
+                "uasc": text_isin(latest["child_key"], uasc["child_key"]),
                 "file": latest["file"],
                 "sheet": latest["sheet"],
                 "row_number": latest["row_number"],
@@ -216,14 +218,14 @@ class Ssda903Source:
         self, episodes: pd.DataFrame, children: _Children, extraction: Extraction, parts: _Parts
     ) -> pd.DataFrame:
         """Sex and month of birth from the child's header; an episode without one is quarantined."""
-        known = episodes["child_key"].isin(children.table["child_key"])
+        known = text_isin(episodes["child_key"], children.table["child_key"])
         if not known.all():
             orphans = episodes.loc[~known]
             rejected_header = extraction.rejected.get("header")
             had_bad_header = pd.Series(False, index=orphans.index)
             if rejected_header is not None and len(rejected_header):
                 bad_keys = self._with_keys(rejected_header, "header")["child_key"]
-                had_bad_header = orphans["child_key"].isin(bad_keys)
+                had_bad_header = pd.Series(text_isin(orphans["child_key"], bad_keys), index=orphans.index)
             message = pd.Series(
                 "the child has no header row (CHILD, SEX, DOB) in any return, so sex and age are unknown",
                 index=orphans.index,
