@@ -81,7 +81,9 @@ class Pseudonymiser:
             pa.array(values.astype("str"), type=pa.large_string(), from_pandas=True), values.index
         )
 
-    def _hash_array(self, values: pa.Array, index: pd.Index) -> pd.Series:
+    def _hash_array(self, values: pa.Array | pa.ChunkedArray, index: pd.Index) -> pd.Series:
+        if isinstance(values, pa.ChunkedArray):
+            values = values.combine_chunks()
         encoded = pc.dictionary_encode(values)
         base = hmac.new(self.key, digestmod=hashlib.sha256)
         cache = self._cache
@@ -92,7 +94,7 @@ class Pseudonymiser:
                 digest = cache[value] = _hex(base, value)
             hashed.append(digest)
         keys = pc.take(pa.array(hashed, type=pa.large_string()), encoded.indices)
-        return pd.Series(keys.to_pandas(), index=index)
+        return keys.to_pandas().set_axis(index)
 
 
 def _hex(base: hmac.HMAC, value: str) -> str:
