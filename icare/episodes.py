@@ -1,9 +1,9 @@
 """Combine several annual returns into one set of episodes, and repair what older returns left open.
 
-Generic over longitudinal sources: it works on harmonised column names (``area_code``,
-``child_key``, ``episode_start``, ``episode_end``, ``collection_year``, ``new_episode_type``) and
-knows no national code. The rules are documented in docs/episode-repair.md; each changed row records
-the rule in ``repair_rule``.
+Generic over longitudinal sources and kept narrow for speed: the functions work on integer child
+ids (``child_id``), dates, the collection year, the harmonised ``new_episode_type`` and a row id
+(``row_id``) that points back to the full record; they know no national code. The rules are
+documented in docs/episode-repair.md; each changed row records the rule in ``repair_rule``.
 """
 
 from __future__ import annotations
@@ -13,69 +13,84 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-CHILD = ["area_code", "child_key"]
+CHILD = ["child_id"]
 EPISODE = [*CHILD, "episode_start"]
-ORIGIN = ["file", "sheet", "row_number"]
 
 RULE_CONTINUED = "R1_continued"
 RULE_CEASED_BEFORE_REENTRY = "R1A_ceased_before_reentry"
 RULE_NOT_IN_LATER_RETURN = "R2_not_in_later_return"
 RULE_REPLACED = "R3A_replaced_in_later_return"
+REASON_COPY = "duplicate_row_in_return"
+REASON_LATER_RETURN = "replaced_by_later_return"
 
 
 @dataclass
 class Split:
-    """Rows kept, rows represented by another row (superseded), and rows rejected (quarantine)."""
+    """Rows kept; rows another row stands for (``superseded``: row_id, reason, kept_row_id); rows
+    rejected (``rejected``: row_id, rule, message)."""
 
     kept: pd.DataFrame
-    superseded: pd.DataFrame  # origin columns + reason + kept_file, kept_sheet, kept_row_number
-    rejected: pd.DataFrame  # rows + rule + message
+    superseded: pd.DataFrame
+    rejected: pd.DataFrame
 
 
-def _superseded(rows: pd.DataFrame, kept: pd.DataFrame, reason: str) -> pd.DataFrame:
-    return rows.assign(
-        reason=reason,
-        kept_file=kept["file"].to_numpy(),
-        kept_sheet=kept["sheet"].to_numpy(),
-        kept_row_number=kept["row_number"].to_numpy(),
-    )
+def _superseded(row_ids: np.ndarray, kept_row_ids: np.ndarray, reason: str) -> pd.DataFrame:
+    return pd.DataFrame({"row_id": row_ids, "reason": reason, "kept_row_id": kept_row_ids})
 
 
-def resolve_duplicates(frame: pd.DataFrame, key: list[str], compare: list[str]) -> Split:
+def _rejected(row_ids: np.ndarray, rule: str, message: str) -> pd.DataFrame:
+    return pd.DataFrame({"row_id": row_ids, "rule": rule, "message": message})
+
+
+def _next_is_same_child(child: np.ndarray) -> np.ndarray:
+    """For rows sorted by child: True where the next row belongs to the same child."""
+    same = np.zeros(len(child), dtype=bool)
+    same[:-1] = child[1:] == child[:-1]
+    return same
+
+
+def resolve_duplicates(frame: pd.DataFrame, key: list[str], content: pd.DataFrame) -> Split:
     """Rows with the same key: the latest return wins; duplicates within one return are checked.
 
-    Within one return (same collection year and area) identical rows are one record (the first in
-    file order is kept); rows that differ are a conflict that cannot be settled without guessing,
-    so all of them are rejected. Across returns, the row from the latest return wins.
+    Within one return (same collection year) identical rows are one record (the first in file
+    order is kept); rows that differ are a conflict that cannot be settled without guessing, so all
+    of them are rejected. ``content`` holds the columns compared, aligned on ``frame``'s index; it
+    is only read for the few rows that share a key within a return. Across returns, the row from
+    the latest return wins.
     """
-    ordered = frame.sort_values([*key, "collection_year", *ORIGIN], ascending=True, kind="stable")
+    ordered = frame.sort_values([*key, "collection_year", "row_id"], kind="stable")
     same_return = [*key, "collection_year"]
-    in_return = ordered.duplicated(same_return, keep=False)
-    distinct_versions = ordered.loc[in_return].drop_duplicates([*same_return, *compare])
-    conflicted_keys = distinct_versions.loc[
-        distinct_versions.duplicated(same_return, keep=False), same_return
-    ]
-    conflict = (
-        ordered[same_return].reset_index().merge(conflicted_keys.drop_duplicates(), on=same_return)["index"]
+    shared = ordered.duplicated(same_return, keep=False).to_numpy()
+    rejected = _rejected(np.array([], dtype="int64"), "conflicting_duplicate", "")
+    superseded = []
+    if shared.any():
+        candidates = ordered.loc[shared, [*same_return, "row_id"]]
+        compared = content.loc[candidates.index].astype("string").fillna("\x00")
+        signature = pd.util.hash_pandas_object(compared, index=False).to_numpy()
+        candidates = candidates.assign(signature=signature)
+        versions = candidates.groupby(same_return, sort=False)["signature"].transform("nunique")
+        conflicted = candidates.loc[versions > 1]
+        rejected = _rejected(
+            conflicted["row_id"].to_numpy(),
+            "conflicting_duplicate",
+            "this episode appears more than once in the same return with different values; the "
+            "return must say which is right",
+        )
+        copies = candidates.loc[(versions == 1) & candidates.duplicated(same_return, keep="first")]
+        first_row = candidates.groupby(same_return, sort=False)["row_id"].transform("first")
+        superseded.append(
+            _superseded(copies["row_id"].to_numpy(), first_row[copies.index].to_numpy(), REASON_COPY)
+        )
+        ordered = ordered.drop(index=conflicted.index.union(copies.index))
+    latest = ~ordered.duplicated(key, keep="last")
+    winner = ordered.groupby(key, sort=False)["row_id"].transform("last")
+    older = ordered.loc[~latest]
+    superseded.append(
+        _superseded(older["row_id"].to_numpy(), winner[older.index].to_numpy(), REASON_LATER_RETURN)
     )
-    rejected = ordered.loc[conflict]
-    rejected = rejected.assign(
-        rule="conflicting_duplicate",
-        message="this episode appears more than once in the same return with different values; "
-        "the return must say which is right",
+    return Split(
+        kept=ordered.loc[latest], superseded=pd.concat(superseded, ignore_index=True), rejected=rejected
     )
-    remaining = ordered.drop(index=conflict)
-    first_in_return = ~remaining.duplicated(same_return, keep="first")
-    copies = remaining.loc[~first_in_return]
-    originals = remaining.loc[first_in_return]
-    copy_of = copies[same_return].merge(originals[[*same_return, *ORIGIN]], on=same_return, how="left")
-    superseded = [_superseded(copies, copy_of, "duplicate_row_in_return")]
-    latest = ~originals.duplicated(key, keep="last")
-    older = originals.loc[~latest]
-    kept = originals.loc[latest]
-    replaced_by = older[key].merge(kept[[*key, *ORIGIN]], on=key, how="left")
-    superseded.append(_superseded(older, replaced_by, "replaced_by_later_return"))
-    return Split(kept=kept, superseded=pd.concat(superseded), rejected=rejected)
 
 
 def year_end(years: pd.Series, start_month: int, start_day: int) -> pd.Series:
@@ -87,72 +102,74 @@ def year_end(years: pd.Series, start_month: int, start_day: int) -> pd.Series:
 
 
 def repair_open_episodes(
-    episodes: pd.DataFrame,
-    latest_year: pd.Series,
-    blocked: pd.DataFrame,
-    start_month: int,
-    start_day: int,
+    episodes: pd.DataFrame, blocked: pd.DataFrame, start_month: int, start_day: int
 ) -> Split:
     """Close episodes that an older return left open and no later return carried on.
 
-    ``latest_year`` is the latest collection year read per area; ``blocked`` lists children
-    (area_code, child_key, collection_year) with rejected episode rows in a return: an open episode
-    older than such a return is not repaired (the fix could be in the rejected row) but rejected.
-    Rules, in order (docs/episode-repair.md):
+    ``episodes`` carries ``latest_collection_year``: the latest return read for the child's area.
+    ``blocked`` lists (child_id, collection_year) of returns with rejected episode rows: an open
+    episode older than such a return is not repaired (the fix may be in the rejected row) but
+    rejected. Rules, in order (docs/episode-repair.md):
 
-    - R3A: a later return has another episode of the child that started before this return's year
-      end: the later return restated the child's history, this row is superseded.
+    - R3A: a later return has another episode of the child that started on or before this return's
+      year end: the later return restated the child's history; this row is superseded.
     - R1: the child's next episode continues care: this one ends when the next starts.
     - R1A: the next episode is a new entry: this one ends on the first day after its return's year
       (the return showed the child in care at its year end) or when the next starts, if earlier;
       exit destination not known.
-    - R2: no later episode: it ends on the first day after its return's year, destination not known.
+    - R2: no later episode: it ends on the first day after its return's year; destination not known.
     """
-    frame = episodes.sort_values([*EPISODE, "collection_year"], kind="stable").copy()
-    frame["repair_rule"] = pd.Series(pd.NA, index=frame.index, dtype="str")
-    latest = frame["area_code"].map(latest_year).astype("float64")
-    open_old = frame["episode_end"].isna() & (frame["collection_year"].astype("float64") < latest)
-    if frame.empty or not open_old.any():
+    frame = episodes.sort_values([*EPISODE, "collection_year", "row_id"], kind="stable")
+    frame = frame.assign(repair_rule=pd.Series(pd.NA, index=frame.index, dtype="str"))
+    open_old = (
+        frame["episode_end"].isna() & (frame["collection_year"] < frame["latest_collection_year"])
+    ).to_numpy()
+    no_rows = _rejected(np.array([], dtype="int64"), "repair_blocked", "")
+    if not open_old.any():
         return Split(
-            frame, frame.iloc[:0].assign(reason=None), frame.iloc[:0].assign(rule=None, message=None)
+            frame,
+            _superseded(np.array([], dtype="int64"), np.array([], dtype="int64"), RULE_REPLACED),
+            no_rows,
         )
-    period_end = year_end(frame["collection_year"], start_month, start_day)
 
-    candidates = frame.loc[open_old, [*CHILD, "collection_year"]].assign(period_end=period_end[open_old])
-    candidates["row"] = candidates.index
+    candidates = frame.loc[open_old, [*CHILD, "collection_year", "row_id"]]
+    candidates = candidates.assign(period_end=year_end(candidates["collection_year"], start_month, start_day))
 
-    # Blocked: a later return of this child has rejected episode rows.
     hit = candidates.merge(blocked.rename(columns={"collection_year": "blocked_year"}), on=CHILD)
-    blocked_rows = pd.Index(hit.loc[hit["blocked_year"] > hit["collection_year"], "row"].unique())
-    rejected = frame.loc[blocked_rows].assign(
-        rule="repair_blocked",
-        message="open episode from an older return cannot be closed: a later return of this child has "
+    blocked_ids = hit.loc[hit["blocked_year"] > hit["collection_year"], "row_id"].unique()
+    rejected = _rejected(
+        blocked_ids,
+        "repair_blocked",
+        "open episode from an older return cannot be closed: a later return of this child has "
         "quarantined episode rows; fix those and run again",
     )
 
-    # R3A: a later return holds another episode of the child starting on or before this year's end.
-    others = frame[[*CHILD, "collection_year", "episode_start", *ORIGIN]].rename(
-        columns={"collection_year": "other_year", "episode_start": "other_start"}
+    others = frame[[*CHILD, "collection_year", "episode_start", "row_id"]].rename(
+        columns={"collection_year": "other_year", "episode_start": "other_start", "row_id": "other_row_id"}
     )
     pairs = candidates.merge(others, on=CHILD)
     restated = pairs[
         (pairs["other_year"] > pairs["collection_year"]) & (pairs["other_start"] <= pairs["period_end"])
     ]
-    restated = restated.drop_duplicates("row").set_index("row")
-    restated_rows = restated.index.difference(blocked_rows)
-    superseded = _superseded(frame.loc[restated_rows], restated.loc[restated_rows], RULE_REPLACED)
+    restated = restated.drop_duplicates("row_id")
+    restated = restated[~restated["row_id"].isin(blocked_ids)]
+    superseded = _superseded(
+        restated["row_id"].to_numpy(), restated["other_row_id"].to_numpy(), RULE_REPLACED
+    )
 
-    frame = frame.drop(index=blocked_rows.union(restated_rows))
-    open_old = open_old.reindex(frame.index)
-    period_end = period_end.reindex(frame.index)
-    grouped = frame.groupby(CHILD, sort=False, dropna=False)
-    next_start = grouped["episode_start"].shift(-1)
-    next_type = grouped["new_episode_type"].shift(-1)
-    has_next = next_start.notna()
-    day_after_year = period_end + pd.Timedelta(days=1)
+    frame = frame[~frame["row_id"].isin(np.concatenate([blocked_ids, restated["row_id"].to_numpy()]))]
+    same_child_next = _next_is_same_child(frame["child_id"].to_numpy())
+    next_start = frame["episode_start"].shift(-1).where(same_child_next)
+    next_type = frame["new_episode_type"].shift(-1).where(same_child_next)
+    open_old = (
+        frame["episode_end"].isna() & (frame["collection_year"] < frame["latest_collection_year"])
+    ).to_numpy()
+    has_next = next_start.notna().to_numpy()
+    day_after_year = year_end(frame["collection_year"], start_month, start_day) + pd.Timedelta(days=1)
+    entry_next = (next_type == "care_entry").to_numpy()
 
-    continued = open_old & has_next & (next_type != "care_entry")
-    reentry = open_old & has_next & (next_type == "care_entry")
+    continued = open_old & has_next & ~entry_next
+    reentry = open_old & has_next & entry_next
     unreported = open_old & ~has_next
     frame.loc[continued, "episode_end"] = next_start[continued]
     frame.loc[continued, "episode_end_type"] = "continues"
@@ -173,8 +190,9 @@ def flag_overlaps(episodes: pd.DataFrame) -> pd.Series:
     Overlaps are reported, not cut: which record is right is a question for the statistics stage
     (docs/episode-repair.md), and cutting the longer episode loses children from the stock.
     """
-    ordered = episodes.sort_values(EPISODE, kind="stable")
-    next_start = ordered.groupby(CHILD, sort=False, dropna=False)["episode_start"].shift(-1)
+    ordered = episodes.sort_values([*EPISODE, "row_id"], kind="stable")
+    same_child_next = _next_is_same_child(ordered["child_id"].to_numpy())
+    next_start = ordered["episode_start"].shift(-1).where(same_child_next)
     end = ordered["episode_end"]
     overlaps = next_start.notna() & (end.isna() | (end > next_start))
     return overlaps.reindex(episodes.index)

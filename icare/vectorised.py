@@ -15,3 +15,17 @@ def text_isin(values: pd.Series, allowed: pd.Series | list[str]) -> np.ndarray:
     column = pa.array(values, type=_TEXT, from_pandas=True)
     value_set = pa.array(pd.Series(allowed).dropna().unique(), type=_TEXT, from_pandas=True)
     return pc.fill_null(pc.is_in(column, value_set=value_set), False).to_numpy(zero_copy_only=False)
+
+
+def positions_in(values: pd.Series, uniques: pa.Array) -> np.ndarray:
+    """Position of each value in ``uniques`` (-1 when absent): integer ids for text keys."""
+    column = pa.array(values, type=_TEXT, from_pandas=True)
+    found = pc.index_in(column, value_set=uniques)
+    return pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype("int64")
+
+
+def unique_text(*columns: pd.Series) -> pa.Array:
+    """Distinct non-null values over several text columns, as one Arrow array."""
+    arrays = [pa.array(c, type=_TEXT, from_pandas=True) for c in columns]
+    combined = pa.chunked_array(arrays, type=_TEXT) if arrays else pa.chunked_array([], type=_TEXT)
+    return pc.unique(combined.combine_chunks()).drop_null()

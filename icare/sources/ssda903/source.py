@@ -8,9 +8,11 @@ national columns are kept as they were. Combining returns and repairing open epi
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
@@ -20,11 +22,11 @@ from icare.classification import Classification
 from icare.codelists import load_codelists
 from icare.concordance import Concordance, load_concordance
 from icare.discovery import discover
-from icare.extraction import extract
+from icare.extraction import ORIGIN_COLUMNS, extract
 from icare.pseudonymise import Pseudonymiser
 from icare.sources.base import Extraction, Harmonised, InputFile
 from icare.sources.spec import SourceSpec, load_source_spec
-from icare.vectorised import text_isin
+from icare.vectorised import positions_in, text_isin, unique_text
 from schemas import ssda903 as schemas
 
 NAME = "ssda903"
@@ -39,6 +41,7 @@ NATIONAL_COLUMNS = {
     "REASON_PLACE_CHANGE": "reason_place_change",
     "URN": "urn",
 }
+DIMENSION_TARGETS = ["legal_basis", "provider_sector", "purpose", "duration_intent", "regulated"]
 EPISODE_COMPARE = ["DEC", "RNE", "LS", "CIN", "PLACE", "PLACE_PROVIDER", "REC", "REASON_PLACE_CHANGE", "URN"]
 
 
@@ -77,217 +80,274 @@ class Ssda903Source:
 
     # -- harmonisation ----------------------------------------------------------------------
     def harmonise(self, extraction: Extraction) -> Harmonised:
+        """Children from headers, then episodes: map, de-duplicate, attach the child, repair, flag.
+
+        Each step works on a narrow frame (integer child id, dates, year, row id); the full records
+        are only gathered once at the end, by row id.
+        """
         parts = _Parts()
-        header = self._with_keys(extraction.valid.get("header", _empty_valid("header")), "header")
-        uasc = self._with_keys(extraction.valid.get("uasc", _empty_valid("uasc")), "uasc")
-        raw_episodes = self._with_keys(extraction.valid.get("episodes", _empty_valid("episodes")), "episodes")
+        tables = {
+            name: extraction.valid.get(name, _empty_valid(name)).reset_index(drop=True)
+            for name in ("header", "uasc", "episodes")
+        }
+        for name, frame in tables.items():
+            frame["table_name"] = name
+            frame["child_key"] = self.pseudonymiser.child_keys(NAME, frame["area_code"], frame["CHILD"])
+        all_keys = unique_text(*(frame["child_key"] for frame in tables.values()))
+        for frame in tables.values():
+            frame["child_id"] = positions_in(frame["child_key"], all_keys)
+        header, uasc, episodes = tables["header"], tables["uasc"], tables["episodes"]
 
         children = self._children(header, uasc, parts)
-        episodes = self._map(raw_episodes, parts)
-        split = episode_rules.resolve_duplicates(episodes, episode_rules.EPISODE, EPISODE_COMPARE)
-        parts.add_split(split)
-        episodes = self._drop_older_versions_of_rejected(split.kept, extraction, parts)
-        episodes = self._attach_child(episodes, children, extraction, parts)
-        latest_year = _latest_year_by_area(extraction.files)
-        blocked = self._children_with_rejected_episodes(extraction)
+        mapped = self._map(episodes, parts)
+        narrow = self._narrow(episodes, mapped, extraction.files)
+        split = episode_rules.resolve_duplicates(narrow, episode_rules.EPISODE, episodes[EPISODE_COMPARE])
+        parts.add(split, episodes)
+        narrow = self._drop_older_versions_of_rejected(split.kept, episodes, extraction, parts)
+        narrow = self._drop_children_without_header(narrow, episodes, children, extraction, parts)
         repaired = episode_rules.repair_open_episodes(
-            episodes, latest_year, blocked, self.spec.year_start_month, self.spec.year_start_day
+            narrow,
+            self._children_with_rejected_episodes(extraction, all_keys),
+            self.spec.year_start_month,
+            self.spec.year_start_day,
         )
-        parts.add_split(repaired)
-        episodes = repaired.kept
-        episodes["overlaps_next"] = episode_rules.flag_overlaps(episodes)
+        parts.add(repaired, episodes)
+        narrow = repaired.kept
+        narrow["overlaps_next"] = episode_rules.flag_overlaps(narrow)
+
+        uasc_known = np.isin(uasc["child_id"].to_numpy(), children.ids)
         accepted = pd.concat(
             [
-                episodes[[*episode_rules.ORIGIN, "table_name"]],
-                children.accepted_rows,
-                uasc.loc[
-                    text_isin(uasc["child_key"], children.table["child_key"]),
-                    [*episode_rules.ORIGIN, "table_name"],
-                ],
-            ]
+                _origin_rows(episodes, narrow["row_id"].to_numpy()),
+                _origin_rows(header, children.row_ids),
+                _origin_rows(uasc, np.flatnonzero(uasc_known)),
+            ],
+            ignore_index=True,
         )
-        quarantine_records = parts.quarantine(
-            uasc_orphans=uasc.loc[~text_isin(uasc["child_key"], children.table["child_key"])]
+        parts.rejected.append(
+            _for_rows(
+                uasc.loc[~uasc_known],
+                "CHILD",
+                "missing_header",
+                "the UASC row's child has no valid header row in any return",
+                "CHILD",
+            )
         )
         return Harmonised(
             source=NAME,
-            episodes=self._finish(episodes),
+            episodes=self._finish(episodes, mapped, narrow, children),
             children=children.table,
-            quarantine=quarantine_records,
+            quarantine=quarantine.combine(parts.rejected),
             superseded=parts.superseded_table(),
             accepted_rows=accepted,
             concordance=self.concordance.to_frame(),
             versions={"concordance": self.concordance.version_id},
         )
 
-    def _with_keys(self, frame: pd.DataFrame, table: str) -> pd.DataFrame:
-        frame = frame.assign(table_name=table)
-        frame["child_key"] = self.pseudonymiser.child_keys(NAME, frame["area_code"], frame["CHILD"])
-        return frame
-
     def _children(self, header: pd.DataFrame, uasc: pd.DataFrame, parts: _Parts) -> _Children:
         """One row per child: the latest return's header wins; UASC in any return flags the child."""
-        split = episode_rules.resolve_duplicates(header, episode_rules.CHILD, ["SEX", "DOB", "ETHNIC"])
-        parts.add_split(split)
-        latest = split.kept
-        years = header.groupby(episode_rules.CHILD, dropna=False)["collection_year"].agg(["min", "max"])
+        narrow = header[["child_id", "collection_year"]].assign(row_id=np.arange(len(header)))
+        split = episode_rules.resolve_duplicates(
+            narrow, episode_rules.CHILD, header[["SEX", "DOB", "ETHNIC"]]
+        )
+        parts.add(split, header)
+        row_ids = split.kept["row_id"].to_numpy()
+        latest = header.iloc[row_ids]
+        years = narrow.groupby("child_id")["collection_year"].agg(["min", "max"])
         dob = latest[schemas.parsed_date_column("DOB")]
         table = pd.DataFrame(
             {
                 "source": NAME,
                 "country": self.spec.country,
-                "area_code": latest["area_code"],
-                "child_key": latest["child_key"],
-                "sex": latest["SEX"].map(self.spec.sex_codes),
-                "birth_month": dob.dt.to_period("M").dt.to_timestamp(),
-                "ethnicity": latest["ETHNIC"],
-                "uasc": text_isin(latest["child_key"], uasc["child_key"]),
-                "file": latest["file"],
-                "sheet": latest["sheet"],
-                "row_number": latest["row_number"],
+                "area_code": latest["area_code"].to_numpy(),
+                "child_key": latest["child_key"].to_numpy(),
+                "sex": latest["SEX"].map(self.spec.sex_codes).to_numpy(),
+                "birth_month": dob.dt.to_period("M").dt.to_timestamp().to_numpy(),
+                "ethnicity": latest["ETHNIC"].to_numpy(),
+                "uasc": np.isin(latest["child_id"].to_numpy(), uasc["child_id"].to_numpy()),
+                "first_collection_year": years["min"].reindex(latest["child_id"]).to_numpy(),
+                "last_collection_year": years["max"].reindex(latest["child_id"]).to_numpy(),
+                "file": latest["file"].to_numpy(),
+                "sheet": latest["sheet"].to_numpy(),
+                "row_number": latest["row_number"].to_numpy(),
             }
         )
-        table = table.join(years, on=episode_rules.CHILD).rename(
-            columns={"min": "first_collection_year", "max": "last_collection_year"}
-        )
-        return _Children(table=table, accepted_rows=latest[[*episode_rules.ORIGIN, "table_name"]])
+        return _Children(table=table, ids=latest["child_id"].to_numpy(), row_ids=row_ids)
 
     def _map(self, episodes: pd.DataFrame, parts: _Parts) -> pd.DataFrame:
         """National codes onto ICare and the dimensions; an unmapped code is quarantined, never defaulted."""
         result = self.concordance.apply(episodes, year_column="collection_year")
-        mapped = episodes.join(result.values)
+        values = result.values
         if len(result.unmapped):
-            rows = episodes.loc[result.unmapped["index"]]
+            unmapped = result.unmapped
+            rows = episodes.loc[unmapped["index"]]
             parts.rejected.append(
-                quarantine.for_rows(rows, None, "unmapped_code", "x").assign(
-                    column_name=result.unmapped["column"].to_numpy(),
-                    value=result.unmapped["value"].astype(object).to_numpy(),
-                    message=result.unmapped["message"].to_numpy(),
+                quarantine.for_rows(rows, None, "unmapped_code", unmapped["message"]).assign(
+                    column_name=unmapped["column"].to_numpy(),
+                    value=unmapped["value"].astype(object).to_numpy(),
+                    rule=unmapped["rule"].to_numpy(),
                 )
             )
-            mapped = mapped.drop(index=pd.Index(result.unmapped["index"].unique()))
-        start = mapped[schemas.parsed_date_column("DECOM")]
-        end = mapped[schemas.parsed_date_column("DEC")]
-        return mapped.assign(
-            episode_start=start,
-            episode_end=end,
-            episode_end_reported=end,
-            episode_end_type=_end_type(end, mapped["exit_destination"]),
+            values = values.assign(_unmapped=values.index.isin(unmapped["index"]))
+        else:
+            values = values.assign(_unmapped=False)
+        return values
+
+    def _narrow(self, episodes: pd.DataFrame, mapped: pd.DataFrame, files: list[InputFile]) -> pd.DataFrame:
+        """What de-duplication and repair need, for the rows that mapped."""
+        latest_year = _latest_year_by_area(files)
+        end = episodes[schemas.parsed_date_column("DEC")]
+        narrow = pd.DataFrame(
+            {
+                "child_id": episodes["child_id"],
+                "episode_start": episodes[schemas.parsed_date_column("DECOM")],
+                "episode_end": end,
+                "collection_year": episodes["collection_year"],
+                "latest_collection_year": episodes["area_code"].fillna("").map(latest_year).astype("int64"),
+                "new_episode_type": mapped["new_episode_type"],
+                "exit_destination": mapped["exit_destination"],
+                "episode_end_type": _end_type(end, mapped["exit_destination"]),
+                "row_id": np.arange(len(episodes)),
+            }
         )
+        return narrow.loc[~mapped["_unmapped"].to_numpy()]
 
     def _drop_older_versions_of_rejected(
-        self, episodes: pd.DataFrame, extraction: Extraction, parts: _Parts
+        self, narrow: pd.DataFrame, episodes: pd.DataFrame, extraction: Extraction, parts: _Parts
     ) -> pd.DataFrame:
         """An older return's row must not stand in for a later row of the same episode that failed."""
         rejected = extraction.rejected.get("episodes")
         if rejected is None or rejected.empty:
-            return episodes
-        rejected = self._with_keys(rejected, "episodes").assign(
-            episode_start=rejected[schemas.parsed_date_column("DECOM")].to_numpy()
-        )
-        later = rejected.dropna(subset=["episode_start"])[
-            [*episode_rules.EPISODE, "collection_year", *episode_rules.ORIGIN]
-        ].rename(
-            columns={
-                "collection_year": "rejected_year",
-                "file": "rejected_file",
-                "row_number": "rejected_row",
+            return narrow
+        keys = self.pseudonymiser.child_keys(NAME, rejected["area_code"], rejected["CHILD"])
+        later = pd.DataFrame(
+            {
+                "child_id": positions_in(keys, unique_text(episodes["child_key"])),
+                "episode_start": rejected[schemas.parsed_date_column("DECOM")].to_numpy(),
+                "rejected_year": rejected["collection_year"].to_numpy(),
+                "rejected_at": (rejected["file"] + " row " + rejected["row_number"].astype(str)).to_numpy(),
             }
-        )
-        pairs = episodes.reset_index().merge(later, on=episode_rules.EPISODE)
-        pairs = pairs[pairs["rejected_year"] > pairs["collection_year"]].drop_duplicates("index")
+        ).dropna(subset=["episode_start"])
+        pairs = narrow.merge(later[later["child_id"] >= 0], on=episode_rules.EPISODE)
+        pairs = pairs[pairs["rejected_year"] > pairs["collection_year"]].drop_duplicates("row_id")
         if pairs.empty:
-            return episodes
-        rows = episodes.loc[pairs["index"]]
+            return narrow
+        rows = episodes.iloc[pairs["row_id"].to_numpy()]
         parts.rejected.append(
             quarantine.for_rows(
                 rows,
                 "DECOM",
                 "later_version_quarantined",
                 "a later return's row for this episode ("
-                + pairs["rejected_file"].astype(str)
-                + " row "
-                + pairs["rejected_row"].astype(str)
+                + pairs["rejected_at"].astype(str)
                 + ") is quarantined; fix it rather than fall back on this older row",
                 rows["DECOM"],
             )
         )
-        return episodes.drop(index=pairs["index"])
+        return narrow[~narrow["row_id"].isin(pairs["row_id"])]
 
-    def _attach_child(
-        self, episodes: pd.DataFrame, children: _Children, extraction: Extraction, parts: _Parts
+    def _drop_children_without_header(
+        self,
+        narrow: pd.DataFrame,
+        episodes: pd.DataFrame,
+        children: _Children,
+        extraction: Extraction,
+        parts: _Parts,
     ) -> pd.DataFrame:
-        """Sex and month of birth from the child's header; an episode without one is quarantined."""
-        known = text_isin(episodes["child_key"], children.table["child_key"])
-        if not known.all():
-            orphans = episodes.loc[~known]
-            rejected_header = extraction.rejected.get("header")
-            had_bad_header = pd.Series(False, index=orphans.index)
-            if rejected_header is not None and len(rejected_header):
-                bad_keys = self._with_keys(rejected_header, "header")["child_key"]
-                had_bad_header = pd.Series(text_isin(orphans["child_key"], bad_keys), index=orphans.index)
-            message = pd.Series(
-                "the child has no header row (CHILD, SEX, DOB) in any return, so sex and age are unknown",
-                index=orphans.index,
-            ).where(~had_bad_header, "the child's header row is quarantined; fix it and run again")
-            parts.rejected.append(
-                quarantine.for_rows(orphans, "CHILD", "missing_header", message, orphans["CHILD"])
+        """Sex and month of birth come from the child's header; an episode without one is quarantined."""
+        known = np.isin(narrow["child_id"].to_numpy(), children.ids)
+        if known.all():
+            return narrow
+        orphans = episodes.iloc[narrow.loc[~known, "row_id"].to_numpy()]
+        message = pd.Series(
+            "the child has no header row (CHILD, SEX, DOB) in any return, so sex and age are unknown",
+            index=orphans.index,
+        )
+        rejected_header = extraction.rejected.get("header")
+        if rejected_header is not None and len(rejected_header):
+            bad_keys = self.pseudonymiser.child_keys(
+                NAME, rejected_header["area_code"], rejected_header["CHILD"]
             )
-            episodes = episodes.loc[known]
-        attributes = children.table.set_index("child_key")[["sex", "birth_month", "ethnicity", "uasc"]]
-        return episodes.join(attributes, on="child_key")
+            had_bad_header = text_isin(orphans["child_key"], bad_keys)
+            message[had_bad_header] = "the child's header row is quarantined; fix it and run again"
+        parts.rejected.append(_for_rows(orphans, "CHILD", "missing_header", message, "CHILD"))
+        return narrow.loc[known]
 
-    def _children_with_rejected_episodes(self, extraction: Extraction) -> pd.DataFrame:
+    def _children_with_rejected_episodes(self, extraction: Extraction, all_keys) -> pd.DataFrame:
         rejected = extraction.rejected.get("episodes")
         if rejected is None or rejected.empty:
-            return pd.DataFrame(columns=[*episode_rules.CHILD, "collection_year"])
-        keyed = self._with_keys(rejected, "episodes")
-        return keyed[[*episode_rules.CHILD, "collection_year"]].drop_duplicates()
+            return pd.DataFrame(
+                {"child_id": pd.Series(dtype="int64"), "collection_year": pd.Series(dtype="int64")}
+            )
+        keys = self.pseudonymiser.child_keys(NAME, rejected["area_code"], rejected["CHILD"])
+        blocked = pd.DataFrame(
+            {
+                "child_id": positions_in(keys, all_keys),
+                "collection_year": rejected["collection_year"].to_numpy(),
+            }
+        )
+        return blocked[blocked["child_id"] >= 0].drop_duplicates()
 
-    def _finish(self, episodes: pd.DataFrame) -> pd.DataFrame:
-        levels = self.classification.level_columns(episodes["icare_code"])
+    def _finish(
+        self, episodes: pd.DataFrame, mapped: pd.DataFrame, narrow: pd.DataFrame, children: _Children
+    ) -> pd.DataFrame:
+        """Gather the full records of the kept episodes once, in a stable order."""
+        narrow = narrow.sort_values(["child_id", "episode_start", "row_id"], kind="stable")
+        rows = narrow["row_id"].to_numpy()
+        wide = episodes.iloc[rows]
+        values = mapped.iloc[rows]
+        attributes = children.table.set_index(children.ids)
+        child = attributes.loc[narrow["child_id"].to_numpy()]
+        levels = self.classification.level_columns(values["icare_code"].reset_index(drop=True))
         out = pd.DataFrame(
             {
                 "source": NAME,
                 "country": self.spec.country,
-                "area_code": episodes["area_code"],
-                "collection_year": episodes["collection_year"],
-                "child_key": episodes["child_key"],
-                "sex": episodes["sex"],
-                "birth_month": episodes["birth_month"],
-                "ethnicity": episodes["ethnicity"],
-                "uasc": episodes["uasc"],
-                "episode_start": episodes["episode_start"],
-                "episode_end": episodes["episode_end"],
-                "episode_end_reported": episodes["episode_end_reported"],
-                "episode_end_type": episodes["episode_end_type"],
-                "new_episode_type": episodes["new_episode_type"],
-                "exit_destination": episodes["exit_destination"],
-                **{harmonised: episodes[national] for national, harmonised in NATIONAL_COLUMNS.items()},
-                "icare_code": episodes["icare_code"],
-                **{column: levels[column] for column in levels.columns},
-                "legal_basis": episodes["legal_basis"],
-                "provider_sector": episodes["provider_sector"],
-                "purpose": episodes["purpose"],
-                "duration_intent": episodes["duration_intent"],
-                "regulated": episodes["regulated"],
-                "concordance_rule": episodes["concordance_rule"],
-                "repair_rule": episodes["repair_rule"],
-                "overlaps_next": episodes["overlaps_next"],
-                "file": episodes["file"],
-                "sheet": episodes["sheet"],
-                "row_number": episodes["row_number"],
+                "area_code": wide["area_code"].to_numpy(),
+                "collection_year": wide["collection_year"].to_numpy(),
+                "child_key": wide["child_key"].to_numpy(),
+                "sex": child["sex"].to_numpy(),
+                "birth_month": child["birth_month"].to_numpy(),
+                "ethnicity": child["ethnicity"].to_numpy(),
+                "uasc": child["uasc"].to_numpy(),
+                "episode_start": narrow["episode_start"].to_numpy(),
+                "episode_end": narrow["episode_end"].to_numpy(),
+                "episode_end_reported": wide[schemas.parsed_date_column("DEC")].to_numpy(),
+                "episode_end_type": narrow["episode_end_type"].to_numpy(),
+                "new_episode_type": narrow["new_episode_type"].to_numpy(),
+                "exit_destination": narrow["exit_destination"].to_numpy(),
+                **{
+                    harmonised: wide[national].to_numpy() for national, harmonised in NATIONAL_COLUMNS.items()
+                },
+                "icare_code": values["icare_code"].to_numpy(),
+                **{column: levels[column].to_numpy() for column in levels.columns},
+                **{target: values[target].to_numpy() for target in DIMENSION_TARGETS},
+                "concordance_rule": values["concordance_rule"].to_numpy(),
+                "repair_rule": narrow["repair_rule"].to_numpy(),
+                "overlaps_next": narrow["overlaps_next"].to_numpy(),
+                "file": wide["file"].to_numpy(),
+                "sheet": wide["sheet"].to_numpy(),
+                "row_number": wide["row_number"].to_numpy(),
                 "classification_version": self.classification.version_id,
                 "concordance_version": self.concordance.version_id,
             }
         )
-        return out.sort_values(["source", "area_code", "child_key", "episode_start"], kind="stable")
+        return out
 
 
+@dataclass
 class _Children:
-    def __init__(self, table: pd.DataFrame, accepted_rows: pd.DataFrame) -> None:
-        self.table = table
-        self.accepted_rows = accepted_rows
+    table: pd.DataFrame
+    ids: np.ndarray  # child_id of each row of ``table``
+    row_ids: np.ndarray  # header rows that were used
+
+
+def _origin_rows(frame: pd.DataFrame, row_ids: np.ndarray) -> pd.DataFrame:
+    return frame[["file", "sheet", "row_number", "table_name"]].iloc[row_ids]
+
+
+def _for_rows(rows: pd.DataFrame, column: str, rule: str, message, value_column: str) -> pd.DataFrame:
+    return quarantine.for_rows(rows, column, rule, message, rows[value_column])
 
 
 class _Parts:
@@ -297,47 +357,36 @@ class _Parts:
         self.superseded: list[pd.DataFrame] = []
         self.rejected: list[pd.DataFrame] = []
 
-    def add_split(self, split: episode_rules.Split) -> None:
+    def add(self, split: episode_rules.Split, frame: pd.DataFrame) -> None:
+        """Record a step's superseded and rejected rows, with their origin looked up by row id."""
         if len(split.superseded):
-            self.superseded.append(split.superseded)
+            rows = frame.iloc[split.superseded["row_id"].to_numpy()]
+            kept = frame.iloc[split.superseded["kept_row_id"].to_numpy()]
+            self.superseded.append(
+                pd.DataFrame(
+                    {
+                        **{c: rows[c].to_numpy() for c in ORIGIN_COLUMNS},
+                        "table_name": rows["table_name"].to_numpy(),
+                        "reason": split.superseded["reason"].to_numpy(),
+                        "kept_file": kept["file"].to_numpy(),
+                        "kept_sheet": kept["sheet"].to_numpy(),
+                        "kept_row_number": kept["row_number"].to_numpy(),
+                    }
+                )
+            )
         if len(split.rejected):
+            rows = frame.iloc[split.rejected["row_id"].to_numpy()]
             self.rejected.append(
-                quarantine.for_rows(split.rejected, None, "", split.rejected["message"]).assign(
+                quarantine.for_rows(rows, None, "", split.rejected["message"]).assign(
                     rule=split.rejected["rule"].to_numpy()
                 )
             )
 
-    def quarantine(self, uasc_orphans: pd.DataFrame) -> pd.DataFrame:
-        records = list(self.rejected)
-        if len(uasc_orphans):
-            records.append(
-                quarantine.for_rows(
-                    uasc_orphans,
-                    "CHILD",
-                    "missing_header",
-                    "the UASC row's child has no valid header row in any return",
-                    uasc_orphans["CHILD"],
-                )
-            )
-        return quarantine.combine(records)
-
     def superseded_table(self) -> pd.DataFrame:
-        columns = [
-            "source",
-            "collection_year",
-            "area_code",
-            "file",
-            "sheet",
-            "table_name",
-            "row_number",
-            "reason",
-            "kept_file",
-            "kept_sheet",
-            "kept_row_number",
-        ]
+        columns = [*ORIGIN_COLUMNS, "table_name", "reason", "kept_file", "kept_sheet", "kept_row_number"]
         if not self.superseded:
             return pd.DataFrame(columns=columns)
-        return pd.concat(self.superseded)[columns]
+        return pd.concat(self.superseded, ignore_index=True)[columns]
 
 
 def _end_type(end: pd.Series, exit_destination: pd.Series) -> pd.Series:
@@ -349,11 +398,13 @@ def _end_type(end: pd.Series, exit_destination: pd.Series) -> pd.Series:
 
 
 def _latest_year_by_area(files: list[InputFile]) -> pd.Series:
-    years = pd.DataFrame(
-        [(f.area_code, f.collection_year) for f in files if f.collection_year is not None],
-        columns=["area_code", "collection_year"],
-    )
-    return years.groupby("area_code", dropna=False)["collection_year"].max()
+    """Latest collection year read per area ("" for files with no area in their path)."""
+    years: dict[str, int] = {}
+    for f in files:
+        if f.collection_year is not None:
+            area = f.area_code or ""
+            years[area] = max(years.get(area, f.collection_year), f.collection_year)
+    return pd.Series(years, dtype="int64") if years else pd.Series(dtype="int64")
 
 
 def _empty_valid(table: str) -> pd.DataFrame:
