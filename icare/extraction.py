@@ -41,7 +41,10 @@ def read_tables(input_file: InputFile, spec: SourceSpec) -> list[RawTable]:
     for sheet, frame in sheets.items():
         frame = frame.rename(columns=normalise_header)
         # A row with no value at all is spreadsheet padding, not a record.
-        frame = frame.loc[frame.notna().any(axis=1)] if len(frame.columns) else frame
+        if len(frame.columns):
+            blank = frame.isna().all(axis=1).to_numpy()
+            if blank.any():
+                frame = frame.loc[~blank]
         recognition = recognise(frame.columns, spec.table_columns())
         tables.append(
             RawTable(
@@ -146,8 +149,12 @@ def extract(
             ok, bad = validate_table(frame, schema_for(raw.table, raw.input.collection_year), origin_of(raw))
             records.append(bad)
             frame = _with_origin(frame, raw)
-            valid.setdefault(raw.table, []).append(frame.loc[ok.to_numpy()])
-            rejected.setdefault(raw.table, []).append(frame.loc[~ok.to_numpy()])
+            if ok.all():  # the usual case: no copy of a clean table
+                valid.setdefault(raw.table, []).append(frame)
+                rejected.setdefault(raw.table, []).append(frame.iloc[:0])
+            else:
+                valid.setdefault(raw.table, []).append(frame.loc[ok.to_numpy()])
+                rejected.setdefault(raw.table, []).append(frame.loc[~ok.to_numpy()])
     return Extraction(
         source=spec.id,
         files=files,

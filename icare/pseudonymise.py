@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -22,6 +24,7 @@ KEY_ENVIRONMENT_VARIABLE = "ICARE_PSEUDONYM_KEY"
 DEVELOPMENT_KEY = "icare-development-key-for-the-bundled-synthetic-sample-only"
 KEY_BYTES_MINIMUM = 16
 _SEPARATOR = "\x1f"
+_TEXT = pa.large_string()
 
 
 class MissingKeyError(RuntimeError):
@@ -66,14 +69,32 @@ class Pseudonymiser:
 
     def child_keys(self, source: str, area: pd.Series, child: pd.Series) -> pd.Series:
         """Pseudonymous child key per row; identical ids in different areas are different children."""
-        text = pa.large_string()
-        composite = pc.binary_join_element_wise(
-            pa.scalar(source, text),
-            pc.fill_null(pa.array(area, type=text, from_pandas=True), pa.scalar("", text)),
-            pa.array(child, type=text, from_pandas=True),
-            pa.scalar(_SEPARATOR, text),
-        )
-        return self._hash_array(composite, child.index)
+        return self._hash_array(_composite(source, area, child), child.index)
+
+    def key_tables(
+        self, source: str, tables: Sequence[tuple[pd.Series, pd.Series]]
+    ) -> list[tuple[pd.Series, np.ndarray]]:
+        """Child keys and dense integer child ids for several tables of one source at once.
+
+        Each distinct child is hashed once; the integer id (shared across the tables) lets later
+        steps sort and join on numbers instead of text.
+        """
+        composites = [_composite(source, area, child) for area, child in tables]
+        uniques = pc.unique(pa.chunked_array(composites, type=_TEXT).combine_chunks())
+        base = hmac.new(self.key, digestmod=hashlib.sha256)
+        hashed = pa.array([self._cached(base, value) for value in uniques.to_pylist()], type=_TEXT)
+        keyed = []
+        for (_, child), composite in zip(tables, composites, strict=True):
+            ids = pc.index_in(composite, value_set=uniques)
+            keys = pc.take(hashed, ids).to_pandas().set_axis(child.index)
+            keyed.append((keys, ids.to_numpy(zero_copy_only=False).astype("int64")))
+        return keyed
+
+    def _cached(self, base: hmac.HMAC, value: str) -> str:
+        digest = self._cache.get(value)
+        if digest is None:
+            digest = self._cache[value] = _hex(base, value)
+        return digest
 
     def values(self, values: pd.Series) -> pd.Series:
         """Hash each distinct value once and map the result back onto the rows (nulls stay null)."""
@@ -86,15 +107,8 @@ class Pseudonymiser:
             values = values.combine_chunks()
         encoded = pc.dictionary_encode(values)
         base = hmac.new(self.key, digestmod=hashlib.sha256)
-        cache = self._cache
-        hashed = []
-        for value in encoded.dictionary.to_pylist():
-            digest = cache.get(value)
-            if digest is None:
-                digest = cache[value] = _hex(base, value)
-            hashed.append(digest)
-        keys = pc.take(pa.array(hashed, type=pa.large_string()), encoded.indices)
-        return keys.to_pandas().set_axis(index)
+        hashed = pa.array([self._cached(base, v) for v in encoded.dictionary.to_pylist()], type=_TEXT)
+        return pc.take(hashed, encoded.indices).to_pandas().set_axis(index)
 
 
 def _hex(base: hmac.HMAC, value: str) -> str:
@@ -102,3 +116,14 @@ def _hex(base: hmac.HMAC, value: str) -> str:
     mac = base.copy()
     mac.update(value.encode("utf-8"))
     return mac.hexdigest()[:32]
+
+
+def _composite(source: str, area: pd.Series, child: pd.Series) -> pa.Array:
+    """source | area | child id, the text that is hashed (an unknown area is empty)."""
+    composite = pc.binary_join_element_wise(
+        pa.scalar(source, _TEXT),
+        pc.fill_null(pa.array(area, type=_TEXT, from_pandas=True), pa.scalar("", _TEXT)),
+        pa.array(child, type=_TEXT, from_pandas=True),
+        pa.scalar(_SEPARATOR, _TEXT),
+    )
+    return composite.combine_chunks() if isinstance(composite, pa.ChunkedArray) else composite

@@ -23,9 +23,3 @@ def positions_in(values: pd.Series, uniques: pa.Array) -> np.ndarray:
     found = pc.index_in(column, value_set=uniques)
     return pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype("int64")
 
-
-def unique_text(*columns: pd.Series) -> pa.Array:
-    """Distinct non-null values over several text columns, as one Arrow array."""
-    arrays = [pa.array(c, type=_TEXT, from_pandas=True) for c in columns]
-    combined = pa.chunked_array(arrays, type=_TEXT) if arrays else pa.chunked_array([], type=_TEXT)
-    return pc.unique(combined.combine_chunks()).drop_null()

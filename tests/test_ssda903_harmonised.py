@@ -64,6 +64,8 @@ def crafted(tmp_path_factory):
             ),
             # 990: episodes but no header row anywhere.
             episode("990", "01/01/2023", dec="02/01/2023", rec="E8"),
+            # 850: open here; its 2024 version has an unknown code, so this row must not stand in.
+            episode("850", "01/01/2023"),
         ],
         uasc=[{"CHILD": "12", "SEX": "2", "DOB": "03/02/2007", "DUC": ""}],
     )
@@ -96,6 +98,7 @@ def crafted(tmp_path_factory):
             episode("950", "01/11/2023", place="P2", provider="PR4"),
             # 960: H5 cannot start after 28/10/2023 (K3 replaced it).
             episode("960", "15/11/2023", place="H5", provider="PR4"),
+            episode("850", "01/01/2023", place="Q7", dec="01/02/2024", rec="E8"),
         ],
     )
     return root
@@ -205,8 +208,11 @@ def test_two_digit_year_is_quarantined_and_blocks_the_repair_of_the_older_row(ta
 
 
 def test_unknown_code_and_codes_retired_by_date(tables):
-    unknown = quarantined(tables, "code_list")
-    assert unknown[["row_number", "column_name", "value"]].values.tolist() == [[16, "PLACE", "Q9"]]
+    unknown = quarantined(tables, "code_list").sort_values(["file", "row_number"])
+    assert unknown[["file", "row_number", "column_name", "value"]].values.tolist() == [
+        ["2023/201/episodes.csv", 16, "PLACE", "Q9"],
+        ["2024/201/episodes.csv", 8, "PLACE", "Q7"],
+    ]
     retired = quarantined(tables, "retired_by_date").sort_values("row_number")
     assert retired[["file", "row_number", "value"]].values.tolist() == [
         ["2024/201/episodes.csv", 6, "P2"],
@@ -226,18 +232,19 @@ def test_every_row_is_accounted_for(tables):
     totals = reconciliation[["rows_accepted", "rows_quarantined", "rows_superseded", "rows_not_harmonised"]]
     assert (reconciliation["rows_read"] == totals.sum(axis=1)).all()
     episodes_2023 = reconciliation.loc["2023/201/episodes.csv"]
-    # 18 rows: 990 and 900 quarantined, 800 blocked, one copy of 700 and three open rows superseded by 2024.
+    # 19 rows: 990, 900 and 850 quarantined, 800 blocked, one copy of 700 and three open rows
+    # superseded by 2024.
     assert episodes_2023[["rows_read", "rows_accepted", "rows_quarantined", "rows_superseded"]].tolist() == [
-        18,
+        19,
         11,
-        3,
+        4,
         4,
     ]
     episodes_2024 = reconciliation.loc["2024/201/episodes.csv"]
     assert episodes_2024[["rows_read", "rows_accepted", "rows_quarantined", "rows_superseded"]].tolist() == [
-        6,
+        7,
         3,
-        3,
+        4,
         0,
     ]
     assert len(tables["episodes"]) == 11 + 3
@@ -249,3 +256,10 @@ def test_no_identifier_or_postcode_is_published(tables):
         assert column not in published.split()
     values = set(tables["episodes"]["child_key"])
     assert not values & {"0012", "12", "300"}
+
+
+def test_older_row_does_not_stand_in_for_a_quarantined_later_row(tables, pseudonym_key):
+    held = quarantined(tables, "later_version_quarantined")
+    assert held[["file", "row_number", "column_name"]].values.tolist() == [["2023/201/episodes.csv", 20, "DECOM"]]
+    assert "2024/201/episodes.csv row 8" in held["message"].iloc[0]
+    assert episodes_of(tables, pseudonym_key, "850").empty

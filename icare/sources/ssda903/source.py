@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
+import pyarrow as pa_arrow
 
 from icare import episodes as episode_rules
 from icare import quarantine
@@ -26,7 +27,7 @@ from icare.extraction import ORIGIN_COLUMNS, extract
 from icare.pseudonymise import Pseudonymiser
 from icare.sources.base import Extraction, Harmonised, InputFile
 from icare.sources.spec import SourceSpec, load_source_spec
-from icare.vectorised import positions_in, text_isin, unique_text
+from icare.vectorised import positions_in, text_isin
 from schemas import ssda903 as schemas
 
 NAME = "ssda903"
@@ -90,12 +91,11 @@ class Ssda903Source:
             name: extraction.valid.get(name, _empty_valid(name)).reset_index(drop=True)
             for name in ("header", "uasc", "episodes")
         }
-        for name, frame in tables.items():
+        keyed = self.pseudonymiser.key_tables(NAME, [(t["area_code"], t["CHILD"]) for t in tables.values()])
+        for (name, frame), (keys, ids) in zip(tables.items(), keyed, strict=True):
             frame["table_name"] = name
-            frame["child_key"] = self.pseudonymiser.child_keys(NAME, frame["area_code"], frame["CHILD"])
-        all_keys = unique_text(*(frame["child_key"] for frame in tables.values()))
-        for frame in tables.values():
-            frame["child_id"] = positions_in(frame["child_key"], all_keys)
+            frame["child_key"] = keys
+            frame["child_id"] = ids
         header, uasc, episodes = tables["header"], tables["uasc"], tables["episodes"]
 
         children = self._children(header, uasc, parts)
@@ -107,7 +107,7 @@ class Ssda903Source:
         narrow = self._drop_children_without_header(narrow, episodes, children, extraction, parts)
         repaired = episode_rules.repair_open_episodes(
             narrow,
-            self._children_with_rejected_episodes(extraction, all_keys),
+            self._children_with_rejected_episodes(extraction, episodes),
             self.spec.year_start_month,
             self.spec.year_start_day,
         )
@@ -159,17 +159,17 @@ class Ssda903Source:
             {
                 "source": NAME,
                 "country": self.spec.country,
-                "area_code": latest["area_code"].to_numpy(),
-                "child_key": latest["child_key"].to_numpy(),
-                "sex": latest["SEX"].map(self.spec.sex_codes).to_numpy(),
-                "birth_month": dob.dt.to_period("M").dt.to_timestamp().to_numpy(),
-                "ethnicity": latest["ETHNIC"].to_numpy(),
+                "area_code": latest["area_code"].array,
+                "child_key": latest["child_key"].array,
+                "sex": latest["SEX"].map(self.spec.sex_codes).array,
+                "birth_month": dob.dt.to_period("M").dt.to_timestamp().array,
+                "ethnicity": latest["ETHNIC"].array,
                 "uasc": np.isin(latest["child_id"].to_numpy(), uasc["child_id"].to_numpy()),
-                "first_collection_year": years["min"].reindex(latest["child_id"]).to_numpy(),
-                "last_collection_year": years["max"].reindex(latest["child_id"]).to_numpy(),
-                "file": latest["file"].to_numpy(),
-                "sheet": latest["sheet"].to_numpy(),
-                "row_number": latest["row_number"].to_numpy(),
+                "first_collection_year": years["min"].reindex(latest["child_id"]).array,
+                "last_collection_year": years["max"].reindex(latest["child_id"]).array,
+                "file": latest["file"].array,
+                "sheet": latest["sheet"].array,
+                "row_number": latest["row_number"].array,
             }
         )
         return _Children(table=table, ids=latest["child_id"].to_numpy(), row_ids=row_ids)
@@ -222,10 +222,10 @@ class Ssda903Source:
         keys = self.pseudonymiser.child_keys(NAME, rejected["area_code"], rejected["CHILD"])
         later = pd.DataFrame(
             {
-                "child_id": positions_in(keys, unique_text(episodes["child_key"])),
-                "episode_start": rejected[schemas.parsed_date_column("DECOM")].to_numpy(),
-                "rejected_year": rejected["collection_year"].to_numpy(),
-                "rejected_at": (rejected["file"] + " row " + rejected["row_number"].astype(str)).to_numpy(),
+                "child_id": _child_ids_of(keys, episodes),
+                "episode_start": rejected[schemas.parsed_date_column("DECOM")].array,
+                "rejected_year": rejected["collection_year"].array,
+                "rejected_at": (rejected["file"] + " row " + rejected["row_number"].astype(str)).array,
             }
         ).dropna(subset=["episode_start"])
         pairs = narrow.merge(later[later["child_id"] >= 0], on=episode_rules.EPISODE)
@@ -273,7 +273,9 @@ class Ssda903Source:
         parts.rejected.append(_for_rows(orphans, "CHILD", "missing_header", message, "CHILD"))
         return narrow.loc[known]
 
-    def _children_with_rejected_episodes(self, extraction: Extraction, all_keys) -> pd.DataFrame:
+    def _children_with_rejected_episodes(
+        self, extraction: Extraction, episodes: pd.DataFrame
+    ) -> pd.DataFrame:
         rejected = extraction.rejected.get("episodes")
         if rejected is None or rejected.empty:
             return pd.DataFrame(
@@ -282,8 +284,8 @@ class Ssda903Source:
         keys = self.pseudonymiser.child_keys(NAME, rejected["area_code"], rejected["CHILD"])
         blocked = pd.DataFrame(
             {
-                "child_id": positions_in(keys, all_keys),
-                "collection_year": rejected["collection_year"].to_numpy(),
+                "child_id": _child_ids_of(keys, episodes),
+                "collection_year": rejected["collection_year"].array,
             }
         )
         return blocked[blocked["child_id"] >= 0].drop_duplicates()
@@ -303,31 +305,29 @@ class Ssda903Source:
             {
                 "source": NAME,
                 "country": self.spec.country,
-                "area_code": wide["area_code"].to_numpy(),
-                "collection_year": wide["collection_year"].to_numpy(),
-                "child_key": wide["child_key"].to_numpy(),
-                "sex": child["sex"].to_numpy(),
-                "birth_month": child["birth_month"].to_numpy(),
-                "ethnicity": child["ethnicity"].to_numpy(),
-                "uasc": child["uasc"].to_numpy(),
-                "episode_start": narrow["episode_start"].to_numpy(),
-                "episode_end": narrow["episode_end"].to_numpy(),
-                "episode_end_reported": wide[schemas.parsed_date_column("DEC")].to_numpy(),
-                "episode_end_type": narrow["episode_end_type"].to_numpy(),
-                "new_episode_type": narrow["new_episode_type"].to_numpy(),
-                "exit_destination": narrow["exit_destination"].to_numpy(),
-                **{
-                    harmonised: wide[national].to_numpy() for national, harmonised in NATIONAL_COLUMNS.items()
-                },
-                "icare_code": values["icare_code"].to_numpy(),
-                **{column: levels[column].to_numpy() for column in levels.columns},
-                **{target: values[target].to_numpy() for target in DIMENSION_TARGETS},
-                "concordance_rule": values["concordance_rule"].to_numpy(),
-                "repair_rule": narrow["repair_rule"].to_numpy(),
-                "overlaps_next": narrow["overlaps_next"].to_numpy(),
-                "file": wide["file"].to_numpy(),
-                "sheet": wide["sheet"].to_numpy(),
-                "row_number": wide["row_number"].to_numpy(),
+                "area_code": wide["area_code"].array,
+                "collection_year": wide["collection_year"].array,
+                "child_key": wide["child_key"].array,
+                "sex": child["sex"].array,
+                "birth_month": child["birth_month"].array,
+                "ethnicity": child["ethnicity"].array,
+                "uasc": child["uasc"].array,
+                "episode_start": narrow["episode_start"].array,
+                "episode_end": narrow["episode_end"].array,
+                "episode_end_reported": wide[schemas.parsed_date_column("DEC")].array,
+                "episode_end_type": narrow["episode_end_type"].array,
+                "new_episode_type": narrow["new_episode_type"].array,
+                "exit_destination": narrow["exit_destination"].array,
+                **{harmonised: wide[national].array for national, harmonised in NATIONAL_COLUMNS.items()},
+                "icare_code": values["icare_code"].array,
+                **{column: levels[column].array for column in levels.columns},
+                **{target: values[target].array for target in DIMENSION_TARGETS},
+                "concordance_rule": values["concordance_rule"].array,
+                "repair_rule": narrow["repair_rule"].array,
+                "overlaps_next": narrow["overlaps_next"].array,
+                "file": wide["file"].array,
+                "sheet": wide["sheet"].array,
+                "row_number": wide["row_number"].array,
                 "classification_version": self.classification.version_id,
                 "concordance_version": self.concordance.version_id,
             }
@@ -340,6 +340,16 @@ class _Children:
     table: pd.DataFrame
     ids: np.ndarray  # child_id of each row of ``table``
     row_ids: np.ndarray  # header rows that were used
+
+
+def _child_ids_of(keys: pd.Series, reference: pd.DataFrame) -> np.ndarray:
+    """The integer child id of each child key, as ``reference`` assigned it (-1 when not there)."""
+    known = reference[["child_key", "child_id"]].drop_duplicates("child_key")
+    positions = positions_in(
+        keys, pa_arrow.array(known["child_key"], type=pa_arrow.large_string(), from_pandas=True)
+    )
+    ids = known["child_id"].to_numpy()
+    return np.where(positions >= 0, ids[np.clip(positions, 0, None)] if len(ids) else -1, -1)
 
 
 def _origin_rows(frame: pd.DataFrame, row_ids: np.ndarray) -> pd.DataFrame:
@@ -365,12 +375,12 @@ class _Parts:
             self.superseded.append(
                 pd.DataFrame(
                     {
-                        **{c: rows[c].to_numpy() for c in ORIGIN_COLUMNS},
-                        "table_name": rows["table_name"].to_numpy(),
-                        "reason": split.superseded["reason"].to_numpy(),
-                        "kept_file": kept["file"].to_numpy(),
-                        "kept_sheet": kept["sheet"].to_numpy(),
-                        "kept_row_number": kept["row_number"].to_numpy(),
+                        **{c: rows[c].array for c in ORIGIN_COLUMNS},
+                        "table_name": rows["table_name"].array,
+                        "reason": split.superseded["reason"].array,
+                        "kept_file": kept["file"].array,
+                        "kept_sheet": kept["sheet"].array,
+                        "kept_row_number": kept["row_number"].array,
                     }
                 )
             )
