@@ -3,7 +3,9 @@
 A child key is HMAC-SHA256(key, source | area | national id), truncated to 128 bits and written as
 hex. Without the key the national id cannot be recovered or confirmed by hashing guesses; with the
 same key, the same child gets the same key in every run, so releases can be linked. Only distinct
-ids are hashed, so the cost follows the number of children, not of rows.
+ids are hashed, and the HMAC is computed in DuckDB: sha256 over the RFC 2104 inner and outer padded
+keys, passed as query parameters. That is the standard HMAC (a test checks it against Python's
+hmac) at a tenth of the cost of a Python loop over a few hundred thousand children.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ import hashlib
 import hmac
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -25,6 +28,7 @@ DEVELOPMENT_KEY = "icare-development-key-for-the-bundled-synthetic-sample-only"
 KEY_BYTES_MINIMUM = 16
 _SEPARATOR = "\x1f"
 _TEXT = pa.large_string()
+_BLOCK_BYTES = 64  # SHA-256 block size: HMAC pads the key to it
 
 
 class MissingKeyError(RuntimeError):
@@ -35,8 +39,6 @@ class MissingKeyError(RuntimeError):
 class Pseudonymiser:
     key: bytes
     development: bool = False
-    # value -> hash, so that a child seen in several tables and returns is hashed once per run.
-    _cache: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_environment(cls, *, sample_only: bool) -> Pseudonymiser:
@@ -65,11 +67,12 @@ class Pseudonymiser:
         return hmac.new(self.key, b"icare key fingerprint", hashlib.sha256).hexdigest()[:12]
 
     def hash_one(self, value: str) -> str:
-        return _hex(hmac.new(self.key, digestmod=hashlib.sha256), value)
+        """Reference implementation with Python's hmac (used by tests and for single values)."""
+        return hmac.new(self.key, value.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
 
     def child_keys(self, source: str, area: pd.Series, child: pd.Series) -> pd.Series:
         """Pseudonymous child key per row; identical ids in different areas are different children."""
-        return self._hash_array(_composite(source, area, child), child.index)
+        return self._hash_rows(_composite(source, area, child), child.index)
 
     def key_tables(
         self, source: str, tables: Sequence[tuple[pd.Series, pd.Series]]
@@ -81,8 +84,7 @@ class Pseudonymiser:
         """
         composites = [_composite(source, area, child) for area, child in tables]
         uniques = pc.unique(pa.chunked_array(composites, type=_TEXT).combine_chunks())
-        base = hmac.new(self.key, digestmod=hashlib.sha256)
-        hashed = pa.array([self._cached(base, value) for value in uniques.to_pylist()], type=_TEXT)
+        hashed = self.hash_array(uniques)
         keyed = []
         for (_, child), composite in zip(tables, composites, strict=True):
             ids = pc.index_in(composite, value_set=uniques)
@@ -90,32 +92,30 @@ class Pseudonymiser:
             keyed.append((keys, ids.to_numpy(zero_copy_only=False).astype("int64")))
         return keyed
 
-    def _cached(self, base: hmac.HMAC, value: str) -> str:
-        digest = self._cache.get(value)
-        if digest is None:
-            digest = self._cache[value] = _hex(base, value)
-        return digest
-
     def values(self, values: pd.Series) -> pd.Series:
         """Hash each distinct value once and map the result back onto the rows (nulls stay null)."""
-        return self._hash_array(
-            pa.array(values.astype("str"), type=pa.large_string(), from_pandas=True), values.index
-        )
+        return self._hash_rows(pa.array(values, type=_TEXT, from_pandas=True), values.index)
 
-    def _hash_array(self, values: pa.Array | pa.ChunkedArray, index: pd.Index) -> pd.Series:
+    def hash_array(self, values: pa.Array) -> pa.Array:
+        """HMAC-SHA256 (hex, first 32 characters) of each value, nulls kept, computed in DuckDB."""
+        block = self.key if len(self.key) <= _BLOCK_BYTES else hashlib.sha256(self.key).digest()
+        block = block.ljust(_BLOCK_BYTES, b"\0")
+        inner = bytes(b ^ 0x36 for b in block)
+        outer = bytes(b ^ 0x5C for b in block)
+        with duckdb.connect() as connection:
+            connection.register("incoming", pa.table({"value": pa.array(values, type=_TEXT)}))
+            result = connection.sql(
+                "SELECT left(sha256($outer || unhex(sha256($inner || encode(value)))), 32) AS digest "
+                "FROM incoming",
+                params={"inner": inner, "outer": outer},
+            ).to_arrow_table()
+        return result.column("digest").combine_chunks().cast(_TEXT)
+
+    def _hash_rows(self, values: pa.Array | pa.ChunkedArray, index: pd.Index) -> pd.Series:
         if isinstance(values, pa.ChunkedArray):
             values = values.combine_chunks()
         encoded = pc.dictionary_encode(values)
-        base = hmac.new(self.key, digestmod=hashlib.sha256)
-        hashed = pa.array([self._cached(base, v) for v in encoded.dictionary.to_pylist()], type=_TEXT)
-        return pc.take(hashed, encoded.indices).to_pandas().set_axis(index)
-
-
-def _hex(base: hmac.HMAC, value: str) -> str:
-    """HMAC of one value, reusing the keyed state (copying it is cheaper than re-keying)."""
-    mac = base.copy()
-    mac.update(value.encode("utf-8"))
-    return mac.hexdigest()[:32]
+        return pc.take(self.hash_array(encoded.dictionary), encoded.indices).to_pandas().set_axis(index)
 
 
 def _composite(source: str, area: pd.Series, child: pd.Series) -> pa.Array:

@@ -1,0 +1,68 @@
+"""Keyed pseudonymisation: standard HMAC, stable, aligned with the rows, and refused without a key."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+import pandas as pd
+import pytest
+
+from icare.pseudonymise import KEY_ENVIRONMENT_VARIABLE, MissingKeyError, Pseudonymiser
+
+KEY = b"a-test-key-that-is-long-enough"
+
+
+def test_duckdb_hmac_equals_python_hmac_for_short_long_and_unicode_values():
+    values = ["ssda903\x1f201\x1f007", "", "é" * 40, "x" * 500]
+    for key in (KEY, b"k" * 100):  # a key longer than the SHA-256 block is hashed first
+        hashed = Pseudonymiser(key).values(pd.Series(values)).tolist()
+        expected = [hmac.new(key, v.encode(), hashlib.sha256).hexdigest()[:32] for v in values]
+        assert hashed == expected
+
+
+def test_child_keys_keep_row_alignment_and_separate_areas():
+    p = Pseudonymiser(KEY)
+    area = pd.Series(["201", "202", None, "201"], index=[10, 11, 12, 13])
+    child = pd.Series(["007", "007", "007", "7"], index=[10, 11, 12, 13])
+    keys = p.child_keys("ssda903", area, child)
+    assert keys.index.tolist() == [10, 11, 12, 13]
+    assert keys[10] == p.hash_one("ssda903\x1f201\x1f007")
+    assert keys[12] == p.hash_one("ssda903\x1f\x1f007")
+    assert len(set(keys)) == 4  # leading zeros and areas make different children
+
+
+def test_key_tables_share_ids_and_keys_across_tables():
+    p = Pseudonymiser(KEY)
+    header = (pd.Series(["201", "201"]), pd.Series(["1", "2"]))
+    episodes = (
+        pd.Series(["201", "201", "201"], index=[5, 6, 7]),
+        pd.Series(["2", "2", "1"], index=[5, 6, 7]),
+    )
+    (h_keys, h_ids), (e_keys, e_ids) = p.key_tables("ssda903", [header, episodes])
+    assert e_keys.index.tolist() == [5, 6, 7]
+    assert e_keys.tolist() == [h_keys[1], h_keys[1], h_keys[0]]
+    assert e_ids.tolist() == [h_ids[1], h_ids[1], h_ids[0]]
+
+
+def test_values_keep_nulls():
+    assert Pseudonymiser(KEY).values(pd.Series(["a", None])).isna().tolist() == [False, True]
+
+
+def test_real_data_without_a_key_stops_with_advice(monkeypatch):
+    monkeypatch.delenv(KEY_ENVIRONMENT_VARIABLE, raising=False)
+    with pytest.raises(MissingKeyError, match=KEY_ENVIRONMENT_VARIABLE):
+        Pseudonymiser.from_environment(sample_only=False)
+    assert Pseudonymiser.from_environment(sample_only=True).development
+
+
+def test_short_key_is_refused(monkeypatch):
+    monkeypatch.setenv(KEY_ENVIRONMENT_VARIABLE, "short")
+    with pytest.raises(MissingKeyError, match="shorter than 16 bytes"):
+        Pseudonymiser.from_environment(sample_only=False)
+
+
+def test_fingerprint_identifies_the_key_without_revealing_it():
+    a, b = Pseudonymiser(KEY), Pseudonymiser(KEY + b"!")
+    assert a.fingerprint != b.fingerprint
+    assert KEY.decode() not in a.fingerprint
