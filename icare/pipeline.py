@@ -24,6 +24,7 @@ from icare.reconciliation import reconcile
 from icare.sources.base import Extraction, Harmonised, SourceInputError
 from icare.sources.registry import reader_class
 from icare.sources.spec import load_source_spec
+from icare.vectorised import sort_order
 
 Progress = Callable[[str], None]
 
@@ -149,6 +150,11 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def _sorted(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
+    """Rows in a fixed order, so the same input always gives byte-identical outputs."""
+    return frame.iloc[sort_order(*(frame[c] for c in columns))].reset_index(drop=True)
+
+
 def assemble_tables(results: list[SourceResult], classification: Classification) -> dict[str, pd.DataFrame]:
     """The published tables, sorted so that the same input always gives the same tables."""
     episodes = _concat([r.harmonised.episodes for r in results])
@@ -173,16 +179,10 @@ def assemble_tables(results: list[SourceResult], classification: Classification)
     concordance = _concat([r.harmonised.concordance.assign(source=r.name) for r in results])
     concordance = concordance[["source", *[c for c in concordance.columns if c != "source"]]]
     tables = {
-        "episodes": episodes.sort_values(
-            ["source", "area_code", "child_key", "episode_start", "collection_year"],
-            kind="stable",
-            ignore_index=True,
-        ),
-        "children": children.sort_values(["source", "area_code", "child_key"], ignore_index=True),
-        "quarantine": quarantined.sort_values(
-            ["source", "file", "sheet", "row_number", "column_name", "rule"], kind="stable", ignore_index=True
-        ),
-        "superseded": superseded.sort_values(["source", "file", "sheet", "row_number"], ignore_index=True),
+        "episodes": _sorted(episodes, "source", "area_code", "child_key", "episode_start", "collection_year"),
+        "children": _sorted(children, "source", "area_code", "child_key"),
+        "quarantine": _sorted(quarantined, "source", "file", "sheet", "row_number", "column_name", "rule"),
+        "superseded": _sorted(superseded, "source", "file", "sheet", "row_number"),
         "reconciliation": reconciliation.reset_index(drop=True),
         "inputs": inputs.sort_values(["source", "file"], ignore_index=True),
         "icare_classification": classification.to_frame(),

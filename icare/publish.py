@@ -54,7 +54,8 @@ def write_outputs(frames: Mapping[str, object], summary: dict, output_dir: Path,
         tables["data_dictionary"] = data_dictionary()
         for name, table in tables.items():
             pq.write_table(table, staging / PARQUET_DIR / f"{name}.parquet", compression="zstd")
-        _write_database(tables, staging / DATABASE)
+        del tables  # the database is loaded from the Parquet files, in parallel and within DuckDB
+        _write_database(staging / PARQUET_DIR, staging / DATABASE)
         (staging / RUN_SUMMARY).write_text(json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
         _swap_in(staging, output_dir, run_id)
     finally:
@@ -62,14 +63,15 @@ def write_outputs(frames: Mapping[str, object], summary: dict, output_dir: Path,
             shutil.rmtree(staging, ignore_errors=True)
 
 
-def _write_database(tables: Mapping[str, pa.Table], path: Path) -> None:
+def _write_database(parquet_dir: Path, path: Path) -> None:
+    """One table per Parquet file; DuckDB keeps the explicit Arrow types."""
     connection = duckdb.connect(str(path))
     try:
-        for name, table in tables.items():
-            connection.register("incoming", table)
-            # Table names are the project's own constants (TABLES), never user input.
-            connection.execute(f'CREATE TABLE "{name}" AS SELECT * FROM incoming')
-            connection.unregister("incoming")
+        for parquet in sorted(parquet_dir.glob("*.parquet")):
+            # Table names are the project's own constants (TABLES), never user input; the path is a parameter.
+            connection.execute(
+                f'CREATE TABLE "{parquet.stem}" AS SELECT * FROM read_parquet($path)', {"path": str(parquet)}
+            )
         connection.execute("CHECKPOINT")
     finally:
         connection.close()

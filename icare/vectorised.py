@@ -23,3 +23,21 @@ def positions_in(values: pd.Series, uniques: pa.Array) -> np.ndarray:
     found = pc.index_in(column, value_set=uniques)
     return pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype("int64")
 
+
+def sort_order(*columns: pd.Series) -> np.ndarray:
+    """Positions that sort the rows by the given columns (text by code point; null text and numbers
+    first, missing dates last).
+
+    Text columns are replaced by the rank of their value among the distinct values, so the final
+    sort runs on integers: much faster than pandas sorting text over a million rows.
+    """
+    keys = []
+    for column in columns:
+        if column.dtype.kind == "M":
+            keys.append(column.to_numpy())  # NaT is the smallest datetime64
+        elif column.dtype.kind in "iufb":
+            values = column.astype("float64").to_numpy()
+            keys.append(np.where(np.isnan(values), -np.inf, values))
+        else:
+            keys.append(pd.factorize(column, sort=True, use_na_sentinel=True)[0])  # -1 (null) sorts first
+    return np.lexsort(keys[::-1]) if keys else np.array([], dtype="int64")

@@ -152,7 +152,19 @@ class Ssda903Source:
         )
         parts.add(split, header)
         row_ids = split.kept["row_id"].to_numpy()
-        latest = header.iloc[row_ids]
+        latest = header[
+            [
+                "area_code",
+                "child_key",
+                "child_id",
+                "SEX",
+                "ETHNIC",
+                "file",
+                "sheet",
+                "row_number",
+                schemas.parsed_date_column("DOB"),
+            ]
+        ].iloc[row_ids]
         years = narrow.groupby("child_id")["collection_year"].agg(["min", "max"])
         dob = latest[schemas.parsed_date_column("DOB")]
         table = pd.DataFrame(
@@ -296,7 +308,17 @@ class Ssda903Source:
         """Gather the full records of the kept episodes once, in a stable order."""
         narrow = narrow.sort_values(["child_id", "episode_start", "row_id"], kind="stable")
         rows = narrow["row_id"].to_numpy()
-        wide = episodes.iloc[rows]
+        needed = [
+            "area_code",
+            "collection_year",
+            "child_key",
+            schemas.parsed_date_column("DEC"),
+            *NATIONAL_COLUMNS,
+            "file",
+            "sheet",
+            "row_number",
+        ]
+        wide = episodes[needed].iloc[rows]
         values = mapped.iloc[rows]
         attributes = children.table.set_index(children.ids)
         child = attributes.loc[narrow["child_id"].to_numpy()]
@@ -370,8 +392,9 @@ class _Parts:
     def add(self, split: episode_rules.Split, frame: pd.DataFrame) -> None:
         """Record a step's superseded and rejected rows, with their origin looked up by row id."""
         if len(split.superseded):
-            rows = frame.iloc[split.superseded["row_id"].to_numpy()]
-            kept = frame.iloc[split.superseded["kept_row_id"].to_numpy()]
+            origin = frame[[*ORIGIN_COLUMNS, "table_name"]]
+            rows = origin.iloc[split.superseded["row_id"].to_numpy()]
+            kept = origin.iloc[split.superseded["kept_row_id"].to_numpy()]
             self.superseded.append(
                 pd.DataFrame(
                     {
