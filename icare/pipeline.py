@@ -1,6 +1,8 @@
 """One run: every source's files -> validated, harmonised, reconciled tables -> Parquet and DuckDB.
 
-The CLI and the Dagster assets both call these functions, so both produce the same tables.
+The CLI (``run``) and the Dagster assets (``pipelines/``) call the same stage functions here, so
+both produce the same tables: ``discover_source`` -> ``process_source`` (extract + harmonise) ->
+``assemble_tables`` -> ``publish``.
 """
 
 from __future__ import annotations
@@ -20,13 +22,17 @@ from icare import quarantine
 from icare.classification import Classification, load_classification
 from icare.pseudonymise import Pseudonymiser
 from icare.publish import write_outputs
-from icare.reconciliation import reconcile
-from icare.sources.base import Extraction, Harmonised, SourceInputError
-from icare.sources.registry import reader_class
+from icare.reconciliation import OUTCOMES, reconcile
+from icare.sources.base import Harmonised, InputFile, Source, SourceInputError
+from icare.sources.registry import available_sources, reader_class
 from icare.sources.spec import load_source_spec
 from icare.vectorised import sort_order
 
 Progress = Callable[[str], None]
+
+
+def _silent(message: str) -> None:
+    """Default progress callback: say nothing."""
 
 
 @dataclass
@@ -35,13 +41,19 @@ class RunOptions:
     output_dir: Path
     classification_path: Path | None = None
     crosswalk_path: Path | None = None
-    progress: Progress = lambda message: None
+    progress: Progress = _silent
 
 
 @dataclass
 class SourceResult:
+    """One source's contribution, with nothing left that identifies a child.
+
+    The raw tables are dropped once harmonised: what is kept is pseudonymised (episodes,
+    children), redacted (quarantine) or about files (inputs, reconciliation).
+    """
+
     name: str
-    extraction: Extraction
+    files: list[InputFile]
     harmonised: Harmonised
     reconciliation: pd.DataFrame
     quarantine: pd.DataFrame
@@ -56,21 +68,10 @@ class RunResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def bundled_samples() -> dict[str, Path]:
-    """The sample data shipped with each source (what ``icare run`` uses with no arguments)."""
-    from icare.sources.registry import available_sources
+class StepTimer:
+    """Times named steps and reports them through the progress callback."""
 
-    return {name: load_source_spec(name).sample_dir for name in available_sources()}
-
-
-def _is_bundled_sample(name: str, path: Path) -> bool:
-    sample = load_source_spec(name).sample_dir.resolve()
-    resolved = Path(path).resolve()
-    return resolved == sample or sample in resolved.parents
-
-
-class _Timer:
-    def __init__(self, progress: Progress) -> None:
+    def __init__(self, progress: Progress = _silent) -> None:
         self.timings: dict[str, float] = {}
         self.progress = progress
 
@@ -84,65 +85,101 @@ class _Timer:
         return result
 
 
-def process_source(
-    name: str, path: Path, classification: Classification, pseudonymiser: Pseudonymiser, timer: _Timer
-) -> SourceResult:
-    """Discover, extract, validate and harmonise one source; fail early when nothing is usable."""
-    source = reader_class(name)(classification, pseudonymiser)
-    files = timer.step(f"{name}: find files", lambda: source.discover(Path(path)))
-    timer.progress(f"{name}: {len(files)} file(s) found below {path}")
-    extraction: Extraction = timer.step(f"{name}: read and validate", lambda: source.extract(files))
+def bundled_samples() -> dict[str, Path]:
+    """The sample data shipped with each source (what ``icare run`` uses with no arguments)."""
+    return {name: load_source_spec(name).sample_dir for name in available_sources()}
+
+
+def is_bundled_sample(name: str, path: Path) -> bool:
+    sample = load_source_spec(name).sample_dir.resolve()
+    resolved = Path(path).resolve()
+    return resolved == sample or sample in resolved.parents
+
+
+def pseudonymiser_for(sources: Mapping[str, Path]) -> Pseudonymiser:
+    """The key from the environment; the public development key only if every input is a sample."""
+    sample_only = all(is_bundled_sample(name, path) for name, path in sources.items())
+    return Pseudonymiser.from_environment(sample_only=sample_only)
+
+
+def open_source(name: str, classification: Classification, pseudonymiser: Pseudonymiser) -> Source:
+    return reader_class(name)(classification, pseudonymiser)
+
+
+def discover_source(source: Source, path: Path, timer: StepTimer) -> list[InputFile]:
+    files = timer.step(f"{source.name}: find files", lambda: source.discover(Path(path)))
+    timer.progress(f"{source.name}: {len(files)} file(s) found below {path}")
+    return files
+
+
+def process_source(source: Source, files: list[InputFile], timer: StepTimer) -> SourceResult:
+    """Extract, validate and harmonise one source; fail early when nothing is usable."""
+    name = source.name
+    extraction = timer.step(f"{name}: read and validate", lambda: source.extract(files))
     harmonised_names = {t for t, spec in source.spec.tables.items() if spec.harmonised}
     if not any(t.table in harmonised_names and not t.missing_columns for t in extraction.tables):
+        expected = " / ".join(
+            f"{t} ({', '.join(source.spec.tables[t].columns)})" for t in sorted(harmonised_names)
+        )
+        folder = files[0].path.parent if files else ""
         raise SourceInputError(
-            f"{name}: no recognisable table in {path}: expected files or sheets whose column headers "
-            + "are those of "
-            + " / ".join(
-                f"{t} ({', '.join(source.spec.tables[t].columns)})" for t in sorted(harmonised_names)
-            )
+            f"{name}: no recognisable table in {folder}: expected files or sheets whose column headers "
+            f"are those of {expected}"
         )
     harmonised: Harmonised = timer.step(f"{name}: harmonise", lambda: source.harmonise(extraction))
     records = quarantine.combine([extraction.quarantine, harmonised.quarantine])
     records = quarantine.with_messages(
-        quarantine.redact(records, source.spec.identifier_policy, pseudonymiser.values)
+        quarantine.redact(records, source.spec.identifier_policy, source.pseudonymiser.values)
     )
     reconciliation = reconcile(
         extraction.tables, harmonised_names, harmonised.accepted_rows, records, harmonised.superseded
     )
-    return SourceResult(name, extraction, harmonised, reconciliation, records)
+    harmonised.quarantine = records  # the unredacted records go with the raw tables
+    return SourceResult(name, files, harmonised, reconciliation, records)
 
 
-def run_id_for(options: RunOptions, results: list[SourceResult], classification: Classification) -> str:
+def run_id_for(results: list[SourceResult], classification: Classification) -> str:
     """Same inputs and versions -> same id, so a re-run is recognisable in the ``runs`` table."""
     digest = hashlib.sha256()
     digest.update(icare.__version__.encode())
     digest.update(classification.version_id.encode())
     for result in results:
         digest.update(result.harmonised.versions.get("concordance", "").encode())
-        for f in result.extraction.files:
+        for f in result.files:
             digest.update(f"{f.source}|{f.file}|{f.sha256}".encode())
     return digest.hexdigest()[:16]
 
 
 def run(options: RunOptions) -> RunResult:
+    """The whole pipeline in one process (the ``icare run`` path)."""
     started_at = datetime.now(UTC)
-    timer = _Timer(options.progress)
+    timer = StepTimer(options.progress)
     classification = load_classification(options.classification_path, options.crosswalk_path)
-    sample_only = all(_is_bundled_sample(name, path) for name, path in options.sources.items())
-    pseudonymiser = Pseudonymiser.from_environment(sample_only=sample_only)
-    results = [
-        process_source(name, Path(path), classification, pseudonymiser, timer)
-        for name, path in sorted(options.sources.items())
-    ]
-    run_id = run_id_for(options, results, classification)
+    pseudonymiser = pseudonymiser_for(options.sources)
+    results = []
+    for name, path in sorted(options.sources.items()):
+        source = open_source(name, classification, pseudonymiser)
+        results.append(process_source(source, discover_source(source, path, timer), timer))
     tables = timer.step("assemble tables", lambda: assemble_tables(results, classification))
-    summary = summarise(results, tables, classification) | {"run_id": run_id}
-    tables["runs"] = _runs_table(run_id, started_at, classification, pseudonymiser, results, summary, timer)
-    timer.step(
-        "write outputs",
-        lambda: write_outputs(tables, summary, options.output_dir, run_id),
-    )
-    return RunResult(run_id, options.output_dir, tables, summary, timer.timings)
+    return publish(results, tables, classification, pseudonymiser, options.output_dir, timer, started_at)
+
+
+def publish(
+    results: list[SourceResult],
+    tables: dict[str, pd.DataFrame],
+    classification: Classification,
+    pseudonymiser: Pseudonymiser,
+    output_dir: Path,
+    timer: StepTimer,
+    started_at: datetime,
+) -> RunResult:
+    """Add the ``runs`` row and write everything atomically."""
+    run_id = run_id_for(results, classification)
+    tables = dict(tables)
+    summary = summarise(tables, classification) | {"run_id": run_id}
+    tables["runs"] = runs_table(run_id, started_at, classification, pseudonymiser, results, summary, timer)
+    timer.step("write outputs", lambda: write_outputs(tables, summary, output_dir, run_id))
+    return RunResult(run_id, output_dir, tables, summary, timer.timings)
 
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
@@ -155,54 +192,56 @@ def _sorted(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
     return frame.iloc[sort_order(*(frame[c] for c in columns))].reset_index(drop=True)
 
 
+def _inputs(results: list[SourceResult]) -> list[dict]:
+    return [
+        {
+            "source": f.source,
+            "file": f.file,
+            "sha256": f.sha256,
+            "size_bytes": f.size_bytes,
+            "collection_year": f.collection_year,
+            "area_code": f.area_code,
+        }
+        for r in results
+        for f in r.files
+    ]
+
+
 def assemble_tables(results: list[SourceResult], classification: Classification) -> dict[str, pd.DataFrame]:
-    """The published tables, sorted so that the same input always gives the same tables."""
-    episodes = _concat([r.harmonised.episodes for r in results])
-    children = _concat([r.harmonised.children for r in results])
-    quarantined = _concat([r.quarantine for r in results])
-    superseded = _concat([r.harmonised.superseded for r in results])
-    reconciliation = _concat([r.reconciliation for r in results])
-    inputs = pd.DataFrame(
-        [
-            {
-                "source": f.source,
-                "file": f.file,
-                "sha256": f.sha256,
-                "size_bytes": f.size_bytes,
-                "collection_year": f.collection_year,
-                "area_code": f.area_code,
-            }
-            for r in results
-            for f in r.extraction.files
-        ]
-    )
+    """The published tables (all but ``runs``), sorted so the same input always gives the same tables."""
     concordance = _concat([r.harmonised.concordance.assign(source=r.name) for r in results])
     concordance = concordance[["source", *[c for c in concordance.columns if c != "source"]]]
-    tables = {
+    episodes = _concat([r.harmonised.episodes for r in results])
+    return {
         "episodes": _sorted(episodes, "source", "area_code", "child_key", "episode_start", "collection_year"),
-        "children": _sorted(children, "source", "area_code", "child_key"),
-        "quarantine": _sorted(quarantined, "source", "file", "sheet", "row_number", "column_name", "rule"),
-        "superseded": _sorted(superseded, "source", "file", "sheet", "row_number"),
-        "reconciliation": reconciliation.reset_index(drop=True),
-        "inputs": inputs.sort_values(["source", "file"], ignore_index=True),
+        "children": _sorted(
+            _concat([r.harmonised.children for r in results]), "source", "area_code", "child_key"
+        ),
+        "quarantine": _sorted(
+            _concat([r.quarantine for r in results]),
+            "source",
+            "file",
+            "sheet",
+            "row_number",
+            "column_name",
+            "rule",
+        ),
+        "superseded": _sorted(
+            _concat([r.harmonised.superseded for r in results]), "source", "file", "sheet", "row_number"
+        ),
+        "reconciliation": _concat([r.reconciliation for r in results]),
+        "inputs": _sorted(pd.DataFrame(_inputs(results)), "source", "file"),
         "icare_classification": classification.to_frame(),
         "icare_dimensions": classification.dimensions_frame(),
+        "concordance": concordance,
     }
-    tables["concordance"] = concordance
-    return tables
 
 
-def summarise(results: list[SourceResult], tables: dict[str, pd.DataFrame], classification) -> dict:
-    reconciliation = tables["reconciliation"]
-    counts = reconciliation.groupby("source")[
-        ["rows_read", "rows_accepted", "rows_quarantined", "rows_superseded", "rows_not_harmonised"]
-    ].sum()
+def summarise(tables: dict[str, pd.DataFrame], classification: Classification) -> dict:
+    """The figures the CLI prints and ``run.json`` records."""
+    counts = tables["reconciliation"].groupby("source")[["rows_read", *OUTCOMES]].sum()
     episodes = tables["episodes"]
-    by_level1 = (
-        episodes.groupby(["source", "icare_level1"]).size().rename("episodes").reset_index()
-        if len(episodes)
-        else pd.DataFrame(columns=["source", "icare_level1", "episodes"])
-    )
+    by_level1 = episodes.groupby(["source", "icare_level1"]).size().rename("episodes").reset_index()
     labels = {code: classification.get(code).label for code in classification.codes(1)}
     return {
         "classification_version": classification.version_id,
@@ -225,19 +264,16 @@ def summarise(results: list[SourceResult], tables: dict[str, pd.DataFrame], clas
     }
 
 
-def _runs_table(run_id, started_at, classification, pseudonymiser, results, summary, timer) -> pd.DataFrame:
-    inputs = [
-        {
-            "source": f.source,
-            "file": f.file,
-            "sha256": f.sha256,
-            "bytes": f.size_bytes,
-            "collection_year": f.collection_year,
-            "area_code": f.area_code,
-        }
-        for r in results
-        for f in r.extraction.files
-    ]
+def runs_table(
+    run_id: str,
+    started_at: datetime,
+    classification: Classification,
+    pseudonymiser: Pseudonymiser,
+    results: list[SourceResult],
+    summary: dict,
+    timer: StepTimer,
+) -> pd.DataFrame:
+    """The ``runs`` row: versions, inputs with checksums, counts and timings of this run."""
     return pd.DataFrame(
         [
             {
@@ -251,7 +287,7 @@ def _runs_table(run_id, started_at, classification, pseudonymiser, results, summ
                 ),
                 "pseudonym_key_fingerprint": pseudonymiser.fingerprint,
                 "development_key": pseudonymiser.development,
-                "inputs": json.dumps(inputs),
+                "inputs": json.dumps(_inputs(results)),
                 "row_counts": json.dumps(summary["rows"]),
                 "timings": json.dumps(timer.timings),
             }

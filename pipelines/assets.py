@@ -2,13 +2,15 @@
 
 Graph (one pair of source assets per folder under ``sources/`` that the registry knows)::
 
-    <source>_extraction -> <source>_harmonised -+-> harmonised_tables -> published_outputs
-                                                +-------------------------^
+    <source>_inputs -> <source>_harmonised -+-> harmonised_tables -> published_outputs
+                                            +-------------------------^
 
-Values between assets are plain Python objects (``icare`` dataclasses holding pandas frames); they
-go through the IO manager configured in ``pipelines.definitions`` (Dagster's filesystem pickling
-IO manager). Only ``published_outputs`` writes the DuckDB database and the Parquet files, through
-``icare.publish.write_outputs``; it returns metadata only, so the IO manager does not store it.
+``<source>_inputs`` finds the files and their checksums (nothing is read yet). ``<source>_harmonised``
+reads, validates and harmonises them in one step, so that no value holding child identifiers as
+received ever reaches the IO manager: what it stores is pseudonymised (episodes, children) or
+redacted (quarantine). Values between assets go through Dagster's filesystem pickling IO manager
+(``pipelines.definitions``). Only ``published_outputs`` writes the DuckDB database and the Parquet
+files, through ``icare.pipeline.publish``.
 """
 
 # No ``from __future__ import annotations`` here: Dagster reads the annotations of the asset
@@ -22,21 +24,19 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from icare import quarantine
-from icare.classification import Classification
 from icare.pipeline import (
     SourceResult,
-    _runs_table,
-    _Timer,
+    StepTimer,
     assemble_tables,
-    run_id_for,
-    summarise,
+    discover_source,
+    open_source,
+    process_source,
+    publish,
 )
-from icare.pseudonymise import Pseudonymiser
-from icare.publish import DATABASE, PARQUET_DIR, RUN_SUMMARY, write_outputs
-from icare.reconciliation import OUTCOMES, reconcile
-from icare.sources.base import Extraction, Harmonised, InputFile, SourceInputError
-from icare.sources.registry import available_sources, reader_class
+from icare.publish import DATABASE, PARQUET_DIR, RUN_SUMMARY
+from icare.reconciliation import OUTCOMES
+from icare.sources.base import InputFile, SourceInputError
+from icare.sources.registry import available_sources
 from pipelines.resources import IcareSettings
 
 INGESTION = "ingestion"
@@ -45,13 +45,12 @@ PUBLICATION = "publication"
 
 
 @dataclass
-class ExtractedSource:
-    """The value of ``<source>_extraction``: one source's files read and validated."""
+class SourceInputs:
+    """The value of ``<source>_inputs``: where the returns are and which files were found."""
 
     name: str
     path: Path
-    extraction: Extraction
-    timings: dict[str, float]
+    files: list[InputFile]
 
 
 @dataclass
@@ -59,57 +58,7 @@ class HarmonisedSource:
     """The value of ``<source>_harmonised``: the source's part of every published table."""
 
     result: SourceResult
-    timings: dict[str, float]  # the source's extraction and harmonisation steps
-
-
-# --- the two halves of icare.pipeline.process_source -------------------------------------------
-# ``process_source`` runs both halves in one call; the assets need them apart. The steps, their
-# order and their names are those of ``process_source``; tests/test_dagster_definitions.py checks
-# that the published tables stay identical to those of ``icare run``.
-
-
-def extract_source(
-    name: str, path: Path, classification: Classification, pseudonymiser: Pseudonymiser, timer: _Timer
-) -> Extraction:
-    """Discover, read and validate one source; fail early when nothing is usable."""
-    source = reader_class(name)(classification, pseudonymiser)
-    files = timer.step(f"{name}: find files", lambda: source.discover(Path(path)))
-    timer.progress(f"{name}: {len(files)} file(s) found below {path}")
-    extraction: Extraction = timer.step(f"{name}: read and validate", lambda: source.extract(files))
-    harmonised_names = {t for t, spec in source.spec.tables.items() if spec.harmonised}
-    if not any(t.table in harmonised_names and not t.missing_columns for t in extraction.tables):
-        raise SourceInputError(
-            f"{name}: no recognisable table in {path}: expected files or sheets whose column headers "
-            + "are those of "
-            + " / ".join(
-                f"{t} ({', '.join(source.spec.tables[t].columns)})" for t in sorted(harmonised_names)
-            )
-        )
-    return extraction
-
-
-def harmonise_source(
-    name: str,
-    extraction: Extraction,
-    classification: Classification,
-    pseudonymiser: Pseudonymiser,
-    timer: _Timer,
-) -> SourceResult:
-    """Harmonise one source's extraction; quarantine (redacted) and reconciliation as in ``icare run``."""
-    source = reader_class(name)(classification, pseudonymiser)
-    harmonised_names = {t for t, spec in source.spec.tables.items() if spec.harmonised}
-    harmonised: Harmonised = timer.step(f"{name}: harmonise", lambda: source.harmonise(extraction))
-    records = quarantine.combine([extraction.quarantine, harmonised.quarantine])
-    records = quarantine.with_messages(
-        quarantine.redact(records, source.spec.identifier_policy, pseudonymiser.values)
-    )
-    reconciliation = reconcile(
-        extraction.tables, harmonised_names, harmonised.accepted_rows, records, harmonised.superseded
-    )
-    return SourceResult(name, extraction, harmonised, reconciliation, records)
-
-
-# --- metadata helpers ---------------------------------------------------------------------------
+    timings: dict[str, float]
 
 
 def checksums_digest(files: Iterable[InputFile]) -> str:
@@ -137,69 +86,47 @@ def _not_selected(context: dg.AssetExecutionContext, name: str) -> None:
     context.add_output_metadata({"selected": False})
 
 
-# --- assets -------------------------------------------------------------------------------------
-
-
 def source_assets(name: str) -> list[dg.AssetsDefinition]:
-    """``<name>_extraction`` and ``<name>_harmonised`` for one source of the registry."""
+    """``<name>_inputs`` and ``<name>_harmonised`` for one source of the registry."""
 
     @dg.asset(
-        name=f"{name}_extraction",
+        name=f"{name}_inputs",
         group_name=INGESTION,
-        kinds={"python", "pandas"},
-        description=(
-            f"{name}: find the input files, read every table and validate each row against the "
-            "source's reader specification; invalid rows go to quarantine. Holds identifiers as "
-            "received (not yet pseudonymised)."
-        ),
+        kinds={"python"},
+        description=f"{name}: the return files below the configured folder, with collection year, area and "
+        "SHA-256 checksum (nothing is read yet).",
     )
-    def extraction_asset(
-        context: dg.AssetExecutionContext, icare_settings: IcareSettings
-    ) -> ExtractedSource | None:
+    def inputs_asset(context: dg.AssetExecutionContext, icare_settings: IcareSettings) -> SourceInputs | None:
         path = icare_settings.source_paths().get(name)
         if path is None:
             _not_selected(context, name)
             return None
-        classification = icare_settings.classification()
-        timer = _Timer(context.log.info)
-        extraction = extract_source(name, path, classification, icare_settings.pseudonymiser(), timer)
+        source = open_source(name, icare_settings.classification(), icare_settings.pseudonymiser())
+        files = discover_source(source, path, StepTimer(context.log.info))
         context.add_output_metadata(
-            {
-                "selected": True,
-                "input_path": dg.MetadataValue.path(str(path)),
-                **_input_metadata(extraction.files),
-                "tables_read": len(extraction.tables),
-                "rows_read": sum(len(t.frame) for t in extraction.tables),
-                "rows_valid": sum(len(frame) for frame in extraction.valid.values()),
-                "quarantine_records": len(extraction.quarantine),
-                "classification_version": classification.version_id,
-                "timings_seconds": dg.MetadataValue.json(timer.timings),
-            }
+            {"selected": True, "input_path": dg.MetadataValue.path(str(path)), **_input_metadata(files)}
         )
-        return ExtractedSource(name, Path(path), extraction, dict(timer.timings))
+        return SourceInputs(name, Path(path), files)
 
     @dg.asset(
         name=f"{name}_harmonised",
         group_name=HARMONISATION,
         kinds={"python", "pandas"},
-        ins={"extracted": dg.AssetIn(key=f"{name}_extraction")},
-        description=(
-            f"{name}: combine returns, repair, pseudonymise and map every accepted row onto ICare; "
-            "redacted quarantine records and a reconciliation of every row read."
-        ),
+        ins={"inputs": dg.AssetIn(key=f"{name}_inputs")},
+        description=f"{name}: read and validate every table (bad rows to quarantine), combine returns, "
+        "repair, pseudonymise and map every accepted row onto ICare; redacted quarantine and a "
+        "reconciliation of every row read.",
     )
     def harmonised_asset(
-        context: dg.AssetExecutionContext, icare_settings: IcareSettings, extracted: ExtractedSource | None
+        context: dg.AssetExecutionContext, icare_settings: IcareSettings, inputs: SourceInputs | None
     ) -> HarmonisedSource | None:
-        if extracted is None:
+        if inputs is None:
             _not_selected(context, name)
             return None
         classification = icare_settings.classification()
-        timer = _Timer(context.log.info)
-        timer.timings.update(extracted.timings)
-        result = harmonise_source(
-            name, extracted.extraction, classification, icare_settings.pseudonymiser(), timer
-        )
+        source = open_source(name, classification, icare_settings.pseudonymiser())
+        timer = StepTimer(context.log.info)
+        result = process_source(source, inputs.files, timer)
         context.add_output_metadata(
             {
                 "selected": True,
@@ -209,12 +136,13 @@ def source_assets(name: str) -> list[dg.AssetsDefinition]:
                 "quarantine_records": len(result.quarantine),
                 "classification_version": classification.version_id,
                 "concordance_version": result.harmonised.versions.get("concordance", ""),
-                **_input_metadata(result.extraction.files),
+                **_input_metadata(result.files),
+                "timings_seconds": dg.MetadataValue.json(timer.timings),
             }
         )
         return HarmonisedSource(result, dict(timer.timings))
 
-    return [extraction_asset, harmonised_asset]
+    return [inputs_asset, harmonised_asset]
 
 
 def _selected(harmonised: dict[str, HarmonisedSource | None]) -> list[HarmonisedSource]:
@@ -233,11 +161,9 @@ def publication_assets(source_names: Iterable[str]) -> list[dg.AssetsDefinition]
         group_name=HARMONISATION,
         kinds={"python", "pandas"},
         ins=harmonised_ins,
-        description=(
-            "Every source's contribution assembled into the published tables (episodes, children, "
-            "quarantine, superseded, reconciliation, inputs, classification, concordance), sorted so "
-            "that the same input always gives the same tables. Everything but the `runs` table."
-        ),
+        description="Every source's contribution assembled into the published tables (episodes, children, "
+        "quarantine, superseded, reconciliation, inputs, classification, concordance), sorted so that the "
+        "same input always gives the same tables. Everything but the `runs` table.",
     )
     def harmonised_tables(
         context: dg.AssetExecutionContext,
@@ -246,7 +172,7 @@ def publication_assets(source_names: Iterable[str]) -> list[dg.AssetsDefinition]
     ) -> dict[str, pd.DataFrame]:
         classification = icare_settings.classification()
         results = [h.result for h in _selected(harmonised)]
-        timer = _Timer(context.log.info)
+        timer = StepTimer(context.log.info)
         tables = timer.step("assemble tables", lambda: assemble_tables(results, classification))
         context.add_output_metadata(
             {
@@ -255,7 +181,6 @@ def publication_assets(source_names: Iterable[str]) -> list[dg.AssetsDefinition]
                 "children": int(tables["children"]["child_key"].nunique()),
                 **_row_counts(tables["reconciliation"]),
                 "classification_version": classification.version_id,
-                "timings_seconds": dg.MetadataValue.json(timer.timings),
             }
         )
         return tables
@@ -264,11 +189,9 @@ def publication_assets(source_names: Iterable[str]) -> list[dg.AssetsDefinition]
         group_name=PUBLICATION,
         kinds={"duckdb", "parquet"},
         ins={"harmonised_tables": dg.AssetIn(), **harmonised_ins},
-        description=(
-            "The run's tables plus its `runs` row, validated against the output schemas and written as "
-            "Parquet files and one DuckDB database in a single atomic swap (icare.publish). The only "
-            "asset that writes the database."
-        ),
+        description="The run's tables plus its `runs` row, validated against the output schemas and written "
+        "as Parquet files and one DuckDB database in a single atomic swap. The only asset that writes the "
+        "database.",
     )
     def published_outputs(
         context: dg.AssetExecutionContext,
@@ -276,30 +199,26 @@ def publication_assets(source_names: Iterable[str]) -> list[dg.AssetsDefinition]
         harmonised_tables: dict[str, pd.DataFrame],
         **harmonised: HarmonisedSource | None,
     ) -> dg.MaterializeResult:
-        started_at = _run_started_at(context)
-        options = icare_settings.run_options(progress=context.log.info)
-        classification = icare_settings.classification()
-        pseudonymiser = icare_settings.pseudonymiser()
         chosen = _selected(harmonised)
-        results = [h.result for h in chosen]
-        timer = _Timer(context.log.info)
+        pseudonymiser = icare_settings.pseudonymiser()
+        classification = icare_settings.classification()
+        timer = StepTimer(context.log.info)
         for h in chosen:
             timer.timings.update(h.timings)
-        run_id = run_id_for(options, results, classification)
-        tables = dict(harmonised_tables)
-        summary = summarise(results, tables, classification)
-        tables["runs"] = _runs_table(
-            run_id, started_at, classification, pseudonymiser, results, summary, timer
+        output_dir = icare_settings.output_path()
+        result = publish(
+            [h.result for h in chosen],
+            harmonised_tables,
+            classification,
+            pseudonymiser,
+            output_dir,
+            timer,
+            _run_started_at(context),
         )
-        output_dir = options.output_dir
-        timer.step(
-            "write outputs",
-            lambda: write_outputs(tables, summary | {"run_id": run_id}, output_dir, run_id),
-        )
-        files = [f for r in results for f in r.extraction.files]
+        summary = result.summary
         return dg.MaterializeResult(
             metadata={
-                "run_id": run_id,
+                "run_id": result.run_id,
                 "output_path": dg.MetadataValue.path(str(output_dir.resolve())),
                 "database": dg.MetadataValue.path(str((output_dir / DATABASE).resolve())),
                 "parquet": dg.MetadataValue.path(str((output_dir / PARQUET_DIR).resolve())),
@@ -308,12 +227,12 @@ def publication_assets(source_names: Iterable[str]) -> list[dg.AssetsDefinition]
                 "episodes": summary["episodes"],
                 "children": summary["children"],
                 "quarantine_records": summary["quarantine_records"],
-                "table_rows": dg.MetadataValue.json({name: len(frame) for name, frame in tables.items()}),
+                "table_rows": dg.MetadataValue.json({n: len(f) for n, f in result.tables.items()}),
                 "classification_version": classification.version_id,
                 "development_key": pseudonymiser.development,
                 "pseudonym_key_fingerprint": pseudonymiser.fingerprint,
-                **_input_metadata(files),
-                "timings_seconds": dg.MetadataValue.json(timer.timings),
+                **_input_metadata([f for h in chosen for f in h.result.files]),
+                "timings_seconds": dg.MetadataValue.json(result.timings),
             }
         )
 

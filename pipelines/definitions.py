@@ -28,8 +28,8 @@ defs = dg.Definitions(
         # The bundled sample, written to $ICARE_OUTPUT_DIR or outputs/; override in the launchpad.
         "icare_settings": IcareSettings(),
         # Values passed between assets (icare dataclasses holding pandas frames) are pickled under
-        # $DAGSTER_HOME/storage/ (a temporary folder when DAGSTER_HOME is unset). Extraction values
-        # hold identifiers as received, so keep DAGSTER_HOME as protected as the returns themselves.
+        # $DAGSTER_HOME/storage/ (a temporary folder when DAGSTER_HOME is unset). No stored value holds
+        # a child identifier as received: the source assets pseudonymise before they return.
         "io_manager": dg.FilesystemIOManager(),
     },
 )

@@ -22,7 +22,7 @@ import dagster as dg
 from pydantic import Field
 
 from icare.classification import Classification, load_classification
-from icare.pipeline import RunOptions, _is_bundled_sample, bundled_samples
+from icare.pipeline import RunOptions, bundled_samples, pseudonymiser_for
 from icare.pseudonymise import Pseudonymiser
 from icare.sources.registry import reader_class
 
@@ -85,5 +85,4 @@ class IcareSettings(dg.ConfigurableResource):
 
     def pseudonymiser(self) -> Pseudonymiser:
         """The key rule of ``icare.pipeline.run``: the development key only if every input is a sample."""
-        sample_only = all(_is_bundled_sample(name, path) for name, path in self.source_paths().items())
-        return Pseudonymiser.from_environment(sample_only=sample_only)
+        return pseudonymiser_for(self.source_paths())

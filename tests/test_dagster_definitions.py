@@ -34,8 +34,8 @@ def _key(name: str) -> dg.AssetKey:
 def _expected_graph(sources) -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {}
     for s in sources:
-        graph[f"{s}_extraction"] = set()
-        graph[f"{s}_harmonised"] = {f"{s}_extraction"}
+        graph[f"{s}_inputs"] = set()
+        graph[f"{s}_harmonised"] = {f"{s}_inputs"}
     graph["harmonised_tables"] = {f"{s}_harmonised" for s in sources}
     graph["published_outputs"] = {"harmonised_tables"} | {f"{s}_harmonised" for s in sources}
     return graph
@@ -62,7 +62,7 @@ def test_asset_graph_has_every_stage_for_every_registered_source():
     assert groups["published_outputs"] == "publication"
     assert groups["harmonised_tables"] == "harmonisation"
     for s in sources:
-        assert groups[f"{s}_extraction"] == "ingestion"
+        assert groups[f"{s}_inputs"] == "ingestion"
         assert groups[f"{s}_harmonised"] == "harmonisation"
 
 
@@ -98,7 +98,7 @@ def test_a_source_left_out_of_the_settings_produces_nothing(tmp_path):
         },
     )
     assert result.success
-    for name in ("other_extraction", "other_harmonised"):
+    for name in ("other_inputs", "other_harmonised"):
         assert result.output_for_node(name) is None
         assert result.asset_materializations_for_node(name)[0].metadata["selected"].value is False
 
@@ -198,7 +198,7 @@ def test_materialised_outputs_equal_those_of_icare_run(case, tmp_path, monkeypat
     rows = cli.summary["rows"]["ssda903"]
     for column in ("rows_read", "rows_accepted", "rows_quarantined", "rows_superseded"):
         assert harmonised[column].value == rows[column], column
-    extraction = result.asset_materializations_for_node("ssda903_extraction")[0].metadata
+    extraction = result.asset_materializations_for_node("ssda903_inputs")[0].metadata
     assert extraction["input_files"].value == int((inputs["source"] == "ssda903").sum())
     assert extraction["input_checksums_digest"].value == harmonised["input_checksums_digest"].value
 

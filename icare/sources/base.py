@@ -13,6 +13,9 @@ from typing import Protocol
 
 import pandas as pd
 
+from icare.pseudonymise import Pseudonymiser
+from icare.sources.spec import SourceSpec
+
 
 class SourceInputError(RuntimeError):
     """The input cannot be used at all (missing folder, nothing recognisable): the run stops."""
@@ -73,6 +76,8 @@ class Source(Protocol):
     """What the pipeline needs from a national source."""
 
     name: str
+    spec: SourceSpec  # the reader specification (tables, formats, identifier policy)
+    pseudonymiser: Pseudonymiser
 
     def discover(self, root: Path) -> list[InputFile]:
         """Find the source's files below ``root`` and read their year and area from the path."""
