@@ -154,6 +154,8 @@ def run(options: RunOptions) -> RunResult:
     """The whole pipeline in one process (the ``icare run`` path)."""
     started_at = datetime.now(UTC)
     timer = StepTimer(options.progress)
+    for name in options.sources:
+        reader_class(name)  # an unknown source stops here, naming the known ones
     classification = load_classification(options.classification_path, options.crosswalk_path)
     pseudonymiser = pseudonymiser_for(options.sources)
     results = []

@@ -260,6 +260,8 @@ def test_no_identifier_or_postcode_is_published(tables):
 
 def test_older_row_does_not_stand_in_for_a_quarantined_later_row(tables, pseudonym_key):
     held = quarantined(tables, "later_version_quarantined")
-    assert held[["file", "row_number", "column_name"]].values.tolist() == [["2023/201/episodes.csv", 20, "DECOM"]]
+    assert held[["file", "row_number", "column_name"]].values.tolist() == [
+        ["2023/201/episodes.csv", 20, "DECOM"]
+    ]
     assert "2024/201/episodes.csv row 8" in held["message"].iloc[0]
     assert episodes_of(tables, pseudonym_key, "850").empty
