@@ -60,7 +60,11 @@ class Extraction:
 
 @dataclass
 class Harmonised:
-    """A source's contribution to the harmonised tables."""
+    """A source's contribution to the harmonised tables.
+
+    ``episodes`` come sorted by area, child key, start and collection year, ``children`` by area and
+    child key, so the published tables have a fixed order without sorting them again.
+    """
 
     source: str
     episodes: pd.DataFrame

@@ -27,7 +27,7 @@ from icare.extraction import ORIGIN_COLUMNS, extract
 from icare.pseudonymise import Pseudonymiser
 from icare.sources.base import Extraction, Harmonised, InputFile
 from icare.sources.spec import SourceSpec, load_source_spec
-from icare.vectorised import positions_in, text_isin
+from icare.vectorised import positions_in, sort_order, text_isin
 from schemas import ssda903 as schemas
 
 NAME = "ssda903"
@@ -184,7 +184,12 @@ class Ssda903Source:
                 "row_number": latest["row_number"].array,
             }
         )
-        return _Children(table=table, ids=latest["child_id"].to_numpy(), row_ids=row_ids)
+        order = sort_order(table["area_code"], table["child_key"])
+        return _Children(
+            table=table.iloc[order].reset_index(drop=True),
+            ids=latest["child_id"].to_numpy()[order],
+            row_ids=row_ids,
+        )
 
     def _map(self, episodes: pd.DataFrame, parts: _Parts) -> pd.DataFrame:
         """National codes onto ICare and the dimensions; an unmapped code is quarantined, never defaulted."""
@@ -306,7 +311,12 @@ class Ssda903Source:
         self, episodes: pd.DataFrame, mapped: pd.DataFrame, narrow: pd.DataFrame, children: _Children
     ) -> pd.DataFrame:
         """Gather the full records of the kept episodes once, in a stable order."""
-        narrow = narrow.sort_values(["child_id", "episode_start", "row_id"], kind="stable")
+        keys = episodes[["area_code", "child_key"]].iloc[narrow["row_id"].to_numpy()]
+        narrow = narrow.iloc[
+            sort_order(
+                keys["area_code"], keys["child_key"], narrow["episode_start"], narrow["collection_year"]
+            )
+        ]
         rows = narrow["row_id"].to_numpy()
         needed = [
             "area_code",
