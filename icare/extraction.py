@@ -117,7 +117,11 @@ def _table_problem(raw: RawTable, spec: SourceSpec) -> pd.DataFrame | None:
 
 
 def extract(
-    files: list[InputFile], spec: SourceSpec, schema_for: SchemaFactory, prepare: Prepare | None = None
+    files: list[InputFile],
+    spec: SourceSpec,
+    schema_for: SchemaFactory,
+    prepare: Prepare | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> Extraction:
     """Read and validate every file; rows of unusable tables and invalid rows go to quarantine.
 
@@ -127,7 +131,9 @@ def extract(
     records: list[pd.DataFrame] = []
     valid: dict[str, list[pd.DataFrame]] = {}
     rejected: dict[str, list[pd.DataFrame]] = {}
-    for input_file in files:
+    for number, input_file in enumerate(files, start=1):
+        if progress is not None:
+            progress(f"{spec.id}: file {number}/{len(files)}: {input_file.file}")
         try:
             file_tables = read_tables(input_file, spec)
         except UnreadableFileError as exc:

@@ -115,7 +115,7 @@ def discover_source(source: Source, path: Path, timer: StepTimer) -> list[InputF
 def process_source(source: Source, files: list[InputFile], timer: StepTimer) -> SourceResult:
     """Extract, validate and harmonise one source; fail early when nothing is usable."""
     name = source.name
-    extraction = timer.step(f"{name}: read and validate", lambda: source.extract(files))
+    extraction = timer.step(f"{name}: read and validate", lambda: source.extract(files, timer.progress))
     harmonised_names = {t for t, spec in source.spec.tables.items() if spec.harmonised}
     if not any(t.table in harmonised_names and not t.missing_columns for t in extraction.tables):
         expected = " / ".join(

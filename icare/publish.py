@@ -43,7 +43,11 @@ def data_dictionary() -> pa.Table:
 
 
 def write_outputs(frames: Mapping[str, object], summary: dict, output_dir: Path, run_id: str) -> None:
-    """Validate and write every table, then replace the previous outputs in one swap."""
+    """Validate and write every table, then replace the previous outputs in one swap.
+
+    Each Parquet file carries the run id and the classification version in its schema metadata,
+    so a file copied out of a release still says what it was made with.
+    """
     output_dir.mkdir(parents=True, exist_ok=True)
     staging = output_dir / f".staging-{run_id}"
     if staging.exists():
@@ -52,6 +56,11 @@ def write_outputs(frames: Mapping[str, object], summary: dict, output_dir: Path,
     try:
         tables = {name: to_arrow(frame, name) for name, frame in frames.items()}
         tables["data_dictionary"] = data_dictionary()
+        release = {
+            b"icare.run_id": run_id.encode(),
+            b"icare.classification_version": str(summary["classification_version"]).encode(),
+        }
+        tables = {name: t.replace_schema_metadata(release) for name, t in tables.items()}
         for name, table in tables.items():
             pq.write_table(table, staging / PARQUET_DIR / f"{name}.parquet", compression="zstd")
         del tables  # the database is loaded from the Parquet files, in parallel and within DuckDB

@@ -40,7 +40,7 @@ def test_every_table_is_in_duckdb_and_parquet_with_the_declared_arrow_schema(ret
     database = read_database(tmp_path / "out" / "icare.duckdb")
     for table in TABLES:
         parquet = pq.read_table(tmp_path / "out" / "parquet" / f"{table}.parquet")
-        assert parquet.schema.equals(arrow_schema(table)), table
+        assert parquet.schema.equals(arrow_schema(table), check_metadata=False), table
         assert len(database[table]) == parquet.num_rows, table
     assert set(database) == set(TABLES) | {"data_dictionary"}
     dictionary = database["data_dictionary"]
@@ -55,6 +55,10 @@ def test_classification_version_is_recorded_with_the_outputs(returns, run_on, tm
     assert set(tables["episodes"]["classification_version"]) == {version}
     assert set(tables["icare_classification"]["classification_version"]) == {version}
     assert set(tables["concordance"]["classification_version"]) == {version}
+    for table in TABLES:
+        metadata = pq.read_schema(tmp_path / "out" / "parquet" / f"{table}.parquet").metadata
+        assert metadata[b"icare.classification_version"] == version.encode()
+        assert metadata[b"icare.run_id"] == tables["runs"]["run_id"].iloc[0].encode()
 
 
 def test_rerun_on_the_same_input_gives_identical_tables(returns, run_on, tmp_path):

@@ -7,6 +7,7 @@ pipeline, the outputs and the Dagster assets are the same for every source.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -87,8 +88,9 @@ class Source(Protocol):
         """Find the source's files below ``root`` and read their year and area from the path."""
         ...
 
-    def extract(self, files: list[InputFile]) -> Extraction:
-        """Read, recognise and validate the tables; invalid rows go to quarantine."""
+    def extract(self, files: list[InputFile], progress: Callable[[str], None] | None = None) -> Extraction:
+        """Read, recognise and validate the tables; invalid rows go to quarantine. ``progress`` is
+        told about each file as it is read."""
         ...
 
     def harmonise(self, extraction: Extraction) -> Harmonised:

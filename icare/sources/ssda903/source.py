@@ -8,6 +8,7 @@ national columns are kept as they were. Combining returns and repairing open epi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -68,9 +69,9 @@ class Ssda903Source:
     def discover(self, root: Path) -> list[InputFile]:
         return discover(root, self.spec)
 
-    def extract(self, files: list[InputFile]) -> Extraction:
+    def extract(self, files: list[InputFile], progress: Callable[[str], None] | None = None) -> Extraction:
         schema_for = cache(self._schema)
-        return extract(files, self.spec, schema_for, prepare=self._prepare)
+        return extract(files, self.spec, schema_for, prepare=self._prepare, progress=progress)
 
     def _schema(self, table: str, year: int) -> pa.DataFrameSchema:
         return schemas.SCHEMAS[table](self.codelists, year)
