@@ -17,6 +17,7 @@ from pathlib import Path
 import fastexcel
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 CSV_SUFFIXES = frozenset({".csv", ".txt"})
@@ -102,15 +103,22 @@ def read_workbook_text(path: Path) -> dict[str, pd.DataFrame]:
             raise UnreadableFileError(f"{path} sheet {name!r}: cannot be read ({exc})") from exc
         if isinstance(table, pa.RecordBatch):
             table = pa.Table.from_batches([table])
-        frame = _arrow_to_text_frame(table)
-        for column in frame.columns:
-            values = frame[column]
-            is_date_cell = values.str.match(_EXCEL_DATE_CELL, na=False)
-            if is_date_cell.any():
-                parts = values[is_date_cell].str.extract(_EXCEL_DATE_CELL)
-                frame.loc[is_date_cell, column] = parts[2] + "/" + parts[1] + "/" + parts[0]
+        frame = _arrow_to_text_frame(_excel_dates_as_text(table))
         sheets[name] = frame
     return sheets
+
+
+def _excel_dates_as_text(table: pa.Table) -> pa.Table:
+    """Rewrite cells that held real dates (ISO text with a midnight time) as dd/mm/YYYY, in Arrow."""
+    columns = []
+    for column in table.columns:
+        text = column.cast(pa.large_string())
+        is_date_cell = pc.match_substring_regex(text, _EXCEL_DATE_CELL.pattern)
+        if pc.any(is_date_cell).as_py():
+            as_text = pc.replace_substring_regex(text, _EXCEL_DATE_CELL.pattern, r"\3/\2/\1")
+            text = pc.if_else(is_date_cell, as_text, text)
+        columns.append(text)
+    return pa.table(columns, names=table.column_names)
 
 
 @dataclass(frozen=True)
