@@ -82,7 +82,7 @@ class Ssda903Source:
 
     # -- harmonisation ----------------------------------------------------------------------
     def harmonise(self, extraction: Extraction) -> Harmonised:
-        """Children from headers, then episodes: map, de-duplicate, attach the child, repair, flag.
+        """Children from headers, then episodes: de-duplicate, attach the child, map, repair, flag.
 
         Each step works on a narrow frame (integer child id, dates, year, row id); the full records
         are only gathered once at the end, by row id.
@@ -100,12 +100,15 @@ class Ssda903Source:
         header, uasc, episodes = tables["header"], tables["uasc"], tables["episodes"]
 
         children = self._children(header, uasc, parts)
-        mapped = self._map(episodes, parts)
-        narrow = self._narrow(episodes, mapped, extraction.files)
+        narrow = self._narrow(episodes, extraction.files)
         split = episode_rules.resolve_duplicates(narrow, episode_rules.EPISODE, episodes[EPISODE_COMPARE])
         parts.add(split, episodes)
         narrow = self._drop_older_versions_of_rejected(split.kept, episodes, extraction, parts)
         narrow = self._drop_children_without_header(narrow, episodes, children, extraction, parts)
+        # Mapped after de-duplication: only the rows that stand for an episode are mapped, and a
+        # latest row with an unmapped code is quarantined while its older versions stay superseded.
+        mapped = self._map(episodes.iloc[narrow["row_id"].to_numpy()], parts)
+        narrow = self._with_mapping(narrow, mapped)
         repaired = episode_rules.repair_open_episodes(
             narrow,
             self._children_with_rejected_episodes(extraction, episodes),
@@ -211,24 +214,33 @@ class Ssda903Source:
             values = values.assign(_unmapped=False)
         return values
 
-    def _narrow(self, episodes: pd.DataFrame, mapped: pd.DataFrame, files: list[InputFile]) -> pd.DataFrame:
-        """What de-duplication and repair need, for the rows that mapped."""
+    def _narrow(self, episodes: pd.DataFrame, files: list[InputFile]) -> pd.DataFrame:
+        """What de-duplication and repair need: integer child id, dates, years and row id."""
         latest_year = _latest_year_by_area(files)
-        end = episodes[schemas.parsed_date_column("DEC")]
-        narrow = pd.DataFrame(
+        return pd.DataFrame(
             {
                 "child_id": episodes["child_id"],
                 "episode_start": episodes[schemas.parsed_date_column("DECOM")],
-                "episode_end": end,
+                "episode_end": episodes[schemas.parsed_date_column("DEC")],
                 "collection_year": episodes["collection_year"],
                 "latest_collection_year": episodes["area_code"].fillna("").map(latest_year).astype("int64"),
-                "new_episode_type": mapped["new_episode_type"],
-                "exit_destination": mapped["exit_destination"],
-                "episode_end_type": _end_type(end, mapped["exit_destination"]),
                 "row_id": np.arange(len(episodes)),
             }
         )
-        return narrow.loc[~mapped["_unmapped"].to_numpy()]
+
+    @staticmethod
+    def _with_mapping(narrow: pd.DataFrame, mapped: pd.DataFrame) -> pd.DataFrame:
+        """Keep the rows that mapped and add what the repair rules read from the mapping."""
+        mapped = mapped.loc[narrow["row_id"].to_numpy()]
+        keep = ~mapped["_unmapped"].to_numpy()
+        narrow, mapped = narrow.loc[keep], mapped.loc[keep]
+        return narrow.assign(
+            new_episode_type=mapped["new_episode_type"].to_numpy(),
+            exit_destination=mapped["exit_destination"].to_numpy(),
+            episode_end_type=_end_type(
+                narrow["episode_end"], mapped["exit_destination"].set_axis(narrow.index)
+            ),
+        )
 
     def _drop_older_versions_of_rejected(
         self, narrow: pd.DataFrame, episodes: pd.DataFrame, extraction: Extraction, parts: _Parts
@@ -330,7 +342,7 @@ class Ssda903Source:
             "row_number",
         ]
         wide = episodes[needed].iloc[rows]
-        values = mapped.iloc[rows]
+        values = mapped.loc[rows]
         attributes = children.table.set_index(children.ids)
         child = attributes.loc[narrow["child_id"].to_numpy()]
         levels = self.classification.level_columns(values["icare_code"].reset_index(drop=True))
