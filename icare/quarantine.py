@@ -15,20 +15,9 @@ import pandas as pd
 import pandera.pandas as pa
 
 from schemas.checks import split_check_error
+from schemas.outputs import column_names
 
-QUARANTINE_COLUMNS = [
-    "source",
-    "collection_year",
-    "area_code",
-    "file",
-    "sheet",
-    "table_name",
-    "row_number",
-    "column_name",
-    "rule",
-    "value",
-    "message",
-]
+QUARANTINE_COLUMNS = column_names("quarantine")
 
 
 @dataclass(frozen=True)

@@ -10,19 +10,11 @@ from __future__ import annotations
 import pandas as pd
 
 from icare.sources.base import RawTable
+from schemas.outputs import column_names
 
 KEY = ["file", "sheet", "row_number"]
 OUTCOMES = ["rows_accepted", "rows_quarantined", "rows_superseded", "rows_not_harmonised"]
-RECONCILIATION_COLUMNS = [
-    "source",
-    "collection_year",
-    "area_code",
-    "file",
-    "sheet",
-    "table_name",
-    "rows_read",
-    *OUTCOMES,
-]
+RECONCILIATION_COLUMNS = column_names("reconciliation")
 
 
 class ReconciliationError(RuntimeError):

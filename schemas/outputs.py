@@ -209,6 +209,11 @@ TABLES: dict[str, list[Col]] = {
 }
 
 
+def column_names(table: str) -> list[str]:
+    """The columns of a published table, in order (the one definition of each table's layout)."""
+    return [c.name for c in TABLES[table]]
+
+
 def arrow_schema(table: str) -> pa_arrow.Schema:
     return pa_arrow.schema([pa_arrow.field(c.name, c.type, nullable=c.nullable) for c in TABLES[table]])
 

@@ -6,6 +6,11 @@ import csv
 from collections.abc import Sequence
 from pathlib import Path
 
+from icare.sources.spec import load_source_spec
+
+SSDA903 = load_source_spec("ssda903")
+# Every collection year the reader accepts; a new year is covered as soon as source.yaml names it.
+SSDA903_YEARS = list(range(SSDA903.first_year, SSDA903.last_year + 1))
 HEADER_COLUMNS = ["CHILD", "SEX", "DOB", "ETHNIC", "UPN", "MOTHER", "MC_DOB"]
 EPISODE_COLUMNS = [
     "CHILD",

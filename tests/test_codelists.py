@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
 from icare import resources
 from icare.codelists import (
@@ -18,12 +17,10 @@ from icare.codelists import (
     year_rows,
     years,
 )
+from tests.builders import SSDA903_YEARS
 
 CODELISTS = resources.source_dir("ssda903") / "codelists.csv"
-_SPEC = yaml.safe_load((resources.source_dir("ssda903") / "source.yaml").read_text(encoding="utf-8"))
-# Every collection year the reader accepts (at least 2016/17 to 2025/26); a new year is covered as soon
-# as source.yaml and the code lists name it.
-YEARS = list(range(_SPEC["first_year"], _SPEC["last_year"] + 1))
+YEARS = SSDA903_YEARS
 assert set(range(2017, 2027)) <= set(YEARS)
 
 PLACE_2017_2023 = {

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
 from icare import resources
 from icare.classification import load_classification
@@ -22,12 +21,10 @@ from icare.concordance import (
     load_concordance,
     resolve_all,
 )
+from tests.builders import SSDA903_YEARS
 
 FOLDER = resources.source_dir("ssda903") / "concordance"
-_SPEC = yaml.safe_load((resources.source_dir("ssda903") / "source.yaml").read_text(encoding="utf-8"))
-# Every collection year the reader accepts (at least 2016/17 to 2025/26); a new year is covered as soon
-# as source.yaml and the code lists name it.
-YEARS = list(range(_SPEC["first_year"], _SPEC["last_year"] + 1))
+YEARS = SSDA903_YEARS
 assert set(range(2017, 2027)) <= set(YEARS)
 COLUMNS = ["PLACE", "LS", "PLACE_PROVIDER", "REC", "RNE", "URN"]
 

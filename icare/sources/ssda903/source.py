@@ -30,6 +30,7 @@ from icare.sources.base import Extraction, Harmonised, InputFile
 from icare.sources.spec import SourceSpec, load_source_spec
 from icare.vectorised import positions_in, sort_order, text_isin
 from schemas import ssda903 as schemas
+from schemas.outputs import column_names
 
 NAME = "ssda903"
 # National columns carried into the harmonised episodes unchanged (postcodes are not carried).
@@ -439,7 +440,7 @@ class _Parts:
             )
 
     def superseded_table(self) -> pd.DataFrame:
-        columns = [*ORIGIN_COLUMNS, "table_name", "reason", "kept_file", "kept_sheet", "kept_row_number"]
+        columns = column_names("superseded")
         if not self.superseded:
             return pd.DataFrame(columns=columns)
         return pd.concat(self.superseded, ignore_index=True)[columns]
