@@ -111,8 +111,6 @@ def _table_problem(raw: RawTable, spec: SourceSpec) -> pd.DataFrame | None:
             f"collection year {year} is outside the "
             f"years with code lists ({spec.first_year}-{spec.last_year}): add its code list",
         )
-    if raw.frame.empty:
-        return _whole_table(raw, "empty_table", f"the {raw.table} table has a header but no rows")
     return None
 
 
@@ -147,8 +145,8 @@ def extract(
             if problem is not None:
                 records.append(problem)
                 continue
-            if not spec.tables[raw.table].harmonised:
-                continue
+            if not spec.tables[raw.table].harmonised or raw.frame.empty:
+                continue  # a table with a header and no rows is a valid empty table (e.g. no UASC child)
             frame = raw.frame[list(spec.tables[raw.table].columns)]
             if prepare is not None:
                 frame = prepare(raw.table, frame)

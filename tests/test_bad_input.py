@@ -120,12 +120,15 @@ def test_empty_files_are_recorded(tmp_path, run_on):
     (tmp_path / "in" / "2024" / "201" / "zero.csv").write_text("")
     write_csv(tmp_path / "in" / "2024" / "201" / "uasc.csv", ["CHILD", "SEX", "DOB", "DUC"], [])
     tables = run_on(tmp_path / "in")
-    q = tables["quarantine"].set_index("file")
-    assert q.loc["2024/201/zero.csv", "rule"] == "empty_table"
-    assert q.loc["2024/201/uasc.csv", "rule"] == "empty_table"
+    q = tables["quarantine"]
+    # A file with no header at all is reported; a table with a header and no rows is a valid
+    # empty table (a return with no UASC child), counted with 0 rows and not reported.
+    assert q[["file", "rule"]].values.tolist() == [["2024/201/zero.csv", "empty_table"]]
     assert q["row_number"].isna().all()
+    assert "no header row" in q["message"].iloc[0]
     r = tables["reconciliation"].set_index("file")
     assert r.loc["2024/201/zero.csv", "rows_read"] == 0
+    assert r.loc["2024/201/uasc.csv", ["table_name", "rows_read"]].tolist() == ["uasc", 0]
     assert_reconciles(tables)
 
 
