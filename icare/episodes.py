@@ -56,7 +56,8 @@ def resolve_duplicates(frame: pd.DataFrame, key: list[str], content: pd.DataFram
     order is kept); rows that differ are a conflict that cannot be settled without guessing, so all
     of them are rejected. ``content`` holds the columns compared, aligned on ``frame``'s index; it
     is only read for the few rows that share a key within a return. Across returns, the row from
-    the latest return wins.
+    the latest return wins; rows of earlier returns never stand in for a conflicted later version
+    (they are rejected as ``later_version_quarantined``).
     """
     ordered = frame.sort_values([*key, "collection_year", "row_id"], kind="stable")
     same_return = [*key, "collection_year"]
@@ -76,12 +77,28 @@ def resolve_duplicates(frame: pd.DataFrame, key: list[str], content: pd.DataFram
             "this episode appears more than once in the same return with different values; the "
             "return must say which is right",
         )
+        conflict_year = conflicted.groupby(key, sort=False)["collection_year"].min().rename("conflict_year")
+        earlier = ordered[[*key, "collection_year", "row_id"]].join(conflict_year, on=key, how="inner")
+        earlier = earlier[earlier["collection_year"] < earlier["conflict_year"]]
+        rejected = pd.concat(
+            [
+                rejected,
+                _rejected(
+                    earlier["row_id"].to_numpy(),
+                    "later_version_quarantined",
+                    "a later return has conflicting rows for this episode (quarantined); fix them rather "
+                    "than fall back on this older row",
+                ),
+            ],
+            ignore_index=True,
+        )
         copies = candidates.loc[(versions == 1) & candidates.duplicated(same_return, keep="first")]
+        copies = copies.loc[~copies.index.isin(earlier.index)]
         first_row = candidates.groupby(same_return, sort=False)["row_id"].transform("first")
         superseded.append(
             _superseded(copies["row_id"].to_numpy(), first_row[copies.index].to_numpy(), REASON_COPY)
         )
-        ordered = ordered.drop(index=conflicted.index.union(copies.index))
+        ordered = ordered.drop(index=conflicted.index.union(copies.index).union(earlier.index))
     latest = ~ordered.duplicated(key, keep="last")
     winner = ordered.groupby(key, sort=False)["row_id"].transform("last")
     older = ordered.loc[~latest]

@@ -188,3 +188,37 @@ def test_xlsx_and_csv_give_the_same_episodes(tmp_path, run_on):
     ignore = ["file", "sheet"]
     assert from_csv.drop(columns=ignore).equals(from_xlsx.drop(columns=ignore))
     assert len(from_csv) == 3
+
+
+def test_stray_or_unusable_later_files_do_not_close_open_episodes(tmp_path, run_on):
+    write_return(tmp_path / "in", 2024, headers=[header("1")], episodes=[episode("1", "01/05/2023")])
+    write_csv(tmp_path / "in" / "2030" / "201" / "notes.csv", ["Comment"], [{"Comment": "to do"}])
+    columns = [c for c in EPISODE_COLUMNS if c != "REC"]  # a later episodes table rejected whole
+    write_csv(tmp_path / "in" / "2025" / "201" / "episodes.csv", columns, [])
+    tables = run_on(tmp_path / "in")
+    episodes = tables["episodes"]
+    assert episodes["repair_rule"].isna().all()
+    assert episodes["episode_end"].isna().all()  # still open, as the only usable return says
+    assert_reconciles(tables)
+
+
+def test_conflicting_rows_in_a_later_return_hold_back_the_older_version(tmp_path, run_on):
+    write_return(tmp_path / "in", 2023, headers=[header("1")], episodes=[episode("1", "01/05/2022")])
+    write_return(
+        tmp_path / "in",
+        2024,
+        headers=[header("1")],
+        episodes=[
+            episode("1", "01/05/2022", dec="01/06/2023", rec="E4A"),
+            episode("1", "01/05/2022", dec="01/07/2023", rec="E4A"),
+        ],
+    )
+    tables = run_on(tmp_path / "in")
+    q = tables["quarantine"].sort_values(["file", "row_number"])
+    assert q[["file", "row_number", "rule"]].values.tolist() == [
+        ["2023/201/episodes.csv", 2, "later_version_quarantined"],
+        ["2024/201/episodes.csv", 2, "conflicting_duplicate"],
+        ["2024/201/episodes.csv", 3, "conflicting_duplicate"],
+    ]
+    assert tables["episodes"].empty
+    assert_reconciles(tables)

@@ -146,3 +146,23 @@ def test_overlaps_are_flagged_not_cut():
     )
     assert rules.flag_overlaps(rows).tolist() == [True, False, False, False]
     assert rows["episode_end"].iloc[0] == pd.Timestamp("2022-12-01")  # nothing was changed
+
+
+def test_older_rows_do_not_stand_in_for_a_conflicted_later_version():
+    rows = frame(
+        [
+            (1, "2022-05-01", None, 2023, "care_entry", "a"),
+            (1, "2022-05-01", None, 2023, "care_entry", "a"),  # a copy in the older return
+            (1, "2022-05-01", "2023-05-01", 2024, "care_entry", "b"),
+            (1, "2022-05-01", "2023-06-01", 2024, "care_entry", "c"),  # conflicts with the row above
+        ]
+    )
+    split = rules.resolve_duplicates(rows, rules.EPISODE, rows[["value"]])
+    assert split.kept.empty
+    assert split.superseded.empty
+    assert sorted(split.rejected[["row_id", "rule"]].values.tolist()) == [
+        [0, "later_version_quarantined"],
+        [1, "later_version_quarantined"],
+        [2, "conflicting_duplicate"],
+        [3, "conflicting_duplicate"],
+    ]

@@ -101,7 +101,7 @@ class Ssda903Source:
         header, uasc, episodes = tables["header"], tables["uasc"], tables["episodes"]
 
         children = self._children(header, uasc, parts)
-        narrow = self._narrow(episodes, extraction.files)
+        narrow = self._narrow(episodes, extraction.rejected.get("episodes"))
         split = episode_rules.resolve_duplicates(narrow, episode_rules.EPISODE, episodes[EPISODE_COMPARE])
         parts.add(split, episodes)
         narrow = self._drop_older_versions_of_rejected(split.kept, episodes, extraction, parts)
@@ -110,9 +110,11 @@ class Ssda903Source:
         # latest row with an unmapped code is quarantined while its older versions stay superseded.
         mapped = self._map(episodes.iloc[narrow["row_id"].to_numpy()], parts)
         narrow = self._with_mapping(narrow, mapped)
+        conflicted = episodes[["child_id", "collection_year"]].iloc[split.rejected["row_id"].to_numpy()]
+        blocked = pd.concat([self._children_with_rejected_episodes(extraction, episodes), conflicted])
         repaired = episode_rules.repair_open_episodes(
             narrow,
-            self._children_with_rejected_episodes(extraction, episodes),
+            blocked.drop_duplicates(),
             self.spec.year_start_month,
             self.spec.year_start_day,
         )
@@ -215,9 +217,9 @@ class Ssda903Source:
             values = values.assign(_unmapped=False)
         return values
 
-    def _narrow(self, episodes: pd.DataFrame, files: list[InputFile]) -> pd.DataFrame:
+    def _narrow(self, episodes: pd.DataFrame, rejected: pd.DataFrame | None) -> pd.DataFrame:
         """What de-duplication and repair need: integer child id, dates, years and row id."""
-        latest_year = _latest_year_by_area(files)
+        latest_year = _latest_year_by_area(episodes, rejected)
         return pd.DataFrame(
             {
                 "child_id": episodes["child_id"],
@@ -454,14 +456,18 @@ def _end_type(end: pd.Series, exit_destination: pd.Series) -> pd.Series:
     return kind
 
 
-def _latest_year_by_area(files: list[InputFile]) -> pd.Series:
-    """Latest collection year read per area ("" for files with no area in their path)."""
-    years: dict[str, int] = {}
-    for f in files:
-        if f.collection_year is not None:
-            area = f.area_code or ""
-            years[area] = max(years.get(area, f.collection_year), f.collection_year)
-    return pd.Series(years, dtype="int64") if years else pd.Series(dtype="int64")
+def _latest_year_by_area(episodes: pd.DataFrame, rejected: pd.DataFrame | None) -> pd.Series:
+    """Latest collection year with episode rows per area ("" for files with no area in their path).
+
+    Rows that failed validation count (the return exists and its children are known, so their own
+    open episodes are blocked rather than repaired), but a file that is not an episodes table, or
+    an episodes table rejected whole, does not: nobody can tell who is in it.
+    """
+    frames = [episodes[["area_code", "collection_year"]]]
+    if rejected is not None and len(rejected):
+        frames.append(rejected[["area_code", "collection_year"]])
+    years = pd.concat(frames, ignore_index=True)
+    return years.assign(area_code=years["area_code"].fillna("")).groupby("area_code")["collection_year"].max()
 
 
 def _empty_valid(table: str) -> pd.DataFrame:
