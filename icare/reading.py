@@ -51,7 +51,12 @@ def _arrow_to_text_frame(table: pa.Table) -> pd.DataFrame:
 
 
 def read_csv_text(path: Path) -> pd.DataFrame:
-    """Read a CSV file with every column as text; empty fields become null."""
+    """Read a CSV file with every column as text; empty fields become null.
+
+    Rows are numbered by their line in the file (the header is line 1), empty lines included. A
+    file that cannot be parsed is reported by line number and field counts only: the parser's own
+    message quotes the line, identifiers and all.
+    """
     try:
         with path.open("rb") as handle:
             first_line = handle.readline()
@@ -74,11 +79,38 @@ def read_csv_text(path: Path) -> pd.DataFrame:
                 ),
                 parse_options=pacsv.ParseOptions(newlines_in_values=False),
             )
-            return _arrow_to_text_frame(table)
-        except (UnicodeDecodeError, pa.ArrowInvalid) as exc:
-            last_error = exc
+        except UnicodeDecodeError:
             continue
-    raise UnreadableFileError(f"{path}: not a readable CSV file ({last_error})")
+        except pa.ArrowInvalid as exc:
+            if "utf8" in str(exc).lower() or "unicode" in str(exc).lower():
+                continue
+            raise UnreadableFileError(f"{path}: {_describe_bad_line(path, encoding, len(names))}") from None
+        frame = _arrow_to_text_frame(table)
+        lines = _data_line_numbers(path)
+        if lines is not None:
+            frame.index = pd.Index(lines[: len(frame)], name="row_number")
+        return frame
+    raise UnreadableFileError(f"{path}: not a readable CSV file (neither UTF-8 nor Windows-1252 text)")
+
+
+def _data_line_numbers(path: Path) -> list[int] | None:
+    """Line numbers of the data rows when the file has empty lines (the parser skips them), else None."""
+    data = path.read_bytes()
+    if b"\n\n" not in data and b"\n\r\n" not in data and b"\r\r" not in data:
+        return None
+    return [number for number, line in enumerate(data.splitlines(), start=1) if line][1:]
+
+
+def _describe_bad_line(path: Path, encoding: str, expected: int) -> str:
+    """Which line breaks the CSV structure, without quoting it."""
+    with path.open(encoding=encoding, newline="") as handle:
+        for number, fields in enumerate(csv.reader(handle), start=1):
+            if fields and len(fields) != expected:
+                return (
+                    f"line {number} has {len(fields)} fields where the header has {expected}; "
+                    "fix the line (a missing or extra separator, or an unclosed quote)"
+                )
+    return "the file is not valid CSV (an unclosed quote or a line break inside a value)"
 
 
 def read_workbook_text(path: Path) -> dict[str, pd.DataFrame]:

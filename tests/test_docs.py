@@ -47,13 +47,6 @@ END_COLUMNS = "<!-- END output columns -->"
 # Links in documents this test does not own that are known to be wrong, as (file, target without
 # anchor). They are tolerated so that the suite stays green until their owners fix them; any other
 # broken link fails. Remove an entry once its link is fixed.
-KNOWN_BROKEN_LINKS = {
-    # From docs/ the shared reference is ../../shared/reference/, not ../shared/reference/.
-    ("docs/classification.md", "../shared/reference/icare.md"),
-    ("docs/mapping-decisions.md", "../shared/reference/national-sources.md"),
-    ("docs/mapping-decisions.md", "../shared/reference/icare.md"),
-    ("docs/mapping-decisions.md", "../shared/reference/statistics.md"),
-}
 
 
 # -- the README's column reference ----------------------------------------------------------------
@@ -160,11 +153,7 @@ DOCUMENTS = [README, *sorted(DOCS.glob("*.md"))]
 @pytest.mark.parametrize("document", DOCUMENTS, ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_relative_links_resolve(document):
     name = document.relative_to(ROOT).as_posix()
-    broken = [
-        f"{target}: {problem}"
-        for target, problem in _broken_links(document)
-        if (name, target.split("#")[0]) not in KNOWN_BROKEN_LINKS
-    ]
+    broken = [f"{target}: {problem}" for target, problem in _broken_links(document)]
     assert not broken, f"{name}: {broken}"
 
 

@@ -87,3 +87,18 @@ def test_unknown_columns_are_not_recognised():
     recognition = recognise_table(["A", "B"], TABLES)
     assert recognition.table is None
     assert "match no known table" in recognition.message
+
+
+def test_csv_row_numbers_count_empty_lines(tmp_path):
+    path = tmp_path / "e.csv"
+    path.write_text("CHILD,SEX\n1,1\n\n2,2\r\n\r\n3,1\n")
+    assert read_csv_text(path).index.tolist() == [2, 4, 6]
+
+
+def test_unparseable_csv_names_the_line_without_quoting_it(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text("CHILD,SEX,DOB\n1,1,01/01/2015\n0042,AB1 2CD\n")
+    with pytest.raises(UnreadableFileError) as error:
+        read_csv_text(path)
+    assert "line 3 has 2 fields where the header has 3" in str(error.value)
+    assert "0042" not in str(error.value) and "AB1" not in str(error.value)
