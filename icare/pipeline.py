@@ -129,7 +129,11 @@ def process_source(source: Source, files: list[InputFile], timer: StepTimer) -> 
     harmonised: Harmonised = timer.step(f"{name}: harmonise", lambda: source.harmonise(extraction))
     records = quarantine.combine([extraction.quarantine, harmonised.quarantine])
     records = quarantine.with_messages(
-        quarantine.redact(records, source.spec.identifier_policy, source.pseudonymiser.values)
+        quarantine.redact(
+            records,
+            source.spec.identifier_policy,
+            lambda area, child: source.pseudonymiser.child_keys(name, area, child),
+        )
     )
     reconciliation = reconcile(
         extraction.tables, harmonised_names, harmonised.accepted_rows, records, harmonised.superseded

@@ -8,7 +8,7 @@ harmonised tables until its file is fixed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import pandas as pd
@@ -18,6 +18,7 @@ from schemas.checks import split_check_error
 from schemas.outputs import column_names
 
 QUARANTINE_COLUMNS = column_names("quarantine")
+ChildKey = Callable[[pd.Series, pd.Series], pd.Series]  # (area_code, national id) -> child_key
 
 
 @dataclass(frozen=True)
@@ -94,11 +95,12 @@ def combine(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)[QUARANTINE_COLUMNS]
 
 
-def redact(quarantine: pd.DataFrame, policy: Mapping[str, str], pseudonymise) -> pd.DataFrame:
+def redact(quarantine: pd.DataFrame, policy: Mapping[str, str], child_key: ChildKey) -> pd.DataFrame:
     """Keep identifiers out of the quarantine: the file and row are enough to find the value.
 
-    ``policy`` maps a column to ``pseudonymise`` (the value is replaced by its keyed hash, so rows of
-    one child can still be grouped) or ``redact``. Run before ``with_messages``.
+    ``policy`` maps a column to ``pseudonymise`` or ``redact``. A pseudonymised child id is shown as
+    ``<pseudonymised:KEY>`` where KEY is the child's ``child_key`` (``child_key(area, id)``), so the
+    record can be joined to the child's other rows. Run before ``with_messages``.
     """
     quarantine = quarantine.copy()
     for column, action in policy.items():
@@ -106,8 +108,8 @@ def redact(quarantine: pd.DataFrame, policy: Mapping[str, str], pseudonymise) ->
         if not hit.any():
             continue
         if action == "pseudonymise":
-            hashed = pseudonymise(quarantine.loc[hit, "value"].astype(str))
-            quarantine.loc[hit, "value"] = "<pseudonymised:" + hashed + ">"
+            keys = child_key(quarantine.loc[hit, "area_code"], quarantine.loc[hit, "value"].astype(str))
+            quarantine.loc[hit, "value"] = "<pseudonymised:" + keys + ">"
         else:
             quarantine.loc[hit, "value"] = "<redacted>"
     return quarantine
@@ -141,12 +143,19 @@ def with_messages(quarantine: pd.DataFrame) -> pd.DataFrame:
 
 def for_rows(
     rows: pd.DataFrame,
-    column: str | None,
-    rule: str,
+    column: str | pd.Series | None,
+    rule: str | pd.Series,
     description: str | pd.Series,
     values: pd.Series | None = None,
 ) -> pd.DataFrame:
-    """Quarantine records for rows that already carry their origin columns (after extraction)."""
+    """Quarantine records for rows that already carry their origin columns (after extraction).
+
+    ``column``, ``rule`` and ``description`` are one value for all rows or one per row.
+    """
+
+    def per_row(value: object) -> object:
+        return value.to_numpy() if isinstance(value, pd.Series) else value
+
     frame = pd.DataFrame(
         {
             "source": rows["source"].to_numpy(),
@@ -156,10 +165,10 @@ def for_rows(
             "sheet": rows["sheet"].to_numpy(),
             "table_name": rows["table_name"].to_numpy(),
             "row_number": pd.array(rows["row_number"].to_numpy(), dtype="Int64"),
-            "column_name": column,
-            "rule": rule,
+            "column_name": per_row(column),
+            "rule": per_row(rule),
             "value": None if values is None else values.astype(object).where(values.notna(), None).to_numpy(),
-            "message": description if isinstance(description, str) else description.to_numpy(),
+            "message": per_row(description),
         }
     )
     return frame[QUARANTINE_COLUMNS]

@@ -10,24 +10,22 @@ from __future__ import annotations
 import pandas as pd
 import pandera.pandas as pa
 
+from icare.codelists import year_rows
+from icare.sources.spec import load_source_spec
 from schemas.checks import code_in, max_length, no_surrounding_space, parse_text_dates, row_rule
 
-DATE_PATTERN = r"\d{2}/\d{2}/\d{4}"
-DATE_FORMAT = "%d/%m/%Y"
-DATE_LABEL = "dd/mm/YYYY"
+# The date format and the statistical year come from the reader spec (sources/ssda903/source.yaml).
+_SPEC = load_source_spec("ssda903")
+DATE_PATTERN = _SPEC.date_pattern.removeprefix("^").removesuffix("$")
+DATE_FORMAT = _SPEC.date_format
+DATE_LABEL = _SPEC.date_format_label
 CHILD_ID_MAX_LENGTH = 10
 
 
-def year_codes(codelists: pd.DataFrame, field: str, year: int) -> pd.DataFrame:
-    """Rows of the code list valid in collection ``year`` for ``field`` (with their date limits)."""
-    rows = codelists[codelists["field"] == field]
-    last = rows["last_year"].fillna(9999)
-    return rows[(rows["first_year"] <= year) & (last >= year)]
-
-
 def collection_bounds(year: int) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """1 April of the previous year to 31 March of ``year`` (national-sources.md §1.2)."""
-    return pd.Timestamp(year - 1, 4, 1), pd.Timestamp(year, 3, 31)
+    """First and last day of the collection year (1 April to 31 March, national-sources.md §1.2)."""
+    start, end = _SPEC.period(year)
+    return pd.Timestamp(start), pd.Timestamp(end)
 
 
 def parsed_date_column(column: str) -> str:
@@ -57,7 +55,7 @@ def _child() -> pa.Column:
 
 
 def _code(codelists: pd.DataFrame, field: str, year: int, *, required: bool) -> pa.Column:
-    codes = year_codes(codelists, field, year)["code"]
+    codes = year_rows(codelists, field, year)["code"]
     return pa.Column(
         str,
         nullable=not required,
@@ -89,7 +87,7 @@ def _free_text() -> pa.Column:
 
 def _date_limited_codes_rule(codelists: pd.DataFrame, field: str, year: int) -> list[pa.Check]:
     """Codes retired by date (P2, H5 from 2023/24): valid only for episodes started or ended in time."""
-    limited = year_codes(codelists, field, year)
+    limited = year_rows(codelists, field, year)
     checks: list[pa.Check] = []
     for row in limited.itertuples(index=False):  # a handful of code-list rows, not data rows
         if pd.notna(row.started_before):

@@ -206,10 +206,8 @@ class Ssda903Source:
             unmapped = result.unmapped
             rows = episodes.loc[unmapped["index"]]
             parts.rejected.append(
-                quarantine.for_rows(rows, None, "unmapped_code", unmapped["message"]).assign(
-                    column_name=unmapped["column"].to_numpy(),
-                    value=unmapped["value"].astype(object).to_numpy(),
-                    rule=unmapped["rule"].to_numpy(),
+                quarantine.for_rows(
+                    rows, unmapped["column"], unmapped["rule"], unmapped["message"], unmapped["value"]
                 )
             )
             values = values.assign(_unmapped=values.index.isin(unmapped["index"]))
@@ -436,9 +434,7 @@ class _Parts:
         if len(split.rejected):
             rows = frame.iloc[split.rejected["row_id"].to_numpy()]
             self.rejected.append(
-                quarantine.for_rows(rows, None, "", split.rejected["message"]).assign(
-                    rule=split.rejected["rule"].to_numpy()
-                )
+                quarantine.for_rows(rows, None, split.rejected["rule"], split.rejected["message"])
             )
 
     def superseded_table(self) -> pd.DataFrame:
