@@ -64,8 +64,14 @@ def code_in(codes: Iterable[str], description: str) -> pa.Check:
 
 def no_surrounding_space() -> pa.Check:
     """White space around a code or identifier is reported, never trimmed silently."""
+
+    def no_space_at_ends(values: pd.Series) -> pd.Series:
+        text = pa_arrow.array(values, type=pa_arrow.large_string(), from_pandas=True)
+        spaced = pc.fill_null(pc.match_substring_regex(text, r"^\s|\s$"), False)
+        return pd.Series(~spaced.to_numpy(zero_copy_only=False), index=values.index)
+
     return pa.Check(
-        lambda values: values.str.strip() == values,
+        no_space_at_ends,
         name="surrounding_space",
         error="surrounding_space: has white space before or after the value",
     )
