@@ -142,12 +142,13 @@ def extract(
         for raw in file_tables:
             tables.append(raw)
             problem = _table_problem(raw, spec)
+            usable = problem is None and spec.tables[raw.table].harmonised and not raw.frame.empty
+            frame = raw.frame[list(spec.tables[raw.table].columns)] if usable else None
+            raw.release()  # the validated copy below is all that is kept of the cells
             if problem is not None:
                 records.append(problem)
-                continue
-            if not spec.tables[raw.table].harmonised or raw.frame.empty:
-                continue  # a table with a header and no rows is a valid empty table (e.g. no UASC child)
-            frame = raw.frame[list(spec.tables[raw.table].columns)]
+            if frame is None:
+                continue  # unusable, not harmonised, or a valid empty table (e.g. no UASC child)
             if prepare is not None:
                 frame = prepare(raw.table, frame)
             ok, bad = validate_table(frame, schema_for(raw.table, raw.input.collection_year), origin_of(raw))

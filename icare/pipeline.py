@@ -190,6 +190,8 @@ def publish(
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
     frames = [f for f in frames if len(f)] or frames[:1]
+    if len(frames) == 1:  # one source: no copy
+        return frames[0].reset_index(drop=True)
     return pd.concat(frames, ignore_index=True)
 
 

@@ -54,16 +54,19 @@ def write_outputs(frames: Mapping[str, object], summary: dict, output_dir: Path,
         shutil.rmtree(staging)
     (staging / PARQUET_DIR).mkdir(parents=True)
     try:
-        tables = {name: to_arrow(frame, name) for name, frame in frames.items()}
-        tables["data_dictionary"] = data_dictionary()
         release = {
             b"icare.run_id": run_id.encode(),
             b"icare.classification_version": str(summary["classification_version"]).encode(),
         }
-        tables = {name: t.replace_schema_metadata(release) for name, t in tables.items()}
-        for name, table in tables.items():
-            pq.write_table(table, staging / PARQUET_DIR / f"{name}.parquet", compression="zstd")
-        del tables  # the database is loaded from the Parquet files, in parallel and within DuckDB
+        # One table at a time, so only one Arrow copy is in memory; the database is then loaded
+        # from the Parquet files, in parallel and within DuckDB.
+        for name, frame in [*frames.items(), ("data_dictionary", None)]:
+            table = data_dictionary() if frame is None else to_arrow(frame, name)
+            pq.write_table(
+                table.replace_schema_metadata(release),
+                staging / PARQUET_DIR / f"{name}.parquet",
+                compression="zstd",
+            )
         _write_database(staging / PARQUET_DIR, staging / DATABASE)
         (staging / RUN_SUMMARY).write_text(json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
         _swap_in(staging, output_dir, run_id)

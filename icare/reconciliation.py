@@ -43,11 +43,11 @@ def reconcile(
             "file": raw.input.file,
             "sheet": raw.sheet,
             "table_name": raw.table,
-            "rows_read": len(raw.frame),
+            "rows_read": len(raw.rows),
         }
         read_parts.append(base)
         if raw.table is not None and raw.table not in harmonised_tables and not raw.missing_columns:
-            rows = pd.DataFrame({"file": raw.input.file, "sheet": raw.sheet, "row_number": raw.frame.index})
+            rows = pd.DataFrame({"file": raw.input.file, "sheet": raw.sheet, "row_number": raw.rows})
             outcome_parts.append(rows.assign(outcome="rows_not_harmonised"))
     outcome_parts += [
         _rows(accepted, "rows_accepted"),

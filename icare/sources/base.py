@@ -45,6 +45,17 @@ class RawTable:
     frame: pd.DataFrame  # text columns; index = row number in the file (header is row 1)
     ignored_columns: tuple[str, ...] = ()
     missing_columns: tuple[str, ...] = ()
+    row_numbers: pd.Index | None = None  # kept when the cells are released
+
+    def release(self) -> None:
+        """Drop the cells once the table is validated; the row numbers stay for the reconciliation."""
+        self.row_numbers = self.frame.index
+        self.frame = self.frame.iloc[:0]
+
+    @property
+    def rows(self) -> pd.Index:
+        """Row numbers of the table's data rows (header = row 1)."""
+        return self.frame.index if self.row_numbers is None else self.row_numbers
 
 
 @dataclass

@@ -108,7 +108,7 @@ class Ssda903Source:
         narrow = self._drop_children_without_header(narrow, episodes, children, extraction, parts)
         # Mapped after de-duplication: only the rows that stand for an episode are mapped, and a
         # latest row with an unmapped code is quarantined while its older versions stay superseded.
-        mapped = self._map(episodes.iloc[narrow["row_id"].to_numpy()], parts)
+        mapped = self._map(episodes, narrow["row_id"].to_numpy(), parts)
         narrow = self._with_mapping(narrow, mapped)
         conflicted = episodes[["child_id", "collection_year"]].iloc[split.rejected["row_id"].to_numpy()]
         blocked = pd.concat([self._children_with_rejected_episodes(extraction, episodes), conflicted])
@@ -198,9 +198,13 @@ class Ssda903Source:
             row_ids=row_ids,
         )
 
-    def _map(self, episodes: pd.DataFrame, parts: _Parts) -> pd.DataFrame:
-        """National codes onto ICare and the dimensions; an unmapped code is quarantined, never defaulted."""
-        result = self.concordance.apply(episodes, year_column="collection_year")
+    def _map(self, episodes: pd.DataFrame, row_ids: np.ndarray, parts: _Parts) -> pd.DataFrame:
+        """National codes onto ICare and the dimensions; an unmapped code is quarantined, never defaulted.
+
+        Only the rows ``row_ids`` and the columns the concordance reads are gathered for mapping.
+        """
+        read = [*self.concordance.input_columns, "collection_year"]
+        result = self.concordance.apply(episodes[read].iloc[row_ids], year_column="collection_year")
         values = result.values
         if len(result.unmapped):
             unmapped = result.unmapped
