@@ -110,8 +110,17 @@ class Ssda903Source:
         # latest row with an unmapped code is quarantined while its older versions stay superseded.
         mapped = self._map(episodes, narrow["row_id"].to_numpy(), parts)
         narrow = self._with_mapping(narrow, mapped)
-        conflicted = episodes[["child_id", "collection_year"]].iloc[split.rejected["row_id"].to_numpy()]
-        blocked = pd.concat([self._children_with_rejected_episodes(extraction, episodes), conflicted])
+        # A child with rows rejected in a return (at validation, as conflicting copies, or unmapped)
+        # has its older open episodes held back rather than closed by a guess.
+        rejected_here = np.concatenate(
+            [split.rejected["row_id"].to_numpy(), mapped.index[mapped["_unmapped"].to_numpy()].to_numpy()]
+        )
+        blocked = pd.concat(
+            [
+                self._children_with_rejected_episodes(extraction, episodes),
+                episodes[["child_id", "collection_year"]].iloc[rejected_here],
+            ]
+        )
         repaired = episode_rules.repair_open_episodes(
             narrow,
             blocked.drop_duplicates(),
