@@ -27,6 +27,7 @@ from icare.sources.base import Harmonised, InputFile, Source, SourceInputError
 from icare.sources.registry import available_sources, reader_class
 from icare.sources.spec import load_source_spec
 from icare.vectorised import sort_order
+from schemas.outputs import column_names, with_level_columns
 
 Progress = Callable[[str], None]
 
@@ -239,10 +240,16 @@ def assemble_tables(results: list[SourceResult], classification: Classification)
         ),
         "reconciliation": _concat([r.reconciliation for r in results]),
         "inputs": _sorted(pd.DataFrame(_inputs(results)), "source", "file"),
-        "icare_classification": classification.to_frame(),
+        "icare_classification": _classification_table(classification),
         "icare_dimensions": classification.dimensions_frame(),
         "concordance": concordance,
     }
+
+
+def _classification_table(classification: Classification) -> pd.DataFrame:
+    """The classification with the published ancestor columns, whatever its depth."""
+    frame = with_level_columns(classification.to_frame(), "level")
+    return frame[column_names("icare_classification")]
 
 
 def summarise(tables: dict[str, pd.DataFrame], classification: Classification) -> dict:

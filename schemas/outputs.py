@@ -20,6 +20,24 @@ FLOAT = pa_arrow.float64()
 TIMESTAMP = pa_arrow.timestamp("us", tz="UTC")
 
 
+# Ancestor columns published for every classification: a shallower one leaves the deeper columns
+# empty; a deeper one is still fully described by ``icare_code`` and ``icare_classification``.
+PUBLISHED_LEVELS = 4
+
+
+def with_level_columns(frame: pd.DataFrame, prefix: str) -> pd.DataFrame:
+    """``prefix1`` .. ``prefix{PUBLISHED_LEVELS}`` present (empty where the classification is shallower)."""
+    wanted = [f"{prefix}{n}" for n in range(1, PUBLISHED_LEVELS + 1)]
+    extra = [
+        c for c in frame.columns if c.startswith(prefix) and c[len(prefix) :].isdigit() and c not in wanted
+    ]
+    frame = frame.drop(columns=extra)
+    for column in wanted:
+        if column not in frame.columns:
+            frame[column] = pd.Series(pd.NA, index=frame.index, dtype="str")
+    return frame
+
+
 @dataclass(frozen=True)
 class Col:
     name: str

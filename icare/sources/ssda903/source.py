@@ -30,7 +30,7 @@ from icare.sources.base import Extraction, Harmonised, InputFile
 from icare.sources.spec import SourceSpec, load_source_spec
 from icare.vectorised import positions_in, sort_order, text_isin
 from schemas import ssda903 as schemas
-from schemas.outputs import column_names
+from schemas.outputs import column_names, with_level_columns
 
 NAME = "ssda903"
 # National columns carried into the harmonised episodes unchanged (postcodes are not carried).
@@ -359,7 +359,9 @@ class Ssda903Source:
         values = mapped.loc[rows]
         attributes = children.table.set_index(children.ids)
         child = attributes.loc[narrow["child_id"].to_numpy()]
-        levels = self.classification.level_columns(values["icare_code"].reset_index(drop=True))
+        levels = with_level_columns(
+            self.classification.level_columns(values["icare_code"].reset_index(drop=True)), "icare_level"
+        )
         out = pd.DataFrame(
             {
                 "source": NAME,
