@@ -7,7 +7,10 @@ later rejection can still point at the cell to fix.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 import pandas as pd
 import pandera.pandas as pa
@@ -114,6 +117,51 @@ def _table_problem(raw: RawTable, spec: SourceSpec) -> pd.DataFrame | None:
     return None
 
 
+@dataclass
+class _FileResult:
+    """What one file gave: its tables, quarantine records, and valid and rejected rows per table."""
+
+    tables: list[RawTable] = field(default_factory=list)
+    records: list[pd.DataFrame] = field(default_factory=list)
+    valid: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
+    rejected: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
+
+
+def _extract_file(
+    input_file: InputFile, spec: SourceSpec, schema_for: SchemaFactory, prepare: Prepare | None
+) -> _FileResult:
+    result = _FileResult()
+    try:
+        file_tables = read_tables(input_file, spec)
+    except UnreadableFileError as exc:
+        raw = RawTable(input_file, None, None, pd.DataFrame())
+        result.tables.append(raw)
+        result.records.append(_whole_table(raw, "unreadable_file", str(exc).split(": ", 1)[-1]))
+        return result
+    for raw in file_tables:
+        result.tables.append(raw)
+        problem = _table_problem(raw, spec)
+        usable = problem is None and spec.tables[raw.table].harmonised and not raw.frame.empty
+        frame = raw.frame[list(spec.tables[raw.table].columns)] if usable else None
+        raw.release()  # the validated copy below is all that is kept of the cells
+        if problem is not None:
+            result.records.append(problem)
+        if frame is None:
+            continue  # unusable, not harmonised, or a valid empty table (e.g. no UASC child)
+        if prepare is not None:
+            frame = prepare(raw.table, frame)
+        ok, bad = validate_table(frame, schema_for(raw.table, raw.input.collection_year), origin_of(raw))
+        result.records.append(bad)
+        frame = _with_origin(frame, raw)
+        if ok.all():  # the usual case: no copy of a clean table
+            result.valid.append((raw.table, frame))
+            result.rejected.append((raw.table, frame.iloc[:0]))
+        else:
+            result.valid.append((raw.table, frame.loc[ok.to_numpy()]))
+            result.rejected.append((raw.table, frame.loc[~ok.to_numpy()]))
+    return result
+
+
 def extract(
     files: list[InputFile],
     spec: SourceSpec,
@@ -123,50 +171,33 @@ def extract(
 ) -> Extraction:
     """Read and validate every file; rows of unusable tables and invalid rows go to quarantine.
 
-    ``prepare`` lets a source add helper columns (e.g. dates parsed once) before validation.
+    Files are read and validated in parallel threads (the parsers and most checks run in Arrow and
+    release the interpreter lock); results are combined in file order, so the outcome does not
+    depend on the threads. ``prepare`` lets a source add helper columns (e.g. dates parsed once).
     """
-    tables: list[RawTable] = []
-    records: list[pd.DataFrame] = []
-    valid: dict[str, list[pd.DataFrame]] = {}
-    rejected: dict[str, list[pd.DataFrame]] = {}
-    for number, input_file in enumerate(files, start=1):
+
+    def one(numbered: tuple[int, InputFile]) -> _FileResult:
+        number, input_file = numbered
         if progress is not None:
             progress(f"{spec.id}: file {number}/{len(files)}: {input_file.file}")
-        try:
-            file_tables = read_tables(input_file, spec)
-        except UnreadableFileError as exc:
-            raw = RawTable(input_file, None, None, pd.DataFrame())
-            tables.append(raw)
-            records.append(_whole_table(raw, "unreadable_file", str(exc).split(": ", 1)[-1]))
-            continue
-        for raw in file_tables:
-            tables.append(raw)
-            problem = _table_problem(raw, spec)
-            usable = problem is None and spec.tables[raw.table].harmonised and not raw.frame.empty
-            frame = raw.frame[list(spec.tables[raw.table].columns)] if usable else None
-            raw.release()  # the validated copy below is all that is kept of the cells
-            if problem is not None:
-                records.append(problem)
-            if frame is None:
-                continue  # unusable, not harmonised, or a valid empty table (e.g. no UASC child)
-            if prepare is not None:
-                frame = prepare(raw.table, frame)
-            ok, bad = validate_table(frame, schema_for(raw.table, raw.input.collection_year), origin_of(raw))
-            records.append(bad)
-            frame = _with_origin(frame, raw)
-            if ok.all():  # the usual case: no copy of a clean table
-                valid.setdefault(raw.table, []).append(frame)
-                rejected.setdefault(raw.table, []).append(frame.iloc[:0])
-            else:
-                valid.setdefault(raw.table, []).append(frame.loc[ok.to_numpy()])
-                rejected.setdefault(raw.table, []).append(frame.loc[~ok.to_numpy()])
+        return _extract_file(input_file, spec, schema_for, prepare)
+
+    with ThreadPoolExecutor(max_workers=min(len(files), os.cpu_count() or 1) or 1) as pool:
+        results = list(pool.map(one, enumerate(files, start=1)))
+    valid: dict[str, list[pd.DataFrame]] = {}
+    rejected: dict[str, list[pd.DataFrame]] = {}
+    for result in results:
+        for name, frame in result.valid:
+            valid.setdefault(name, []).append(frame)
+        for name, frame in result.rejected:
+            rejected.setdefault(name, []).append(frame)
     return Extraction(
         source=spec.id,
         files=files,
-        tables=tables,
+        tables=[t for r in results for t in r.tables],
         valid={name: pd.concat(parts, ignore_index=True) for name, parts in valid.items()},
         rejected={name: pd.concat(parts, ignore_index=True) for name, parts in rejected.items()},
-        quarantine=quarantine.combine(records),
+        quarantine=quarantine.combine([record for r in results for record in r.records]),
     )
 
 
