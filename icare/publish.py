@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import duckdb
@@ -58,16 +59,7 @@ def write_outputs(frames: Mapping[str, object], summary: dict, output_dir: Path,
             b"icare.run_id": run_id.encode(),
             b"icare.classification_version": str(summary["classification_version"]).encode(),
         }
-        # One table at a time, so only one Arrow copy is in memory; the database is then loaded
-        # from the Parquet files, in parallel and within DuckDB.
-        for name, frame in [*frames.items(), ("data_dictionary", None)]:
-            table = data_dictionary() if frame is None else to_arrow(frame, name)
-            pq.write_table(
-                table.replace_schema_metadata(release),
-                staging / PARQUET_DIR / f"{name}.parquet",
-                compression="zstd",
-            )
-        _write_database(staging / PARQUET_DIR, staging / DATABASE)
+        _write_tables(frames, release, staging / PARQUET_DIR, staging / DATABASE)
         (staging / RUN_SUMMARY).write_text(json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
         _swap_in(staging, output_dir, run_id)
     finally:
@@ -75,15 +67,29 @@ def write_outputs(frames: Mapping[str, object], summary: dict, output_dir: Path,
             shutil.rmtree(staging, ignore_errors=True)
 
 
-def _write_database(parquet_dir: Path, path: Path) -> None:
-    """One table per Parquet file; DuckDB keeps the explicit Arrow types."""
-    connection = duckdb.connect(str(path))
+def _write_tables(
+    frames: Mapping[str, object], release: dict[bytes, bytes], parquet_dir: Path, database: Path
+) -> None:
+    """Each table validated and converted once, then written to Parquet and DuckDB side by side.
+
+    One table at a time, so only one Arrow copy is in memory; its Parquet file is written in a
+    second thread while DuckDB loads the same Arrow data (both release the interpreter lock).
+    """
+    connection = duckdb.connect(str(database))
     try:
-        for parquet in sorted(parquet_dir.glob("*.parquet")):
-            # Table names are the project's own constants (TABLES), never user input; the path is a parameter.
-            connection.execute(
-                f'CREATE TABLE "{parquet.stem}" AS SELECT * FROM read_parquet($path)', {"path": str(parquet)}
-            )
+        with ThreadPoolExecutor(max_workers=1) as writer:
+            for name, frame in [*frames.items(), ("data_dictionary", None)]:
+                table = (
+                    data_dictionary() if frame is None else to_arrow(frame, name)
+                ).replace_schema_metadata(release)
+                parquet = writer.submit(
+                    pq.write_table, table, parquet_dir / f"{name}.parquet", compression="zstd"
+                )
+                connection.register("incoming", table)
+                # Table names are the project's own constants (schemas.outputs.TABLES), never user input.
+                connection.execute(f'CREATE TABLE "{name}" AS SELECT * FROM incoming')
+                connection.unregister("incoming")
+                parquet.result()
         connection.execute("CHECKPOINT")
     finally:
         connection.close()

@@ -83,11 +83,12 @@ def test_failed_run_leaves_previous_outputs_intact(returns, run_on, tmp_path, mo
     before = read_database(out / "icare.duckdb")
     write_return(returns, 2025, headers=[header("9", sex="M")], episodes=[episode("9", "01/05/2024")])
 
-    def broken(tables, path):
-        path.write_bytes(b"half a database")
+    def broken(frames, release, parquet_dir, database):
+        database.write_bytes(b"half a database")
+        (parquet_dir / "episodes.parquet").write_bytes(b"half a file")
         raise OSError("disk full")
 
-    monkeypatch.setattr(publish, "_write_database", broken)
+    monkeypatch.setattr(publish, "_write_tables", broken)
     with pytest.raises(OSError, match="disk full"):
         run_on(returns, out)
     after = read_database(out / "icare.duckdb")
