@@ -80,11 +80,14 @@ class Pseudonymiser:
         """Child keys and dense integer child ids for several tables of one source at once.
 
         Each distinct child is hashed once; the integer id (shared across the tables) lets later
-        steps sort and join on numbers instead of text.
+        steps sort and join on numbers instead of text. Ids follow the order of the keys, so
+        sorting by id is sorting by ``child_key``.
         """
         composites = [_composite(source, area, child) for area, child in tables]
         uniques = pc.unique(pa.chunked_array(composites, type=_TEXT).combine_chunks())
         hashed = self.hash_array(uniques)
+        order = pc.sort_indices(hashed)
+        uniques, hashed = uniques.take(order), hashed.take(order)
         keyed = []
         for (_, child), composite in zip(tables, composites, strict=True):
             ids = pc.index_in(composite, value_set=uniques)

@@ -66,3 +66,11 @@ def test_fingerprint_identifies_the_key_without_revealing_it():
     a, b = Pseudonymiser(KEY), Pseudonymiser(KEY + b"!")
     assert a.fingerprint != b.fingerprint
     assert KEY.decode() not in a.fingerprint
+
+
+def test_child_ids_follow_the_order_of_the_child_keys():
+    p = Pseudonymiser(KEY)
+    ((keys, ids),) = p.key_tables("ssda903", [(pd.Series(["201"] * 5), pd.Series(["5", "1", "4", "2", "3"]))])
+    assert sorted(zip(ids, keys, strict=True)) == sorted(
+        zip(ids, keys, strict=True), key=lambda pair: pair[1]
+    )

@@ -200,7 +200,7 @@ class Ssda903Source:
                 "row_number": latest["row_number"].array,
             }
         )
-        order = sort_order(table["area_code"], table["child_key"])
+        order = sort_order(table["area_code"], pd.Series(latest["child_id"].to_numpy()))
         return _Children(
             table=table.iloc[order].reset_index(drop=True),
             ids=latest["child_id"].to_numpy()[order],
