@@ -244,16 +244,17 @@ class Ssda903Source:
 
     @staticmethod
     def _with_mapping(narrow: pd.DataFrame, mapped: pd.DataFrame) -> pd.DataFrame:
-        """Keep the rows that mapped and add what the repair rules read from the mapping."""
-        mapped = mapped.loc[narrow["row_id"].to_numpy()]
+        """Keep the rows that mapped and add what the repair rules read from the mapping.
+
+        ``mapped`` was computed on ``narrow``'s rows in the same order, so the two align by position.
+        """
         keep = ~mapped["_unmapped"].to_numpy()
-        narrow, mapped = narrow.loc[keep], mapped.loc[keep]
+        narrow = narrow.loc[keep]
+        exit_destination = mapped["exit_destination"].iloc[keep].set_axis(narrow.index)
         return narrow.assign(
-            new_episode_type=mapped["new_episode_type"].to_numpy(),
-            exit_destination=mapped["exit_destination"].to_numpy(),
-            episode_end_type=_end_type(
-                narrow["episode_end"], mapped["exit_destination"].set_axis(narrow.index)
-            ),
+            new_episode_type=mapped["new_episode_type"].iloc[keep].to_numpy(),
+            exit_destination=exit_destination.to_numpy(),
+            episode_end_type=_end_type(narrow["episode_end"], exit_destination),
         )
 
     def _drop_older_versions_of_rejected(
