@@ -230,7 +230,7 @@ class Classification:
         Maps over the unique values only, so it is cheap on millions of episodes. Nulls stay null,
         as do levels deeper than the code. Codes not in the classification raise ``KeyError``.
         """
-        uniques = list(codes.dropna().unique())
+        positions, uniques = pd.factorize(codes, use_na_sentinel=True)
         unknown = sorted({str(code) for code in uniques if code not in self})
         if unknown:
             shown = ", ".join(repr(c) for c in unknown[:10])
@@ -238,10 +238,13 @@ class Classification:
             raise KeyError(f"codes not in classification {self.version_id}: {shown}{more}")
         columns: dict[str, pd.Series] = {}
         for level in range(1, self.max_level + 1):
-            mapping = {
-                code: self._lineage[code][level - 1] for code in uniques if len(self._lineage[code]) >= level
-            }
-            columns[f"{prefix}{level}"] = codes.map(mapping).astype("str")
+            ancestors = [
+                self._lineage[code][level - 1] if len(self._lineage[code]) >= level else None
+                for code in uniques
+            ]
+            # One entry per distinct code, then one gather by position (a null code stays null).
+            at_level = pd.array([*ancestors, None], dtype="str")
+            columns[f"{prefix}{level}"] = pd.Series(at_level.take(positions), index=codes.index)
         return pd.DataFrame(columns, index=codes.index)
 
     def to_frame(self) -> pd.DataFrame:

@@ -237,7 +237,7 @@ class Ssda903Source:
                 "episode_start": episodes[schemas.parsed_date_column("DECOM")],
                 "episode_end": episodes[schemas.parsed_date_column("DEC")],
                 "collection_year": episodes["collection_year"],
-                "latest_collection_year": episodes["area_code"].fillna("").map(latest_year).astype("int64"),
+                "latest_collection_year": _per_area(episodes["area_code"], latest_year),
                 "row_id": np.arange(len(episodes)),
             }
         )
@@ -466,6 +466,12 @@ def _end_type(end: pd.Series, exit_destination: pd.Series) -> pd.Series:
     kind[exit_destination.isna()] = "continues"
     kind[end.isna()] = "open"
     return kind
+
+
+def _per_area(area: pd.Series, values: pd.Series) -> np.ndarray:
+    """``values`` (indexed by area, "" for none) looked up for each row's area, via a few codes."""
+    codes, areas = pd.factorize(area.fillna(""))
+    return values.reindex(areas).to_numpy(dtype="int64")[codes]
 
 
 def _latest_year_by_area(episodes: pd.DataFrame, rejected: pd.DataFrame | None) -> pd.Series:
