@@ -145,6 +145,9 @@ def _excel_dates_as_text(table: pa.Table) -> pa.Table:
     columns = []
     for column in table.columns:
         text = column.cast(pa.large_string())
+        if not pc.any(pc.match_substring(text, " 00:00:00")).as_py():  # cheap test first
+            columns.append(text)
+            continue
         is_date_cell = pc.match_substring_regex(text, _EXCEL_DATE_CELL.pattern)
         if pc.any(is_date_cell).as_py():
             as_text = pc.replace_substring_regex(text, _EXCEL_DATE_CELL.pattern, r"\3/\2/\1")
