@@ -26,6 +26,12 @@ from icare.reconciliation import OUTCOMES, reconcile
 from icare.sources.base import Harmonised, InputFile, Source, SourceInputError
 from icare.sources.registry import available_sources, reader_class
 from icare.sources.spec import load_source_spec
+from icare.statistics import (
+    StatisticsSettings,
+    compute_statistics,
+    load_statistics_settings,
+    reporting_periods,
+)
 from icare.vectorised import sort_order
 from schemas.outputs import column_names, with_level_columns
 
@@ -43,6 +49,7 @@ class RunOptions:
     classification_path: Path | None = None
     crosswalk_path: Path | None = None
     progress: Progress = _silent
+    statistics_path: Path | None = None  # another config/statistics.yaml
 
 
 @dataclass
@@ -143,11 +150,14 @@ def process_source(source: Source, files: list[InputFile], timer: StepTimer) -> 
     return SourceResult(name, files, harmonised, reconciliation, records)
 
 
-def run_id_for(results: list[SourceResult], classification: Classification) -> str:
-    """Same inputs and versions -> same id, so a re-run is recognisable in the ``runs`` table."""
+def run_id_for(
+    results: list[SourceResult], classification: Classification, settings: StatisticsSettings
+) -> str:
+    """Same inputs, versions and settings -> same id, so a re-run is recognisable in ``runs``."""
     digest = hashlib.sha256()
     digest.update(icare.__version__.encode())
     digest.update(classification.version_id.encode())
+    digest.update(settings.to_json().encode())
     for result in results:
         digest.update(result.harmonised.versions.get("concordance", "").encode())
         for f in result.files:
@@ -168,7 +178,26 @@ def run(options: RunOptions) -> RunResult:
         source = open_source(name, classification, pseudonymiser)
         results.append(process_source(source, discover_source(source, path, timer), timer))
     tables = timer.step("assemble tables", lambda: assemble_tables(results, classification))
-    return publish(results, tables, classification, pseudonymiser, options.output_dir, timer, started_at)
+    settings = load_statistics_settings(options.statistics_path)
+    tables |= timer.step(
+        "statistics", lambda: statistics_tables(tables, [r.name for r in results], classification, settings)
+    )
+    return publish(
+        results, tables, classification, pseudonymiser, settings, options.output_dir, timer, started_at
+    )
+
+
+def statistics_tables(
+    tables: Mapping[str, pd.DataFrame],
+    source_names: list[str],
+    classification: Classification,
+    settings: StatisticsSettings,
+) -> dict[str, object]:
+    """Spells and the published statistics, computed in DuckDB over the assembled episodes."""
+    specs = {name: load_source_spec(name) for name in source_names}
+    periods = reporting_periods(tables["inputs"], specs)
+    gap_days = {name: spec.care_spell_gap_days for name, spec in specs.items()}
+    return compute_statistics(tables["episodes"], periods, classification, settings, gap_days)
 
 
 def publish(
@@ -176,15 +205,18 @@ def publish(
     tables: dict[str, pd.DataFrame],
     classification: Classification,
     pseudonymiser: Pseudonymiser,
+    settings: StatisticsSettings,
     output_dir: Path,
     timer: StepTimer,
     started_at: datetime,
 ) -> RunResult:
     """Add the ``runs`` row and write everything atomically."""
-    run_id = run_id_for(results, classification)
+    run_id = run_id_for(results, classification, settings)
     tables = dict(tables)
     summary = summarise(tables, classification) | {"run_id": run_id}
-    tables["runs"] = runs_table(run_id, started_at, classification, pseudonymiser, results, summary, timer)
+    tables["runs"] = runs_table(
+        run_id, started_at, classification, pseudonymiser, settings, results, summary, timer
+    )
     timer.step("write outputs", lambda: write_outputs(tables, summary, output_dir, run_id))
     return RunResult(run_id, output_dir, tables, summary, timer.timings)
 
@@ -284,6 +316,7 @@ def runs_table(
     started_at: datetime,
     classification: Classification,
     pseudonymiser: Pseudonymiser,
+    settings: StatisticsSettings,
     results: list[SourceResult],
     summary: dict,
     timer: StepTimer,
@@ -305,6 +338,7 @@ def runs_table(
                 "inputs": json.dumps(_inputs(results)),
                 "row_counts": json.dumps(summary["rows"]),
                 "timings": json.dumps(timer.timings),
+                "statistics_settings": settings.to_json(),
             }
         ]
     )

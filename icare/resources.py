@@ -13,7 +13,7 @@ _PACKAGE_DIR = Path(__file__).resolve().parent
 
 
 def data_root() -> Path:
-    """The folder holding ``classifications/`` and ``sources/``."""
+    """The folder holding ``classifications/``, ``config/`` and ``sources/``."""
     override = os.environ.get("ICARE_DATA_DIR")
     if override:
         return Path(override)
@@ -25,6 +25,11 @@ def data_root() -> Path:
 
 def classifications_dir() -> Path:
     return data_root() / "classifications"
+
+
+def config_dir() -> Path:
+    """Run settings that are reviewed like data (``statistics.yaml``)."""
+    return data_root() / "config"
 
 
 def source_dir(name: str) -> Path:

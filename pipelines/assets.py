@@ -2,8 +2,8 @@
 
 Graph (one pair of source assets per folder under ``sources/`` that the registry knows)::
 
-    <source>_inputs -> <source>_harmonised -+-> harmonised_tables -> published_outputs
-                                            +-------------------------^
+    <source>_inputs -> <source>_harmonised -+-> harmonised_tables -> statistics_tables -> published_outputs
+                                            +----------------------------------------------^
 
 ``<source>_inputs`` finds the files and their checksums (nothing is read yet). ``<source>_harmonised``
 reads, validates and harmonises them in one step, so that no value holding child identifiers as
@@ -32,6 +32,7 @@ from icare.pipeline import (
     open_source,
     process_source,
     publish,
+    statistics_tables,
 )
 from icare.publish import DATABASE, PARQUET_DIR, RUN_SUMMARY
 from icare.reconciliation import OUTCOMES
@@ -41,6 +42,7 @@ from pipelines.resources import IcareSettings
 
 INGESTION = "ingestion"
 HARMONISATION = "harmonisation"
+STATISTICS = "statistics"
 PUBLICATION = "publication"
 
 
@@ -186,9 +188,42 @@ def publication_assets(source_names: Iterable[str]) -> list[dg.AssetsDefinition]
         return tables
 
     @dg.asset(
+        name="statistics_tables",
+        group_name=STATISTICS,
+        kinds={"duckdb"},
+        ins={"harmonised_tables": dg.AssetIn(), **harmonised_ins},
+        description="Care spells, placement spells and the published statistics (stock, entries, exits, "
+        "moves, transitions, pathways, durations, flow_check, findings), computed in DuckDB SQL over the "
+        "harmonised episodes as docs/statistics.md defines them.",
+    )
+    def statistics_asset(
+        context: dg.AssetExecutionContext,
+        icare_settings: IcareSettings,
+        harmonised_tables: dict[str, pd.DataFrame],
+        **harmonised: HarmonisedSource | None,
+    ) -> dict[str, object]:
+        names = [h.result.name for h in _selected(harmonised)]
+        settings = icare_settings.statistics_settings()
+        timer = StepTimer(context.log.info)
+        tables = timer.step(
+            "statistics",
+            lambda: statistics_tables(harmonised_tables, names, icare_settings.classification(), settings),
+        )
+        flow = tables["flow_check"]
+        context.add_output_metadata(
+            {
+                "table_rows": dg.MetadataValue.json({name: table.num_rows for name, table in tables.items()}),
+                "statistics_settings": settings.version_id,
+                "flow_check_differences": int(sum(v != 0 for v in flow.column("difference").to_pylist())),
+                "timings_seconds": dg.MetadataValue.json(timer.timings),
+            }
+        )
+        return tables
+
+    @dg.asset(
         group_name=PUBLICATION,
         kinds={"duckdb", "parquet"},
-        ins={"harmonised_tables": dg.AssetIn(), **harmonised_ins},
+        ins={"harmonised_tables": dg.AssetIn(), "statistics_tables": dg.AssetIn(), **harmonised_ins},
         description="The run's tables plus its `runs` row, validated against the output schemas and written "
         "as Parquet files and one DuckDB database in a single atomic swap. The only asset that writes the "
         "database.",
@@ -197,6 +232,7 @@ def publication_assets(source_names: Iterable[str]) -> list[dg.AssetsDefinition]
         context: dg.AssetExecutionContext,
         icare_settings: IcareSettings,
         harmonised_tables: dict[str, pd.DataFrame],
+        statistics_tables: dict[str, object],
         **harmonised: HarmonisedSource | None,
     ) -> dg.MaterializeResult:
         chosen = _selected(harmonised)
@@ -208,9 +244,10 @@ def publication_assets(source_names: Iterable[str]) -> list[dg.AssetsDefinition]
         output_dir = icare_settings.output_path()
         result = publish(
             [h.result for h in chosen],
-            harmonised_tables,
+            {**harmonised_tables, **statistics_tables},
             classification,
             pseudonymiser,
+            icare_settings.statistics_settings(),
             output_dir,
             timer,
             _run_started_at(context),
@@ -228,6 +265,7 @@ def publication_assets(source_names: Iterable[str]) -> list[dg.AssetsDefinition]
                 "children": summary["children"],
                 "quarantine_records": summary["quarantine_records"],
                 "table_rows": dg.MetadataValue.json({n: len(f) for n, f in result.tables.items()}),
+                "statistics_settings": icare_settings.statistics_settings().version_id,
                 "classification_version": classification.version_id,
                 "development_key": pseudonymiser.development,
                 "pseudonym_key_fingerprint": pseudonymiser.fingerprint,
@@ -236,7 +274,7 @@ def publication_assets(source_names: Iterable[str]) -> list[dg.AssetsDefinition]
             }
         )
 
-    return [harmonised_tables, published_outputs]
+    return [harmonised_tables, statistics_asset, published_outputs]
 
 
 def _run_started_at(context: dg.AssetExecutionContext) -> datetime:

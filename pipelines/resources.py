@@ -25,6 +25,7 @@ from icare.classification import Classification, load_classification
 from icare.pipeline import RunOptions, bundled_samples, pseudonymiser_for
 from icare.pseudonymise import Pseudonymiser
 from icare.sources.registry import reader_class
+from icare.statistics import StatisticsSettings, load_statistics_settings
 
 OUTPUT_DIR_ENVIRONMENT_VARIABLE = "ICARE_OUTPUT_DIR"
 DEFAULT_OUTPUT_DIR = "outputs"
@@ -58,6 +59,13 @@ class IcareSettings(dg.ConfigurableResource):
         default=None, description="Crosswalk CSV from the provisional AC.* codes onto classification_path."
     )
 
+    statistics_path: str | None = Field(
+        default=None, description="Another statistics settings file (YAML); default: config/statistics.yaml."
+    )
+
+    def statistics_settings(self) -> StatisticsSettings:
+        return load_statistics_settings(Path(self.statistics_path) if self.statistics_path else None)
+
     def source_paths(self) -> dict[str, Path]:
         """The sources this run reads; an unknown source id fails here, with the known ones listed."""
         if not self.sources:
@@ -77,6 +85,7 @@ class IcareSettings(dg.ConfigurableResource):
             classification_path=Path(self.classification_path) if self.classification_path else None,
             crosswalk_path=Path(self.crosswalk_path) if self.crosswalk_path else None,
             progress=progress,
+            statistics_path=Path(self.statistics_path) if self.statistics_path else None,
         )
 
     def classification(self) -> Classification:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import pandas as pd
 import pandera.pandas as pa
 import pyarrow as pa_arrow
+import pyarrow.compute as pc
 
 STRING = pa_arrow.string()
 INT = pa_arrow.int64()
@@ -61,6 +62,16 @@ YEAR = Col(
     "collection_year", INT, True, "collection year, named by the year in which it ends (2024 = 2023/24)"
 )
 CLASSIFICATION_VERSION = Col("classification_version", STRING, False, "ICare classification version id")
+
+CHILD_KEY = Col("child_key", STRING, False, "pseudonymous child key")
+SEX = Col("sex", STRING, True, "harmonised sex (empty when not recorded)", ("M", "F", "U"))
+AGE_BAND = Col("age_band", STRING, False, "age band in completed years on the date, or unknown")
+ICARE_LEVEL1 = Col("icare_level1", STRING, True, "level-1 ancestor of icare_code")
+ICARE_LEVEL2 = Col("icare_level2", STRING, True, "level-2 ancestor of icare_code (empty for a level-1 code)")
+PERIOD = [
+    Col("period_start", DATE, False, "first day of the reporting period (the source's statistical year)"),
+    Col("period_end", DATE, False, "last day of the reporting period"),
+]
 
 TABLES: dict[str, list[Col]] = {
     "episodes": [
@@ -203,6 +214,220 @@ TABLES: dict[str, list[Col]] = {
         Col("reason", STRING, True, "why the code maps there"),
         Col("file", STRING, True, "concordance file holding the row"),
     ],
+    "care_spells": [
+        SOURCE,
+        AREA,
+        CHILD_KEY,
+        Col("care_spell_no", INT, False, "number of the care spell among the child's spells (1 = first)"),
+        SEX,
+        Col("birth_month", DATE, True, "first day of the month of birth"),
+        Col("spell_start", DATE, False, "start of the care spell (its first episode)"),
+        Col("spell_end", DATE, True, "end of the care spell (empty while open)"),
+        Col("end_type", STRING, False, "open, or exit (the spell ended)", ("open", "exit")),
+        Col("exit_destination", STRING, True, "harmonised exit destination (empty while open)"),
+        Col("icare_code_start", STRING, False, "ICare category of the first episode"),
+        Col("icare_level1_start", STRING, True, "level-1 ancestor of icare_code_start"),
+        Col("icare_level2_start", STRING, True, "level-2 ancestor of icare_code_start"),
+        Col(
+            "icare_code_end",
+            STRING,
+            False,
+            "ICare category at the end (or latest), temporary moves resolved",
+        ),
+        Col("icare_level1_end", STRING, True, "level-1 ancestor of icare_code_end"),
+        Col("icare_level2_end", STRING, True, "level-2 ancestor of icare_code_end"),
+        Col("episodes", INT, False, "episodes in the spell"),
+        Col("placement_spells", INT, False, "placement spells in the spell"),
+        Col("moves", INT, False, "placement moves in the spell (placement spells - 1)"),
+        Col("duration_days", INT, True, "spell_end - spell_start in days (empty while open)"),
+        Col("starts_with_entry", BOOL, False, "the first episode's new-episode type is care_entry"),
+        Col("previous_spell_end", DATE, True, "end of the child's previous care spell"),
+        Col("re_entry", BOOL, False, "starts within the re-entry window after the child's previous exit"),
+        Col("overlaps_resolved", INT, False, "episodes of the spell cut by the overlap rule"),
+        CLASSIFICATION_VERSION,
+    ],
+    "placement_spells": [
+        SOURCE,
+        AREA,
+        CHILD_KEY,
+        Col("care_spell_no", INT, False, "care spell the placement spell belongs to"),
+        Col("placement_spell_no", INT, False, "number of the placement spell in its care spell (1 = first)"),
+        SEX,
+        Col("birth_month", DATE, True, "first day of the month of birth"),
+        Col("placement_start", DATE, False, "start of the placement spell"),
+        Col("placement_end", DATE, True, "end: the next placement spell's start or the care spell's end"),
+        Col("icare_code_start", STRING, False, "ICare category at the start of the placement spell"),
+        Col("icare_level1_start", STRING, True, "level-1 ancestor of icare_code_start"),
+        Col("icare_level2_start", STRING, True, "level-2 ancestor of icare_code_start"),
+        Col("icare_code_end", STRING, False, "ICare category at the end, temporary moves resolved"),
+        Col("icare_level1_end", STRING, True, "level-1 ancestor of icare_code_end"),
+        Col("icare_level2_end", STRING, True, "level-2 ancestor of icare_code_end"),
+        Col("provider_sector", STRING, True, "harmonised provider sector at the start"),
+        Col("episodes", INT, False, "episodes in the placement spell"),
+        Col("temporary_episodes", INT, False, "temporary-move episodes inside the placement spell"),
+        Col("duration_days", INT, True, "placement_end - placement_start in days (empty while open)"),
+        CLASSIFICATION_VERSION,
+    ],
+    "stock": [
+        SOURCE,
+        AREA,
+        Col("reference_date", DATE, False, "the date counted (the end of a reporting period)"),
+        Col("icare_code", STRING, False, "ICare category on the reference date (temporary moves resolved)"),
+        ICARE_LEVEL1,
+        ICARE_LEVEL2,
+        SEX,
+        AGE_BAND,
+        Col("provider_sector", STRING, True, "harmonised provider sector on the reference date"),
+        Col("children", INT, False, "children in care on the reference date"),
+        Col(
+            "temporary_moves_resolved",
+            INT,
+            False,
+            "of these, children on a temporary move that day, counted in their normal placement",
+        ),
+        CLASSIFICATION_VERSION,
+    ],
+    "entries": [
+        SOURCE,
+        AREA,
+        *PERIOD,
+        Col("icare_code", STRING, False, "ICare category of the spell's first episode"),
+        ICARE_LEVEL1,
+        ICARE_LEVEL2,
+        SEX,
+        Col("age_band", STRING, False, "age band at entry"),
+        Col("children", INT, False, "children entering, each counted once, at the first entry of the period"),
+        Col("spells", INT, False, "care spells starting in the period"),
+        Col("re_entries", INT, False, "of these spells, re-entries (within the re-entry window)"),
+        CLASSIFICATION_VERSION,
+    ],
+    "exits": [
+        SOURCE,
+        AREA,
+        *PERIOD,
+        Col("icare_code", STRING, False, "ICare category at exit (temporary moves resolved)"),
+        ICARE_LEVEL1,
+        ICARE_LEVEL2,
+        Col("exit_destination", STRING, False, "harmonised exit destination"),
+        SEX,
+        Col("age_band", STRING, False, "age band at exit"),
+        Col("children", INT, False, "children leaving, each counted once, at the last exit of the period"),
+        Col("spells", INT, False, "care spells ending in the period"),
+        CLASSIFICATION_VERSION,
+    ],
+    "moves": [
+        SOURCE,
+        AREA,
+        *PERIOD,
+        Col("icare_code", STRING, False, "ICare category of the child's last episode in the period"),
+        ICARE_LEVEL1,
+        ICARE_LEVEL2,
+        SEX,
+        Col("age_band", STRING, False, "age band on the child's last day in the period"),
+        Col(
+            "moves_in_period",
+            STRING,
+            False,
+            "placement moves the child made in the period",
+            ("0", "1", "2", "3 or more"),
+        ),
+        Col("children", INT, False, "children in care at any time in the period"),
+        Col("moves", INT, False, "placement moves these children made in the period"),
+        CLASSIFICATION_VERSION,
+    ],
+    "transitions": [
+        SOURCE,
+        AREA,
+        *PERIOD,
+        Col("transition", STRING, False, "entry, move or exit", ("entry", "move", "exit")),
+        Col("from_code", STRING, False, "category before (out_of_care for an entry)"),
+        Col("from_level1", STRING, True, "level-1 ancestor of from_code"),
+        Col("from_level2", STRING, True, "level-2 ancestor of from_code"),
+        Col("to_code", STRING, False, "category after (the exit destination for an exit)"),
+        Col("to_level1", STRING, True, "level-1 ancestor of to_code"),
+        Col("to_level2", STRING, True, "level-2 ancestor of to_code"),
+        SEX,
+        Col("age_band", STRING, False, "age band at the transition"),
+        Col("transitions", INT, False, "transitions in the period"),
+        CLASSIFICATION_VERSION,
+    ],
+    "pathways": [
+        SOURCE,
+        AREA,
+        *PERIOD,
+        Col("spell_status", STRING, False, "ended in the period, or open at its end", ("ended", "open")),
+        Col("pathway_level", STRING, False, "classification level of the pathway (1, 2, ... or finest)"),
+        Col("pathway", STRING, False, "categories of the placement spells, e.g. AC.F12 > AC.F29, or other"),
+        SEX,
+        Col("age_band", STRING, False, "age band at the start of the care spell"),
+        Col("spells", INT, False, "care spells"),
+        Col("spells_in_rare_pathways", INT, False, "of these, spells whose pathway was grouped as other"),
+        CLASSIFICATION_VERSION,
+    ],
+    "durations": [
+        SOURCE,
+        AREA,
+        *PERIOD,
+        Col(
+            "unit",
+            STRING,
+            False,
+            "care_spell (days in care) or placement_spell",
+            ("care_spell", "placement_spell"),
+        ),
+        Col("icare_code", STRING, False, "category at exit (care spell) or at start (placement spell)"),
+        ICARE_LEVEL1,
+        ICARE_LEVEL2,
+        SEX,
+        Col("age_band", STRING, False, "age band at the end of the spell"),
+        Col("spells", INT, False, "spells ending in the period"),
+        Col("spells_start_unknown", INT, False, "of these, care spells that started before the data"),
+        Col("days_q1", FLOAT, True, "first quartile of days (linear interpolation)"),
+        Col("days_median", FLOAT, True, "median days"),
+        Col("days_q3", FLOAT, True, "third quartile of days"),
+        CLASSIFICATION_VERSION,
+    ],
+    "flow_check": [
+        SOURCE,
+        AREA,
+        *PERIOD,
+        Col("stock_start", INT, False, "children in care on the day before the period"),
+        Col("entries", INT, False, "care spells starting in the period"),
+        Col("exits", INT, False, "care spells ending in the period"),
+        Col("stock_end", INT, False, "children in care on the last day of the period"),
+        Col("difference", INT, False, "stock_end - (stock_start + entries - exits); 0 when balanced"),
+        Col(
+            "overlap_records_set_aside_start",
+            INT,
+            False,
+            "records running on the start date that the overlap rule set aside",
+        ),
+        Col("overlap_records_set_aside_end", INT, False, "the same on the end date"),
+        Col("overlaps_resolved_in_period", INT, False, "overlaps resolved at a date in the period"),
+        Col("status", STRING, False, "balanced or difference", ("balanced", "difference")),
+        CLASSIFICATION_VERSION,
+    ],
+    "statistics_findings": [
+        SOURCE,
+        AREA,
+        CHILD_KEY,
+        Col("care_spell_no", INT, False, "care spell concerned"),
+        Col("finding_date", DATE, True, "date of the episode or event concerned"),
+        Col(
+            "finding",
+            STRING,
+            False,
+            "what was found",
+            (
+                "overlap_resolved",
+                "continues_without_next_episode",
+                "care_spell_starts_without_entry",
+                "temporary_move_without_normal_placement",
+            ),
+        ),
+        Col("detail", STRING, False, "the finding in words"),
+        CLASSIFICATION_VERSION,
+    ],
     "runs": [
         Col("run_id", STRING, False, "run identifier"),
         Col("started_at", TIMESTAMP, False, "start time (UTC)"),
@@ -215,6 +440,7 @@ TABLES: dict[str, list[Col]] = {
         Col("inputs", STRING, False, "JSON list: source, file, sha256, bytes, collection year, area"),
         Col("row_counts", STRING, False, "JSON: rows read, accepted, quarantined, superseded per source"),
         Col("timings", STRING, False, "JSON: seconds per step"),
+        Col("statistics_settings", STRING, False, "JSON: statistics settings used (config/statistics.yaml)"),
     ],
     "inputs": [
         SOURCE,
@@ -246,8 +472,39 @@ def pandera_schema(table: str) -> pa.DataFrameSchema:
     return pa.DataFrameSchema({c.name: _pandera_column(c) for c in TABLES[table]}, strict=True, name=table)
 
 
-def to_arrow(frame: pd.DataFrame, table: str) -> pa_arrow.Table:
+class OutputSchemaError(ValueError):
+    """A table computed in Arrow breaks its published definition; the message names each failure."""
+
+
+def validate_arrow(data: pa_arrow.Table, table: str) -> pa_arrow.Table:
+    """The checks of ``pandera_schema`` for a table computed in Arrow (DuckDB), without pandas.
+
+    Columns exactly as defined, types cast to the explicit schema, required values filled, codes
+    allowed. Every failure is collected before raising, as Pandera's lazy mode does.
+    """
+    expected = column_names(table)
+    if data.column_names != expected:
+        raise OutputSchemaError(f"{table}: columns {data.column_names} are not the defined {expected}")
+    data = data.cast(arrow_schema(table))
+    failures = []
+    for col in TABLES[table]:
+        values = data.column(col.name)
+        if not col.nullable and values.null_count:
+            failures.append(f"{col.name}: {values.null_count} empty value(s) in a required column")
+        if col.allowed:
+            outside = pc.unique(pc.filter(values, pc.invert(pc.is_in(values, pa_arrow.array(col.allowed)))))
+            outside = [v for v in outside.to_pylist() if v is not None]
+            if outside:
+                failures.append(f"{col.name}: values {sorted(outside)} not in {list(col.allowed)}")
+    if failures:
+        raise OutputSchemaError(f"{table}: " + "; ".join(failures))
+    return data
+
+
+def to_arrow(frame: pd.DataFrame | pa_arrow.Table, table: str) -> pa_arrow.Table:
     """Validate ``frame`` and convert it with the table's explicit Arrow schema."""
+    if isinstance(frame, pa_arrow.Table):
+        return validate_arrow(frame, table)
     pandera_schema(table).validate(frame, lazy=True)
     schema = arrow_schema(table)
     columns = {}

@@ -37,7 +37,10 @@ def _expected_graph(sources) -> dict[str, set[str]]:
         graph[f"{s}_inputs"] = set()
         graph[f"{s}_harmonised"] = {f"{s}_inputs"}
     graph["harmonised_tables"] = {f"{s}_harmonised" for s in sources}
-    graph["published_outputs"] = {"harmonised_tables"} | {f"{s}_harmonised" for s in sources}
+    graph["statistics_tables"] = {"harmonised_tables"} | {f"{s}_harmonised" for s in sources}
+    graph["published_outputs"] = {"harmonised_tables", "statistics_tables"} | {
+        f"{s}_harmonised" for s in sources
+    }
     return graph
 
 

@@ -43,6 +43,9 @@ class SourceSpec:
     area_patterns: dict[str, re.Pattern[str]]
     sex_codes: dict[str, str] = field(default_factory=dict)
     identifier_policy: dict[str, str] = field(default_factory=dict)
+    # Days allowed between an episode that "continues" and the next one of the same care spell
+    # (England 0: X1 means a new episode the same day; Wales would need 1).
+    care_spell_gap_days: int = 0
 
     def table_columns(self) -> dict[str, tuple[str, ...]]:
         return {name: t.columns for name, t in self.tables.items()}
@@ -97,6 +100,7 @@ def load_source_spec(name_or_folder: str | Path) -> SourceSpec:
             area_patterns={k: re.compile(v) for k, v in raw["area_in_path"].items()},
             sex_codes={str(k): str(v) for k, v in raw.get("sex_codes", {}).items()},
             identifier_policy=dict(raw.get("identifier_policy", {})),
+            care_spell_gap_days=int(raw.get("care_spell_gap_days", 0)),
         )
     except (KeyError, TypeError, ValueError, re.error) as exc:
         raise SourceSpecError(f"{path}: missing or malformed key: {exc}") from exc

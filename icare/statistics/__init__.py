@@ -1,0 +1,13 @@
+"""Care spells, placement spells and the published statistics (docs/statistics.md)."""
+
+from icare.statistics.compute import STATISTICS_TABLES, compute_statistics
+from icare.statistics.periods import reporting_periods
+from icare.statistics.settings import StatisticsSettings, load_statistics_settings
+
+__all__ = [
+    "STATISTICS_TABLES",
+    "StatisticsSettings",
+    "compute_statistics",
+    "load_statistics_settings",
+    "reporting_periods",
+]

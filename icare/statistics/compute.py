@@ -1,0 +1,202 @@
+"""Spells and published statistics, computed in DuckDB SQL over the harmonised episodes.
+
+The SQL lives in ``icare/statistics/sql/`` (one statement per file, run in name order), so each
+definition of ``docs/statistics.md`` can be read in one place. Values reach the SQL only as bound
+parameters or registered tables, never by formatting them into the text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from icare.classification import Classification
+from icare.statistics.settings import FINEST, StatisticsSettings
+from schemas.outputs import arrow_schema, column_names
+
+SQL_DIR = Path(__file__).resolve().parent / "sql"
+_PARAMETER = re.compile(r"\$([a-z_]+)")
+# Oldest age (completed years) the age-band lookup covers; older ages are published as "unknown".
+MAX_AGE = 130
+
+# Published statistics tables, in the order they are written.
+STATISTICS_TABLES = (
+    "care_spells",
+    "placement_spells",
+    "stock",
+    "entries",
+    "exits",
+    "moves",
+    "transitions",
+    "pathways",
+    "durations",
+    "flow_check",
+    "statistics_findings",
+)
+
+# Code columns that get level-1 and level-2 roll-ups: code column -> (level-1 column, level-2 column).
+ROLL_UPS: dict[str, dict[str, tuple[str, str]]] = {
+    "care_spells": {
+        "icare_code_start": ("icare_level1_start", "icare_level2_start"),
+        "icare_code_end": ("icare_level1_end", "icare_level2_end"),
+    },
+    "placement_spells": {
+        "icare_code_start": ("icare_level1_start", "icare_level2_start"),
+        "icare_code_end": ("icare_level1_end", "icare_level2_end"),
+    },
+    "stock": {"icare_code": ("icare_level1", "icare_level2")},
+    "entries": {"icare_code": ("icare_level1", "icare_level2")},
+    "exits": {"icare_code": ("icare_level1", "icare_level2")},
+    "moves": {"icare_code": ("icare_level1", "icare_level2")},
+    "durations": {"icare_code": ("icare_level1", "icare_level2")},
+    "transitions": {
+        "from_code": ("from_level1", "from_level2"),
+        "to_code": ("to_level1", "to_level2"),
+    },
+}
+
+# Columns of the harmonised episodes the statistics read.
+EPISODE_COLUMNS = (
+    "source",
+    "area_code",
+    "child_key",
+    "sex",
+    "birth_month",
+    "episode_start",
+    "episode_end",
+    "episode_end_type",
+    "new_episode_type",
+    "exit_destination",
+    "icare_code",
+    "provider_sector",
+    "legal_basis",
+    "purpose",
+)
+
+
+def _statements() -> list[tuple[str, str]]:
+    return [(path.name, path.read_text(encoding="utf-8")) for path in sorted(SQL_DIR.glob("*.sql"))]
+
+
+def _parameters(sql: str, values: Mapping[str, object]) -> dict[str, object]:
+    """The bound values a statement names (DuckDB refuses unused ones)."""
+    return {name: values[name] for name in sorted(set(_PARAMETER.findall(sql)))}
+
+
+def _age_lookup(settings: StatisticsSettings) -> pa.Table:
+    ages, bands = [], []
+    for band in settings.age_bands:
+        last = MAX_AGE if band.last_age is None else band.last_age
+        for age in range(band.first_age, last + 1):
+            ages.append(age)
+            bands.append(band.band)
+    return pa.table({"age": pa.array(ages, pa.int64()), "age_band": pa.array(bands, pa.string())})
+
+
+def _codes(classification: Classification) -> pa.Table:
+    levels = classification.level_columns(pd.Series(classification.codes()), prefix="level")
+    columns = {"code": pa.array(classification.codes(), pa.string())}
+    for n in range(1, 5):
+        name = f"level{n}"
+        values = levels[name] if name in levels else pd.Series([None] * len(levels))
+        columns[name] = pa.array(values.astype(object).where(values.notna(), None).tolist(), pa.string())
+    return pa.table(columns)
+
+
+def _pathway_levels(settings: StatisticsSettings) -> pa.Table:
+    names = [str(level) for level in settings.pathway_levels]
+    numbers = [None if level == FINEST else int(level) for level in settings.pathway_levels]
+    return pa.table({"level_name": pa.array(names, pa.string()), "level": pa.array(numbers, pa.int64())})
+
+
+def _final_select(table: str) -> str:
+    """The published column order, with level roll-ups joined from the classification.
+
+    Table and column names come from ``schemas.outputs.TABLES`` (the project's constants).
+    """
+    columns = column_names(table)
+    roll_ups = ROLL_UPS.get(table, {})
+    produced = {}
+    joins = []
+    for i, (code_column, (level1, level2)) in enumerate(roll_ups.items()):
+        alias = f"c{i}"
+        joins.append(f'LEFT JOIN codes AS {alias} ON {alias}.code = t."{code_column}"')
+        produced[level1] = f"{alias}.level1"
+        produced[level2] = f"{alias}.level2"
+    produced["classification_version"] = "$classification_version"
+    select = ", ".join(f'{produced.get(c, f"t.{chr(34)}{c}{chr(34)}")} AS "{c}"' for c in columns)
+    return f'SELECT {select} FROM "{table}" AS t {" ".join(joins)} ORDER BY ALL'
+
+
+def compute_statistics(
+    episodes: pd.DataFrame | pa.Table,
+    periods: pd.DataFrame,
+    classification: Classification,
+    settings: StatisticsSettings,
+    care_spell_gap_days: Mapping[str, int],
+) -> dict[str, pa.Table]:
+    """Every statistics table for the given episodes and reporting periods, as Arrow tables.
+
+    ``periods`` has one row per source, area and reporting period (``reporting_periods``);
+    ``care_spell_gap_days`` gives each source's tolerance for chaining episodes into a care spell.
+    """
+    values: dict[str, object] = {
+        "temporary_purpose": settings.temporary_move_purpose,
+        "resolve_temporary": settings.resolve_temporary_moves,
+        "re_entry_months": settings.re_entry_months,
+        "rare_threshold": settings.rare_pathway_threshold,
+        "classification_version": classification.version_id,
+    }
+    if isinstance(episodes, pd.DataFrame):
+        episodes = episodes[list(EPISODE_COLUMNS)]
+    else:
+        episodes = episodes.select(list(EPISODE_COLUMNS))
+    connection = duckdb.connect()
+    try:
+        connection.execute("SET preserve_insertion_order = false")
+        connection.register("episodes_in", episodes)
+        connection.register("periods", _periods_arrow(periods))
+        connection.register(
+            "source_rules",
+            pa.table(
+                {
+                    "source": pa.array(list(care_spell_gap_days), pa.string()),
+                    "care_spell_gap_days": pa.array(list(care_spell_gap_days.values()), pa.int64()),
+                }
+            ),
+        )
+        connection.register("codes", _codes(classification))
+        connection.register("age_lookup", _age_lookup(settings))
+        connection.register("pathway_levels", _pathway_levels(settings))
+        connection.register(
+            "move_types", pa.table({"new_episode_type": pa.array(settings.placement_move_types, pa.string())})
+        )
+        for _name, sql in _statements():
+            connection.execute(sql, _parameters(sql, values))
+        tables = {}
+        for table in STATISTICS_TABLES:
+            sql = _final_select(table)
+            result = connection.sql(sql, params=_parameters(sql, values)).to_arrow_table()
+            tables[table] = result.cast(arrow_schema(table))
+        return tables
+    finally:
+        connection.close()
+
+
+def _periods_arrow(periods: pd.DataFrame) -> pa.Table:
+    return pa.table(
+        {
+            "source": pa.array(periods["source"].tolist(), pa.string()),
+            "area_code": pa.array(
+                periods["area_code"].astype(object).where(periods["area_code"].notna(), None).tolist(),
+                pa.string(),
+            ),
+            "period_start": pa.array(pd.to_datetime(periods["period_start"]).dt.date.tolist(), pa.date32()),
+            "period_end": pa.array(pd.to_datetime(periods["period_end"]).dt.date.tolist(), pa.date32()),
+        }
+    )

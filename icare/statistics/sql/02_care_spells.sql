@@ -1,0 +1,42 @@
+-- One row per care spell (period of care): episodes chained by "ceased and a new one began the
+-- same day" (or by the overlap rule). docs/statistics.md "Care spells".
+CREATE TABLE care_spells AS
+WITH grouped AS (
+    SELECT
+        source, area_code, child_key, care_spell_no,
+        first(sex ORDER BY episode_start) AS sex,
+        first(birth_month ORDER BY episode_start) AS birth_month,
+        min(episode_start) AS spell_start,
+        last(end_date ORDER BY episode_start) AS spell_end,
+        last(episode_end_type ORDER BY episode_start) AS last_end_type,
+        last(exit_destination ORDER BY episode_start) AS last_exit_destination,
+        first(new_episode_type ORDER BY episode_start) AS first_new_episode_type,
+        first(stat_code ORDER BY episode_start) AS icare_code_start,
+        last(stat_code ORDER BY episode_start) AS icare_code_end,
+        count(*) AS episodes,
+        max(placement_spell_no) AS placement_spells,
+        count(*) FILTER (WHERE cut_by_overlap) AS overlaps_resolved
+    FROM timeline
+    GROUP BY ALL
+)
+SELECT
+    g.source, g.area_code, g.child_key, g.care_spell_no, g.sex, g.birth_month,
+    g.spell_start, g.spell_end,
+    CASE WHEN g.spell_end IS NULL THEN 'open' ELSE 'exit' END AS end_type,
+    CASE
+        WHEN g.spell_end IS NULL THEN NULL
+        WHEN g.last_end_type = 'exit' THEN coalesce(g.last_exit_destination, 'not_known')
+        ELSE 'not_known'  -- the last episode said "continues" but no episode follows
+    END AS exit_destination,
+    g.icare_code_start, g.icare_code_end, g.episodes, g.placement_spells,
+    g.placement_spells - 1 AS moves,
+    g.spell_end - g.spell_start AS duration_days,
+    g.first_new_episode_type = 'care_entry' AS starts_with_entry,
+    lag(g.spell_end) OVER child AS previous_spell_end,
+    coalesce(
+        g.spell_start <= lag(g.spell_end) OVER child + to_months($re_entry_months::INTEGER),
+        false
+    ) AS re_entry,
+    g.overlaps_resolved
+FROM grouped AS g
+WINDOW child AS (PARTITION BY g.source, g.area_code, g.child_key ORDER BY g.care_spell_no)

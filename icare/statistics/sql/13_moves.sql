@@ -1,0 +1,30 @@
+-- Children in care at any time in each period by the number of placement moves they made in it
+-- (0, 1, 2, 3 or more), classified by the category of their last episode in the period.
+-- docs/statistics.md "Moves".
+CREATE TABLE moves AS
+WITH in_period AS (
+    SELECT
+        p.source, p.area_code, p.period_start, p.period_end, t.child_key,
+        last(t.stat_code ORDER BY t.episode_start) AS icare_code,
+        last(t.sex ORDER BY t.episode_start) AS sex,
+        last(date_sub('year', t.birth_month, least(p.period_end, coalesce(t.cover_end, p.period_end)))
+             ORDER BY t.episode_start) AS age,
+        count(*) FILTER (
+            WHERE t.starts_placement_spell AND NOT t.starts_care_spell
+            AND t.episode_start BETWEEN p.period_start AND p.period_end
+        ) AS moves
+    FROM periods AS p
+    JOIN timeline AS t
+        ON t.source = p.source AND t.area_code IS NOT DISTINCT FROM p.area_code
+        AND t.episode_start <= p.period_end AND (t.cover_end IS NULL OR t.cover_end >= p.period_start)
+    GROUP BY ALL
+)
+SELECT
+    m.source, m.area_code, m.period_start, m.period_end, m.icare_code, m.sex,
+    coalesce(a.age_band, 'unknown') AS age_band,
+    CASE WHEN m.moves >= 3 THEN '3 or more' ELSE m.moves::VARCHAR END AS moves_in_period,
+    count(*) AS children,
+    sum(m.moves) AS moves
+FROM in_period AS m
+LEFT JOIN age_lookup AS a ON a.age = m.age
+GROUP BY ALL

@@ -1,0 +1,33 @@
+-- Data-quality findings met while building spells, one row per affected episode or spell, so that
+-- every adjustment behind a published figure can be traced. docs/statistics.md "Findings".
+CREATE TABLE statistics_findings AS
+SELECT
+    source, area_code, child_key, care_spell_no, episode_start AS finding_date,
+    'overlap_resolved' AS finding,
+    'episode from ' || strftime(episode_start, '%Y-%m-%d') || ' was still running when the next one started on '
+        || strftime(next_start, '%Y-%m-%d') || '; cut there (the later record wins)' AS detail
+FROM timeline
+WHERE cut_by_overlap
+UNION ALL
+SELECT
+    source, area_code, child_key, care_spell_no, end_date,
+    'continues_without_next_episode',
+    'episode ended on ' || strftime(end_date, '%Y-%m-%d')
+        || ' as continuing into a new episode, but none starts then; counted as an exit, destination not known'
+FROM timeline
+WHERE episode_end_type = 'continues' AND NOT continues_into_next
+UNION ALL
+SELECT
+    source, area_code, child_key, care_spell_no, episode_start,
+    'care_spell_starts_without_entry',
+    'first episode of the care spell has new-episode type ' || coalesce(new_episode_type, 'empty')
+        || ', not care_entry'
+FROM timeline
+WHERE starts_care_spell AND new_episode_type IS DISTINCT FROM 'care_entry'
+UNION ALL
+SELECT
+    source, area_code, child_key, care_spell_no, episode_start,
+    'temporary_move_without_normal_placement',
+    'temporary move with no earlier placement in the care spell to attribute it to; counted in its own category'
+FROM timeline
+WHERE is_temporary AND normal_code IS NULL
