@@ -1,5 +1,5 @@
--- One row per harmonised episode, in each child's order, with what the statistics need:
--- the overlap rule, the care spell and placement spell it belongs to, and its statistical category.
+-- One row per harmonised episode, in each child's order, with what the statistics need: the days it
+-- covers, the care spell and placement spell it belongs to, and its statistical category.
 -- Definitions: docs/statistics.md ("Episodes and overlaps", "Care spells", "Placement spells").
 CREATE TABLE timeline AS
 WITH ordered AS (
@@ -15,34 +15,44 @@ WITH ordered AS (
     FROM episodes_in AS e
     WINDOW child AS (PARTITION BY e.source, e.area_code, e.child_key ORDER BY e.episode_start)
 ),
-overlap_rule AS (
-    -- Overlap rule: an episode still running when the child's next episode starts is cut at that
-    -- start (the later record wins), so that a child is in at most one episode on any date.
-    SELECT
-        *,
-        next_start IS NOT NULL AND (episode_end IS NULL OR episode_end > next_start) AS cut_by_overlap,
-        CASE WHEN next_start IS NOT NULL AND (episode_end IS NULL OR episode_end > next_start)
-             THEN next_start ELSE episode_end END AS end_date
-    FROM ordered
-),
-chained AS (
+covered AS (
+    -- The child is in care on every day d with episode_start <= d < cover_end (no end: open). An
+    -- episode that "continues" into the next one within the source's tolerated gap covers the gap.
     SELECT
         o.*,
-        coalesce(
-            o.cut_by_overlap
-            OR (o.episode_end_type = 'continues'
-                AND o.next_start BETWEEN o.episode_end AND o.episode_end + r.care_spell_gap_days::INTEGER),
-            false
-        ) AS continues_into_next
-    FROM overlap_rule AS o
+        CASE
+            WHEN o.episode_end_type = 'continues'
+                AND o.next_start BETWEEN o.episode_end AND o.episode_end + r.care_spell_gap_days::INTEGER
+            THEN o.next_start
+            ELSE o.episode_end
+        END AS cover_end
+    FROM ordered AS o
     JOIN source_rules AS r ON r.source = o.source
+),
+reach AS (
+    -- How far the child's earlier episodes reach, and how the one reaching furthest ended.
+    SELECT
+        *,
+        max(coalesce(cover_end, DATE '9999-12-31')) OVER earlier AS earlier_reach,
+        arg_max(episode_end_type, [coalesce(cover_end, DATE '9999-12-31'), episode_start]) OVER earlier
+            AS earlier_reach_end_type
+    FROM covered
+    WINDOW earlier AS (
+        PARTITION BY source, area_code, child_key ORDER BY episode_start
+        ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
+    )
 ),
 spells AS (
     SELECT
         *,
-        NOT coalesce(lag(continues_into_next) OVER child, false) AS starts_care_spell,
+        -- a new care spell unless an earlier episode still runs, or continues into this one
+        earlier_reach IS NULL
+            OR episode_start > earlier_reach
+            OR (episode_start = earlier_reach AND earlier_reach_end_type IS DISTINCT FROM 'continues')
+            AS starts_care_spell,
+        next_start IS NOT NULL AND next_start < coalesce(cover_end, DATE '9999-12-31') AS overlaps_next,
         coalesce(lag(is_temporary) OVER child, false) AS after_temporary
-    FROM chained
+    FROM reach
     WINDOW child AS (PARTITION BY source, area_code, child_key ORDER BY episode_start)
 ),
 numbered AS (
@@ -58,18 +68,15 @@ normal AS (
     -- The normal placement: the last non-temporary episode of the same care spell before this one.
     SELECT
         *,
-        last_value(CASE WHEN NOT is_temporary THEN icare_code END IGNORE NULLS) OVER (
-            PARTITION BY source, area_code, child_key, care_spell_no ORDER BY episode_start
-            ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
-        ) AS normal_code,
-        last_value(CASE WHEN NOT is_temporary THEN provider_sector END IGNORE NULLS) OVER (
-            PARTITION BY source, area_code, child_key, care_spell_no ORDER BY episode_start
-            ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
-        ) AS normal_provider_sector,
-        lead(episode_start) OVER (
-            PARTITION BY source, area_code, child_key, care_spell_no ORDER BY episode_start
-        ) AS next_start_in_spell
+        last_value(CASE WHEN NOT is_temporary THEN icare_code END IGNORE NULLS) OVER before_this
+            AS normal_code,
+        last_value(CASE WHEN NOT is_temporary THEN provider_sector END IGNORE NULLS) OVER before_this
+            AS normal_provider_sector
     FROM numbered
+    WINDOW before_this AS (
+        PARTITION BY source, area_code, child_key, care_spell_no ORDER BY episode_start
+        ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
+    )
 ),
 placements AS (
     SELECT
@@ -83,17 +90,12 @@ placements AS (
 )
 SELECT
     source, area_code, child_key, sex, birth_month, episode_no,
-    episode_start, episode_end, end_date,
-    -- Covered until the next episode of the same care spell starts (closes a tolerated gap), or
-    -- until the episode's end: the child is in care on every day d with episode_start <= d < cover_end.
-    coalesce(next_start_in_spell, end_date) AS cover_end,
+    episode_start, episode_end, cover_end, next_start, overlaps_next,
     episode_end_type, new_episode_type, exit_destination,
     icare_code, is_temporary, temporary_resolved, normal_code,
     CASE WHEN temporary_resolved THEN normal_code ELSE icare_code END AS stat_code,
     CASE WHEN temporary_resolved THEN normal_provider_sector ELSE provider_sector END AS stat_provider_sector,
-    legal_basis, cut_by_overlap, next_start,
-    starts_care_spell, continues_into_next, care_spell_no,
-    starts_placement_spell,
+    legal_basis, starts_care_spell, care_spell_no, starts_placement_spell,
     sum(starts_placement_spell::INTEGER) OVER (
         PARTITION BY source, area_code, child_key, care_spell_no ORDER BY episode_start
         ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW

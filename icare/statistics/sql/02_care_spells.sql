@@ -1,5 +1,5 @@
--- One row per care spell (period of care): episodes chained by "ceased and a new one began the
--- same day" (or by the overlap rule). docs/statistics.md "Care spells".
+-- One row per care spell (period of care): the union of the days its episodes cover, chained by
+-- "ceased and a new one began the same day" or by overlapping records. docs/statistics.md "Care spells".
 CREATE TABLE care_spells AS
 WITH grouped AS (
     SELECT
@@ -7,15 +7,17 @@ WITH grouped AS (
         first(sex ORDER BY episode_start) AS sex,
         first(birth_month ORDER BY episode_start) AS birth_month,
         min(episode_start) AS spell_start,
-        last(end_date ORDER BY episode_start) AS spell_end,
-        last(episode_end_type ORDER BY episode_start) AS last_end_type,
-        last(exit_destination ORDER BY episode_start) AS last_exit_destination,
+        -- the spell ends when its furthest-reaching episode ends (never while one is open)
+        CASE WHEN bool_or(cover_end IS NULL) THEN NULL ELSE max(cover_end) END AS spell_end,
+        arg_max(episode_end_type, [coalesce(cover_end, DATE '9999-12-31'), episode_start]) AS last_end_type,
+        arg_max(exit_destination, [coalesce(cover_end, DATE '9999-12-31'), episode_start])
+            AS last_exit_destination,
+        arg_max(stat_code, [coalesce(cover_end, DATE '9999-12-31'), episode_start]) AS icare_code_end,
         first(new_episode_type ORDER BY episode_start) AS first_new_episode_type,
         first(stat_code ORDER BY episode_start) AS icare_code_start,
-        last(stat_code ORDER BY episode_start) AS icare_code_end,
         count(*) AS episodes,
         max(placement_spell_no) AS placement_spells,
-        count(*) FILTER (WHERE cut_by_overlap) AS overlaps_resolved
+        count(*) FILTER (WHERE overlaps_next) AS overlaps_resolved
     FROM timeline
     GROUP BY ALL
 )

@@ -1,18 +1,38 @@
 -- One row per placement spell: a continuous period with the same carer(s) inside a care spell.
--- Legal-status-only and same-carer changes and temporary moves continue it. docs/statistics.md
--- "Placement spells".
+-- Legal-status-only and same-carer changes and temporary moves continue it; it ends when the next
+-- placement spell starts or the care spell ends. docs/statistics.md "Placement spells".
 CREATE TABLE placement_spells AS
+WITH grouped AS (
+    SELECT
+        source, area_code, child_key, care_spell_no, placement_spell_no,
+        first(sex ORDER BY episode_start) AS sex,
+        first(birth_month ORDER BY episode_start) AS birth_month,
+        min(episode_start) AS placement_start,
+        first(stat_code ORDER BY episode_start) AS icare_code_start,
+        last(stat_code ORDER BY episode_start) AS icare_code_end,
+        first(stat_provider_sector ORDER BY episode_start) AS provider_sector,
+        count(*) AS episodes,
+        count(*) FILTER (WHERE is_temporary) AS temporary_episodes
+    FROM timeline
+    GROUP BY ALL
+),
+ended AS (
+    SELECT
+        g.*,
+        coalesce(
+            lead(g.placement_start) OVER (
+                PARTITION BY g.source, g.area_code, g.child_key, g.care_spell_no
+                ORDER BY g.placement_spell_no
+            ),
+            s.spell_end
+        ) AS placement_end
+    FROM grouped AS g
+    JOIN care_spells AS s
+        ON s.source = g.source AND s.area_code IS NOT DISTINCT FROM g.area_code
+        AND s.child_key = g.child_key AND s.care_spell_no = g.care_spell_no
+)
 SELECT
-    source, area_code, child_key, care_spell_no, placement_spell_no,
-    first(sex ORDER BY episode_start) AS sex,
-    first(birth_month ORDER BY episode_start) AS birth_month,
-    min(episode_start) AS placement_start,
-    last(cover_end ORDER BY episode_start) AS placement_end,
-    first(stat_code ORDER BY episode_start) AS icare_code_start,
-    last(stat_code ORDER BY episode_start) AS icare_code_end,
-    first(stat_provider_sector ORDER BY episode_start) AS provider_sector,
-    count(*) AS episodes,
-    count(*) FILTER (WHERE is_temporary) AS temporary_episodes,
-    last(cover_end ORDER BY episode_start) - min(episode_start) AS duration_days
-FROM timeline
-GROUP BY ALL
+    source, area_code, child_key, care_spell_no, placement_spell_no, sex, birth_month,
+    placement_start, placement_end, icare_code_start, icare_code_end, provider_sector,
+    episodes, temporary_episodes, placement_end - placement_start AS duration_days
+FROM ended

@@ -5,17 +5,18 @@ SELECT
     source, area_code, child_key, care_spell_no, episode_start AS finding_date,
     'overlap_resolved' AS finding,
     'episode from ' || strftime(episode_start, '%Y-%m-%d') || ' was still running when the next one started on '
-        || strftime(next_start, '%Y-%m-%d') || '; cut there (the later record wins)' AS detail
+        || strftime(next_start, '%Y-%m-%d') || '; on the days both run, the later-starting record counts'
+        AS detail
 FROM timeline
-WHERE cut_by_overlap
+WHERE overlaps_next
 UNION ALL
 SELECT
-    source, area_code, child_key, care_spell_no, end_date,
+    source, area_code, child_key, care_spell_no, episode_end,
     'continues_without_next_episode',
-    'episode ended on ' || strftime(end_date, '%Y-%m-%d')
+    'episode ended on ' || strftime(episode_end, '%Y-%m-%d')
         || ' as continuing into a new episode, but none starts then; counted as an exit, destination not known'
 FROM timeline
-WHERE episode_end_type = 'continues' AND NOT continues_into_next
+WHERE episode_end_type = 'continues' AND (next_start IS NULL OR next_start > cover_end)
 UNION ALL
 SELECT
     source, area_code, child_key, care_spell_no, episode_start,
