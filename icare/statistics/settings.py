@@ -95,7 +95,10 @@ def _age_bands(path: Path, raw: dict, chosen: str) -> tuple[AgeBand, ...]:
     return tuple(bands)
 
 
-def load_statistics_settings(path: str | Path | None = None) -> StatisticsSettings:
+def load_statistics_settings(
+    path: str | Path | None = None, age_bands: str | None = None
+) -> StatisticsSettings:
+    """Read and check the settings; ``age_bands`` chooses another set of ``age_band_sets``."""
     file = Path(path) if path is not None else resources.config_dir() / DEFAULT_SETTINGS
     try:
         raw = yaml.safe_load(file.read_text(encoding="utf-8"))
@@ -109,7 +112,7 @@ def load_statistics_settings(path: str | Path | None = None) -> StatisticsSettin
             raise StatisticsSettingsError(
                 f"{file}: pathway_levels: {level!r} is neither a level number (1, 2, ...) nor {FINEST!r}"
             )
-    chosen = str(_require(file, raw, "age_bands"))
+    chosen = age_bands or str(_require(file, raw, "age_bands"))
     threshold = int(_require(file, raw, "rare_pathway_threshold"))
     if threshold < 1:
         raise StatisticsSettingsError(f"{file}: rare_pathway_threshold must be at least 1")
