@@ -118,6 +118,18 @@ def format_summary(summary: dict, output_dir: Path, seconds: float) -> str:
         lines.append(
             f"    {row['source']:<10} {row['icare_level1']:<6} {row['episodes']:>10,}  {row['label']}"
         )
+    for figures in summary.get("latest", []):
+        lines.append(
+            f"  {figures['source']}: children in care on {figures['reference_date']} "
+            f"({figures['areas']} area(s)), by ICare level-1 category:"
+        )
+        for row in figures["children_by_icare_level1"]:
+            lines.append(f"    {row['icare_level1']:<6} {row['children']:>10,}  {row['label']}")
+        lines.append(f"    {'total':<6} {figures['children_in_care']:>10,}")
+        lines.append(
+            f"  {figures['source']}: {figures['period_start']} to {figures['reference_date']}: "
+            f"{figures['entries']:,} entries and {figures['exits']:,} exits (care spells)"
+        )
     if summary["quarantine_by_rule"]:
         lines.append("  Quarantine records by rule (see the quarantine table):")
         for rule, count in summary["quarantine_by_rule"].items():

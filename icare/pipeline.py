@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 
 import icare
 from icare import quarantine
@@ -308,7 +309,50 @@ def summarise(tables: dict[str, pd.DataFrame], classification: Classification) -
         "quarantine_by_rule": {
             rule: int(n) for rule, n in tables["quarantine"]["rule"].value_counts().sort_index().items()
         },
+        "latest": latest_figures(tables, labels) if "stock" in tables else [],
     }
+
+
+def _frame(table: object) -> pd.DataFrame:
+    return table.to_pandas() if isinstance(table, pa.Table) else table  # type: ignore[return-value]
+
+
+def latest_figures(tables: Mapping[str, object], labels: Mapping[str, str]) -> list[dict]:
+    """Per source: children in care on the latest reference date by ICare level-1 category, and the
+    entries and exits (spells) of the latest period, summed over areas whose periods end then."""
+    stock, entries, exits = (_frame(tables[name]) for name in ("stock", "entries", "exits"))
+    figures = []
+    for source in sorted(set(_frame(tables["flow_check"])["source"])):
+        flow = _frame(tables["flow_check"])
+        flow = flow[flow["source"] == source]
+        latest_end = flow["period_end"].max()
+        period_start = flow.loc[flow["period_end"] == latest_end, "period_start"].min()
+        in_stock = stock[(stock["source"] == source) & (stock["reference_date"] == latest_end)]
+        by_level1 = in_stock.groupby("icare_level1")["children"].sum()
+        figures.append(
+            {
+                "source": source,
+                "reference_date": str(pd.Timestamp(latest_end).date()),
+                "period_start": str(pd.Timestamp(period_start).date()),
+                "areas": int((flow["period_end"] == latest_end).sum()),
+                "children_in_care": int(in_stock["children"].sum()),
+                "children_by_icare_level1": [
+                    {"icare_level1": code, "label": labels.get(code, ""), "children": int(n)}
+                    for code, n in by_level1.items()
+                ],
+                "entries": int(
+                    entries.loc[
+                        (entries["source"] == source) & (entries["period_end"] == latest_end), "spells"
+                    ].sum()
+                ),
+                "exits": int(
+                    exits.loc[
+                        (exits["source"] == source) & (exits["period_end"] == latest_end), "spells"
+                    ].sum()
+                ),
+            }
+        )
+    return figures
 
 
 def runs_table(
