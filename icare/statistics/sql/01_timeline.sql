@@ -4,7 +4,7 @@
 CREATE TABLE timeline AS
 WITH ordered AS (
     SELECT
-        e.source, e.area_code, e.child_key, e.sex, e.birth_month::DATE AS birth_month,
+        ids.child_id, e.source, e.area_code, e.child_key, e.sex, e.birth_month::DATE AS birth_month,
         e.episode_start::DATE AS episode_start, e.episode_end::DATE AS episode_end,
         e.episode_end_type, e.new_episode_type, e.exit_destination,
         e.icare_code, e.provider_sector, e.legal_basis,
@@ -13,7 +13,10 @@ WITH ordered AS (
         lead(e.episode_start::DATE) OVER child AS next_start,
         row_number() OVER child AS episode_no
     FROM episodes_in AS e
-    WINDOW child AS (PARTITION BY e.source, e.area_code, e.child_key ORDER BY e.episode_start)
+    JOIN child_ids AS ids
+        ON ids.source = e.source AND ids.area_code IS NOT DISTINCT FROM e.area_code
+        AND ids.child_key = e.child_key
+    WINDOW child AS (PARTITION BY ids.child_id ORDER BY e.episode_start)
 ),
 covered AS (
     -- The child is in care on every day d with episode_start <= d < cover_end (no end: open). An
@@ -38,7 +41,7 @@ reach AS (
             AS earlier_reach_end_type
     FROM covered
     WINDOW earlier AS (
-        PARTITION BY source, area_code, child_key ORDER BY episode_start
+        PARTITION BY child_id ORDER BY episode_start
         ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
     )
 ),
@@ -53,13 +56,13 @@ spells AS (
         next_start IS NOT NULL AND next_start < coalesce(cover_end, DATE '9999-12-31') AS overlaps_next,
         coalesce(lag(is_temporary) OVER child, false) AS after_temporary
     FROM reach
-    WINDOW child AS (PARTITION BY source, area_code, child_key ORDER BY episode_start)
+    WINDOW child AS (PARTITION BY child_id ORDER BY episode_start)
 ),
 numbered AS (
     SELECT
         *,
         sum(starts_care_spell::INTEGER) OVER (
-            PARTITION BY source, area_code, child_key ORDER BY episode_start
+            PARTITION BY child_id ORDER BY episode_start
             ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
         ) AS care_spell_no
     FROM spells
@@ -74,7 +77,7 @@ normal AS (
             AS normal_provider_sector
     FROM numbered
     WINDOW before_this AS (
-        PARTITION BY source, area_code, child_key, care_spell_no ORDER BY episode_start
+        PARTITION BY child_id, care_spell_no ORDER BY episode_start
         ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
     )
 ),
@@ -89,7 +92,7 @@ placements AS (
     FROM normal
 )
 SELECT
-    source, area_code, child_key, sex, birth_month, episode_no,
+    child_id, source, area_code, child_key, sex, birth_month, episode_no,
     episode_start, episode_end, cover_end, next_start, overlaps_next,
     episode_end_type, new_episode_type, exit_destination,
     icare_code, is_temporary, temporary_resolved, normal_code,
@@ -97,7 +100,7 @@ SELECT
     CASE WHEN temporary_resolved THEN normal_provider_sector ELSE provider_sector END AS stat_provider_sector,
     legal_basis, starts_care_spell, care_spell_no, starts_placement_spell,
     sum(starts_placement_spell::INTEGER) OVER (
-        PARTITION BY source, area_code, child_key, care_spell_no ORDER BY episode_start
+        PARTITION BY child_id, care_spell_no ORDER BY episode_start
         ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
     ) AS placement_spell_no
 FROM placements

@@ -3,7 +3,8 @@
 CREATE TABLE care_spells AS
 WITH grouped AS (
     SELECT
-        source, area_code, child_key, care_spell_no,
+        child_id, care_spell_no,
+        any_value(source) AS source, any_value(area_code) AS area_code, any_value(child_key) AS child_key,
         first(sex ORDER BY episode_start) AS sex,
         first(birth_month ORDER BY episode_start) AS birth_month,
         min(episode_start) AS spell_start,
@@ -19,10 +20,10 @@ WITH grouped AS (
         max(placement_spell_no) AS placement_spells,
         count(*) FILTER (WHERE overlaps_next) AS overlaps_resolved
     FROM timeline
-    GROUP BY ALL
+    GROUP BY child_id, care_spell_no
 )
 SELECT
-    g.source, g.area_code, g.child_key, g.care_spell_no, g.sex, g.birth_month,
+    g.child_id, g.source, g.area_code, g.child_key, g.care_spell_no, g.sex, g.birth_month,
     g.spell_start, g.spell_end,
     CASE WHEN g.spell_end IS NULL THEN 'open' ELSE 'exit' END AS end_type,
     CASE
@@ -41,4 +42,4 @@ SELECT
     ) AS re_entry,
     g.overlaps_resolved
 FROM grouped AS g
-WINDOW child AS (PARTITION BY g.source, g.area_code, g.child_key ORDER BY g.care_spell_no)
+WINDOW child AS (PARTITION BY g.child_id ORDER BY g.care_spell_no)

@@ -4,7 +4,8 @@
 CREATE TABLE placement_spells AS
 WITH grouped AS (
     SELECT
-        source, area_code, child_key, care_spell_no, placement_spell_no,
+        child_id, care_spell_no, placement_spell_no,
+        any_value(source) AS source, any_value(area_code) AS area_code, any_value(child_key) AS child_key,
         first(sex ORDER BY episode_start) AS sex,
         first(birth_month ORDER BY episode_start) AS birth_month,
         min(episode_start) AS placement_start,
@@ -14,25 +15,24 @@ WITH grouped AS (
         count(*) AS episodes,
         count(*) FILTER (WHERE is_temporary) AS temporary_episodes
     FROM timeline
-    GROUP BY ALL
+    GROUP BY child_id, care_spell_no, placement_spell_no
 ),
 ended AS (
     SELECT
         g.*,
         coalesce(
             lead(g.placement_start) OVER (
-                PARTITION BY g.source, g.area_code, g.child_key, g.care_spell_no
+                PARTITION BY g.child_id, g.care_spell_no
                 ORDER BY g.placement_spell_no
             ),
             s.spell_end
         ) AS placement_end
     FROM grouped AS g
     JOIN care_spells AS s
-        ON s.source = g.source AND s.area_code IS NOT DISTINCT FROM g.area_code
-        AND s.child_key = g.child_key AND s.care_spell_no = g.care_spell_no
+        ON s.child_id = g.child_id AND s.care_spell_no = g.care_spell_no
 )
 SELECT
-    source, area_code, child_key, care_spell_no, placement_spell_no, sex, birth_month,
+    child_id, source, area_code, child_key, care_spell_no, placement_spell_no, sex, birth_month,
     placement_start, placement_end, icare_code_start, icare_code_end, provider_sector,
     episodes, temporary_episodes, placement_end - placement_start AS duration_days
 FROM ended

@@ -10,7 +10,7 @@ WITH open_on_date AS (
         ON t.source = p.source AND t.area_code IS NOT DISTINCT FROM p.area_code
         AND t.episode_start <= p.period_end AND (t.cover_end IS NULL OR t.cover_end > p.period_end)
     QUALIFY row_number() OVER (
-        PARTITION BY p.source, p.area_code, p.period_end, t.child_key ORDER BY t.episode_start DESC
+        PARTITION BY p.period_end, t.child_id ORDER BY t.episode_start DESC
     ) = 1
 )
 SELECT

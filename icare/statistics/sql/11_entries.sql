@@ -3,12 +3,12 @@
 CREATE TABLE entries AS
 WITH events AS (
     SELECT
-        p.source, p.area_code, p.period_start, p.period_end, s.child_key,
+        p.source, p.area_code, p.period_start, p.period_end, s.child_id,
         s.icare_code_start AS icare_code, s.sex,
         coalesce(a.age_band, 'unknown') AS age_band,
         s.re_entry,
         row_number() OVER (
-            PARTITION BY p.source, p.area_code, p.period_start, s.child_key ORDER BY s.spell_start, s.care_spell_no
+            PARTITION BY p.period_start, s.child_id ORDER BY s.spell_start, s.care_spell_no
         ) = 1 AS first_of_child
     FROM periods AS p
     JOIN care_spells AS s

@@ -4,11 +4,11 @@
 CREATE TABLE exits AS
 WITH events AS (
     SELECT
-        p.source, p.area_code, p.period_start, p.period_end, s.child_key,
+        p.source, p.area_code, p.period_start, p.period_end, s.child_id,
         s.icare_code_end AS icare_code, s.exit_destination, s.sex,
         coalesce(a.age_band, 'unknown') AS age_band,
         row_number() OVER (
-            PARTITION BY p.source, p.area_code, p.period_start, s.child_key ORDER BY s.spell_end DESC, s.care_spell_no DESC
+            PARTITION BY p.period_start, s.child_id ORDER BY s.spell_end DESC, s.care_spell_no DESC
         ) = 1 AS last_of_child
     FROM periods AS p
     JOIN care_spells AS s

@@ -4,7 +4,7 @@
 CREATE TABLE moves AS
 WITH in_period AS (
     SELECT
-        p.source, p.area_code, p.period_start, p.period_end, t.child_key,
+        p.source, p.area_code, p.period_start, p.period_end, t.child_id,
         last(t.stat_code ORDER BY t.episode_start) AS icare_code,
         last(t.sex ORDER BY t.episode_start) AS sex,
         last(date_sub('year', t.birth_month, least(p.period_end, coalesce(t.cover_end, p.period_end)))

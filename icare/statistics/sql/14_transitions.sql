@@ -13,8 +13,7 @@ WITH events AS (
         previous.icare_code_end, ps.icare_code_start, ps.sex, ps.birth_month
     FROM placement_spells AS ps
     JOIN placement_spells AS previous
-        ON previous.source = ps.source AND previous.area_code IS NOT DISTINCT FROM ps.area_code
-        AND previous.child_key = ps.child_key AND previous.care_spell_no = ps.care_spell_no
+        ON previous.child_id = ps.child_id AND previous.care_spell_no = ps.care_spell_no
         AND previous.placement_spell_no = ps.placement_spell_no - 1
     UNION ALL
     SELECT

@@ -11,13 +11,13 @@ WITH dates AS (
 ),
 open_records AS (
     -- records open on the day before the period and on its last day
-    SELECT d.source, d.area_code, d.period_start, 'start' AS side, t.child_key
+    SELECT d.source, d.area_code, d.period_start, 'start' AS side, t.child_id
     FROM dates AS d
     JOIN timeline AS t
         ON t.source = d.source AND t.area_code IS NOT DISTINCT FROM d.area_code
         AND t.episode_start <= d.start_date AND (t.cover_end IS NULL OR t.cover_end > d.start_date)
     UNION ALL
-    SELECT d.source, d.area_code, d.period_start, 'end', t.child_key
+    SELECT d.source, d.area_code, d.period_start, 'end', t.child_id
     FROM dates AS d
     JOIN timeline AS t
         ON t.source = d.source AND t.area_code IS NOT DISTINCT FROM d.area_code
@@ -26,11 +26,11 @@ open_records AS (
 stocks AS (
     SELECT
         source, area_code, period_start,
-        count(DISTINCT child_key) FILTER (WHERE side = 'start') AS stock_start,
-        count(DISTINCT child_key) FILTER (WHERE side = 'end') AS stock_end,
-        count(*) FILTER (WHERE side = 'start') - count(DISTINCT child_key) FILTER (WHERE side = 'start')
+        count(DISTINCT child_id) FILTER (WHERE side = 'start') AS stock_start,
+        count(DISTINCT child_id) FILTER (WHERE side = 'end') AS stock_end,
+        count(*) FILTER (WHERE side = 'start') - count(DISTINCT child_id) FILTER (WHERE side = 'start')
             AS set_aside_start,
-        count(*) FILTER (WHERE side = 'end') - count(DISTINCT child_key) FILTER (WHERE side = 'end')
+        count(*) FILTER (WHERE side = 'end') - count(DISTINCT child_id) FILTER (WHERE side = 'end')
             AS set_aside_end
     FROM open_records
     GROUP BY ALL

@@ -1,0 +1,5 @@
+-- One integer per child (source, area and child key), so that every later window and join works on
+-- one small key instead of three strings.
+CREATE TABLE child_ids AS
+SELECT source, area_code, child_key, row_number() OVER () AS child_id
+FROM (SELECT DISTINCT source, area_code, child_key FROM episodes_in)
