@@ -71,10 +71,10 @@ normal AS (
     -- The normal placement: the last non-temporary episode of the same care spell before this one.
     SELECT
         *,
-        last_value(CASE WHEN NOT is_temporary THEN icare_code END IGNORE NULLS) OVER before_this
-            AS normal_code,
-        last_value(CASE WHEN NOT is_temporary THEN provider_sector END IGNORE NULLS) OVER before_this
-            AS normal_provider_sector
+        -- one struct, so an empty provider sector of the normal placement is kept, not skipped
+        last_value(
+            CASE WHEN NOT is_temporary THEN {'code': icare_code, 'sector': provider_sector} END IGNORE NULLS
+        ) OVER before_this AS normal_placement
     FROM numbered
     WINDOW before_this AS (
         PARTITION BY child_id, care_spell_no ORDER BY episode_start
@@ -84,6 +84,8 @@ normal AS (
 placements AS (
     SELECT
         *,
+        normal_placement.code AS normal_code,
+        normal_placement.sector AS normal_provider_sector,
         starts_care_spell
             OR (NOT is_temporary AND move_type
                 AND NOT (after_temporary AND icare_code IS NOT DISTINCT FROM normal_code))
