@@ -323,7 +323,7 @@ TABLES: dict[str, list[Col]] = {
         ICARE_LEVEL1,
         ICARE_LEVEL2,
         SEX,
-        Col("age_band", STRING, False, "age band at the period end, or when the child's last episode in it ended"),
+        Col("age_band", STRING, False, "age band at the period end, or when the last episode ended"),
         Col(
             "moves_in_period",
             STRING,
