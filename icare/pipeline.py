@@ -229,8 +229,14 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
 
 
 def _sorted(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
-    """Rows in a fixed order, so the same input always gives byte-identical outputs."""
-    return frame.iloc[sort_order(*(frame[c] for c in columns))].reset_index(drop=True)
+    """Rows in a fixed order, so the same input always gives byte-identical outputs.
+
+    A table already in that order (a single source's episodes) is kept as it is, not copied.
+    """
+    order = sort_order(*(frame[c] for c in columns))
+    if (order[1:] > order[:-1]).all():
+        return frame.reset_index(drop=True)
+    return frame.iloc[order].reset_index(drop=True)
 
 
 def _inputs(results: list[SourceResult]) -> list[dict]:
