@@ -32,7 +32,7 @@ from icare.statistics import (
     load_statistics_settings,
     reporting_periods,
 )
-from icare.vectorised import sort_order
+from icare.vectorised import is_sorted, sort_order
 from schemas.outputs import column_names, with_level_columns
 
 Progress = Callable[[str], None]
@@ -233,10 +233,9 @@ def _sorted(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
 
     A table already in that order (a single source's episodes) is kept as it is, not copied.
     """
-    order = sort_order(*(frame[c] for c in columns))
-    if (order[1:] > order[:-1]).all():
+    if is_sorted(*(frame[c] for c in columns)):
         return frame.reset_index(drop=True)
-    return frame.iloc[order].reset_index(drop=True)
+    return frame.iloc[sort_order(*(frame[c] for c in columns))].reset_index(drop=True)
 
 
 def _inputs(results: list[SourceResult]) -> list[dict]:
