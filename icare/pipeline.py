@@ -33,7 +33,7 @@ from icare.statistics import (
     load_statistics_settings,
     reporting_periods,
 )
-from icare.vectorised import sort_order
+from icare.vectorised import is_sorted, sort_order
 from schemas.outputs import column_names, with_level_columns
 
 Progress = Callable[[str], None]
@@ -230,7 +230,12 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
 
 
 def _sorted(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
-    """Rows in a fixed order, so the same input always gives byte-identical outputs."""
+    """Rows in a fixed order, so the same input always gives byte-identical outputs.
+
+    A table already in that order (a single source's episodes) is kept as it is, not copied.
+    """
+    if is_sorted(*(frame[c] for c in columns)):
+        return frame.reset_index(drop=True)
     return frame.iloc[sort_order(*(frame[c] for c in columns))].reset_index(drop=True)
 
 

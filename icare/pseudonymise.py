@@ -84,15 +84,23 @@ class Pseudonymiser:
         sorting by id is sorting by ``child_key``.
         """
         composites = [_composite(source, area, child) for area, child in tables]
-        uniques = pc.unique(pa.chunked_array(composites, type=_TEXT).combine_chunks())
-        hashed = self.hash_array(uniques)
-        order = pc.sort_indices(hashed)
-        uniques, hashed = uniques.take(order), hashed.take(order)
+        # One hash pass over every row: distinct composites (first-seen order) and each row's position.
+        encoded = pc.dictionary_encode(
+            pa.chunked_array(composites, type=_TEXT).combine_chunks(), null_encoding="encode"
+        )
+        hashed = self.hash_array(encoded.dictionary)
+        order = pc.sort_indices(hashed).to_numpy()
+        rank = np.empty(len(order), dtype="int64")
+        rank[order] = np.arange(len(order))
+        hashed = hashed.take(order)
+        all_ids = rank[encoded.indices.to_numpy(zero_copy_only=False)]
         keyed = []
+        start = 0
         for (_, child), composite in zip(tables, composites, strict=True):
-            ids = pc.index_in(composite, value_set=uniques)
-            keys = pc.take(hashed, ids).to_pandas().set_axis(child.index)
-            keyed.append((keys, ids.to_numpy(zero_copy_only=False).astype("int64")))
+            ids = all_ids[start : start + len(composite)]
+            start += len(composite)
+            keys = hashed.take(ids).to_pandas().set_axis(child.index)
+            keyed.append((keys, ids))
         return keyed
 
     def values(self, values: pd.Series) -> pd.Series:

@@ -338,14 +338,23 @@ class Ssda903Source:
     def _finish(
         self, episodes: pd.DataFrame, mapped: pd.DataFrame, narrow: pd.DataFrame, children: _Children
     ) -> pd.DataFrame:
-        """Gather the full records of the kept episodes once, in a stable order."""
-        keys = episodes[["area_code", "child_key"]].iloc[narrow["row_id"].to_numpy()]
-        narrow = narrow.iloc[
-            sort_order(
-                keys["area_code"], keys["child_key"], narrow["episode_start"], narrow["collection_year"]
+        """Gather the full records of the kept episodes once, in a stable order.
+
+        Sorted on integers: the area's rank and ``child_id`` (ids follow the order of the child
+        keys) instead of the text columns. Only the columns published are gathered, by position.
+        """
+        row_ids = narrow["row_id"].to_numpy()
+        area_rank = pd.factorize(episodes["area_code"], sort=True, use_na_sentinel=True)[0]
+        order = np.lexsort(
+            (
+                narrow["collection_year"].to_numpy(),
+                narrow["episode_start"].to_numpy(),
+                narrow["child_id"].to_numpy(),
+                area_rank[row_ids],
             )
-        ]
-        rows = narrow["row_id"].to_numpy()
+        )
+        narrow = narrow.iloc[order]
+        rows = row_ids[order]
         needed = [
             "area_code",
             "collection_year",
@@ -357,9 +366,12 @@ class Ssda903Source:
             "row_number",
         ]
         wide = episodes[needed].iloc[rows]
-        values = mapped.loc[rows]
-        attributes = children.table.set_index(children.ids)
-        child = attributes.loc[narrow["child_id"].to_numpy()]
+        values = mapped[["icare_code", *DIMENSION_TARGETS, "concordance_rule"]].iloc[
+            mapped.index.get_indexer(rows)
+        ]
+        child = children.table[["sex", "birth_month", "ethnicity", "uasc"]].iloc[
+            pd.Index(children.ids).get_indexer(narrow["child_id"].to_numpy())
+        ]
         levels = with_level_columns(
             self.classification.level_columns(values["icare_code"].reset_index(drop=True)), "icare_level"
         )
@@ -392,7 +404,8 @@ class Ssda903Source:
                 "row_number": wide["row_number"].array,
                 "classification_version": self.classification.version_id,
                 "concordance_version": self.concordance.version_id,
-            }
+            },
+            copy=False,
         )
         return out
 

@@ -1,0 +1,30 @@
+"""Arrow/numpy helpers agree with the plain definitions they replace."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from icare.vectorised import is_sorted, sort_order
+
+TEXT = st.one_of(st.none(), st.sampled_from(["", "a", "ab", "b", "B", "é", "z"]))
+ROWS = st.lists(
+    st.tuples(TEXT, st.integers(0, 3), st.one_of(st.none(), st.sampled_from(["2020-01-01", "2021-06-30"]))),
+    max_size=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(ROWS)
+def test_is_sorted_only_when_sort_order_keeps_the_rows_in_place(rows):
+    frame = pd.DataFrame(rows, columns=["text", "number", "date"]).astype({"text": "str", "number": "int64"})
+    frame["date"] = pd.to_datetime(frame["date"])
+    for columns in (["text"], ["number", "text"], ["text", "number", "date"]):
+        order = sort_order(*(frame[c] for c in columns))
+        if is_sorted(*(frame[c] for c in columns)):
+            assert np.array_equal(order, np.arange(len(frame)))
+        ordered = frame.iloc[order]
+        if not any(ordered[c].isna().any() for c in columns):
+            assert is_sorted(*(ordered[c] for c in columns))
