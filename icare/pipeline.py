@@ -325,11 +325,11 @@ def _frame(table: object) -> pd.DataFrame:
 def latest_figures(tables: Mapping[str, object], labels: Mapping[str, str]) -> list[dict]:
     """Per source: children in care on the latest reference date by ICare level-1 category, and the
     entries and exits (spells) of the latest period, summed over areas whose periods end then."""
-    stock, entries, exits = (_frame(tables[name]) for name in ("stock", "entries", "exits"))
+    stock, entries, exits, flows = (
+        _frame(tables[name]) for name in ("stock", "entries", "exits", "flow_check")
+    )
     figures = []
-    for source in sorted(set(_frame(tables["flow_check"])["source"])):
-        flow = _frame(tables["flow_check"])
-        flow = flow[flow["source"] == source]
+    for source, flow in flows.groupby("source", sort=True):
         latest_end = flow["period_end"].max()
         period_start = flow.loc[flow["period_end"] == latest_end, "period_start"].min()
         in_stock = stock[(stock["source"] == source) & (stock["reference_date"] == latest_end)]
@@ -345,19 +345,15 @@ def latest_figures(tables: Mapping[str, object], labels: Mapping[str, str]) -> l
                     {"icare_level1": code, "label": labels.get(code, ""), "children": int(n)}
                     for code, n in by_level1.items()
                 ],
-                "entries": int(
-                    entries.loc[
-                        (entries["source"] == source) & (entries["period_end"] == latest_end), "spells"
-                    ].sum()
-                ),
-                "exits": int(
-                    exits.loc[
-                        (exits["source"] == source) & (exits["period_end"] == latest_end), "spells"
-                    ].sum()
-                ),
+                "entries": _spells_in_period(entries, source, latest_end),
+                "exits": _spells_in_period(exits, source, latest_end),
             }
         )
     return figures
+
+
+def _spells_in_period(flows: pd.DataFrame, source: str, period_end: object) -> int:
+    return int(flows.loc[(flows["source"] == source) & (flows["period_end"] == period_end), "spells"].sum())
 
 
 def runs_table(

@@ -242,12 +242,13 @@ def publication_assets(source_names: Iterable[str]) -> list[dg.AssetsDefinition]
         for h in chosen:
             timer.timings.update(h.timings)
         output_dir = icare_settings.output_path()
+        settings = icare_settings.statistics_settings()
         result = publish(
             [h.result for h in chosen],
             {**harmonised_tables, **statistics_tables},
             classification,
             pseudonymiser,
-            icare_settings.statistics_settings(),
+            settings,
             output_dir,
             timer,
             _run_started_at(context),
@@ -265,7 +266,7 @@ def publication_assets(source_names: Iterable[str]) -> list[dg.AssetsDefinition]
                 "children": summary["children"],
                 "quarantine_records": summary["quarantine_records"],
                 "table_rows": dg.MetadataValue.json({n: len(f) for n, f in result.tables.items()}),
-                "statistics_settings": icare_settings.statistics_settings().version_id,
+                "statistics_settings": settings.version_id,
                 "classification_version": classification.version_id,
                 "development_key": pseudonymiser.development,
                 "pseudonym_key_fingerprint": pseudonymiser.fingerprint,

@@ -129,7 +129,8 @@ def _final_select(table: str) -> str:
         produced[level1] = f"{alias}.level1"
         produced[level2] = f"{alias}.level2"
     produced["classification_version"] = "$classification_version"
-    select = ", ".join(f'{produced.get(c, f"t.{chr(34)}{c}{chr(34)}")} AS "{c}"' for c in columns)
+    expressions = [produced.get(c, f't."{c}"') for c in columns]
+    select = ", ".join(f'{expression} AS "{c}"' for expression, c in zip(expressions, columns, strict=True))
     return f'SELECT {select} FROM "{table}" AS t {" ".join(joins)} ORDER BY ALL'
 
 
