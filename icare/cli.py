@@ -15,6 +15,7 @@ from icare.pseudonymise import MissingKeyError
 from icare.sources.base import SourceInputError
 from icare.sources.registry import UnknownSourceError
 from icare.sources.spec import SourceSpecError
+from icare.statistics.settings import StatisticsSettingsError
 
 DEFAULT_OUTPUT = Path("outputs")
 USAGE_ERRORS = (
@@ -25,6 +26,7 @@ USAGE_ERRORS = (
     ConcordanceError,
     CodelistError,
     SourceSpecError,
+    StatisticsSettingsError,
 )
 
 
@@ -76,12 +78,19 @@ def main() -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Crosswalk CSV from the provisional AC.* codes onto --classification.",
 )
+@click.option(
+    "--statistics",
+    "statistics_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Other statistics settings (YAML), instead of config/statistics.yaml.",
+)
 @click.option("--quiet", is_flag=True, help="Print only the summary.")
 def run(
     sources: tuple[str, ...],
     output_dir: Path,
     classification_path: Path | None,
     crosswalk_path: Path | None,
+    statistics_path: Path | None,
     quiet: bool,
 ) -> None:
     """Read, validate and harmonise returns; write Parquet and DuckDB outputs atomically."""
@@ -95,7 +104,7 @@ def run(
         if not quiet:
             click.echo(f"[{time.perf_counter() - started:6.1f}s] {message}", err=True)
 
-    options = RunOptions(chosen, output_dir, classification_path, crosswalk_path, progress)
+    options = RunOptions(chosen, output_dir, classification_path, crosswalk_path, progress, statistics_path)
     try:
         result = run_pipeline(options)
     except USAGE_ERRORS as exc:

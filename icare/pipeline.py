@@ -29,6 +29,7 @@ from icare.sources.registry import available_sources, reader_class
 from icare.sources.spec import load_source_spec
 from icare.statistics import (
     StatisticsSettings,
+    check_settings,
     compute_statistics,
     load_statistics_settings,
     reporting_periods,
@@ -173,13 +174,13 @@ def run(options: RunOptions) -> RunResult:
     for name in options.sources:
         reader_class(name)  # an unknown source stops here, naming the known ones
     classification = load_classification(options.classification_path, options.crosswalk_path)
+    settings = check_settings(load_statistics_settings(options.statistics_path), classification)
     pseudonymiser = pseudonymiser_for(options.sources)
     results = []
     for name, path in sorted(options.sources.items()):
         source = open_source(name, classification, pseudonymiser)
         results.append(process_source(source, discover_source(source, path, timer), timer))
     tables = timer.step("assemble tables", lambda: assemble_tables(results, classification))
-    settings = load_statistics_settings(options.statistics_path)
     tables |= timer.step(
         "statistics", lambda: statistics_tables(tables, [r.name for r in results], classification, settings)
     )

@@ -25,7 +25,7 @@ from icare.classification import Classification, load_classification
 from icare.pipeline import RunOptions, bundled_samples, pseudonymiser_for
 from icare.pseudonymise import Pseudonymiser
 from icare.sources.registry import reader_class
-from icare.statistics import StatisticsSettings, load_statistics_settings
+from icare.statistics import StatisticsSettings, check_settings, load_statistics_settings
 
 OUTPUT_DIR_ENVIRONMENT_VARIABLE = "ICARE_OUTPUT_DIR"
 DEFAULT_OUTPUT_DIR = "outputs"
@@ -64,7 +64,8 @@ class IcareSettings(dg.ConfigurableResource):
     )
 
     def statistics_settings(self) -> StatisticsSettings:
-        return load_statistics_settings(Path(self.statistics_path) if self.statistics_path else None)
+        settings = load_statistics_settings(Path(self.statistics_path) if self.statistics_path else None)
+        return check_settings(settings, self.classification())
 
     def source_paths(self) -> dict[str, Path]:
         """The sources this run reads; an unknown source id fails here, with the known ones listed."""

@@ -2,11 +2,18 @@
 
 from icare.statistics.compute import STATISTICS_TABLES, compute_statistics
 from icare.statistics.periods import reporting_periods
-from icare.statistics.settings import StatisticsSettings, load_statistics_settings
+from icare.statistics.settings import (
+    StatisticsSettings,
+    StatisticsSettingsError,
+    check_settings,
+    load_statistics_settings,
+)
 
 __all__ = [
     "STATISTICS_TABLES",
     "StatisticsSettings",
+    "StatisticsSettingsError",
+    "check_settings",
     "compute_statistics",
     "load_statistics_settings",
     "reporting_periods",

@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from icare import resources
+from icare.classification import Classification
 
 DEFAULT_SETTINGS = "statistics.yaml"
 FINEST = "finest"
@@ -129,3 +130,23 @@ def load_statistics_settings(
         age_bands=_age_bands(file, raw, chosen),
         path=file,
     )
+
+
+def check_settings(settings: StatisticsSettings, classification: Classification) -> StatisticsSettings:
+    """Settings that name what the classification does not have would silently change figures."""
+    where = settings.path or DEFAULT_SETTINGS
+    unknown = sorted(set(settings.placement_move_types) - classification.new_episode_types.codes())
+    if unknown:
+        raise StatisticsSettingsError(
+            f"{where}: placement_move_types {unknown} are not new-episode types of "
+            f"{classification.version_id} ({', '.join(sorted(classification.new_episode_types.codes()))})"
+        )
+    too_deep = [
+        level for level in settings.pathway_levels if level != FINEST and level > classification.max_level
+    ]
+    if too_deep:
+        raise StatisticsSettingsError(
+            f"{where}: pathway_levels {too_deep} are deeper than {classification.version_id}, "
+            f"which has {classification.max_level} levels"
+        )
+    return settings
