@@ -445,9 +445,8 @@ class _Parts:
     def add(self, split: episode_rules.Split, frame: pd.DataFrame) -> None:
         """Record a step's superseded and rejected rows, with their origin looked up by row id."""
         if len(split.superseded):
-            origin = frame[[*ORIGIN_COLUMNS, "table_name"]]
-            rows = origin.iloc[split.superseded["row_id"].to_numpy()]
-            kept = origin.iloc[split.superseded["kept_row_id"].to_numpy()]
+            rows = frame[[*ORIGIN_COLUMNS, "table_name"]].iloc[split.superseded["row_id"].to_numpy()]
+            kept = frame[["file", "sheet", "row_number"]].iloc[split.superseded["kept_row_id"].to_numpy()]
             self.superseded.append(
                 pd.DataFrame(
                     {
