@@ -132,7 +132,25 @@ def stable_order(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
         else:
             ordered = frame[columns].reset_index(drop=True).sort_values(columns, kind="stable")
             return ordered.index.to_numpy()
-    return np.lexsort(keys) if keys else np.arange(len(frame))
+    if _in_order(keys):  # e.g. rows de-duplication left sorted: one pass instead of a sort
+        return np.arange(len(frame))
+    return np.lexsort(keys)
+
+
+def _in_order(keys: list[np.ndarray]) -> bool:
+    """True when the rows are already sorted by ``keys`` (``np.lexsort``'s order: last key first)."""
+    rows = len(keys[0]) if keys else 0
+    if rows < 2:
+        return True
+    undecided = np.ones(rows - 1, dtype=bool)  # rows equal to the previous one on the keys so far
+    for key in reversed(keys):
+        before, after = key[:-1], key[1:]
+        if (undecided & (after < before)).any():
+            return False
+        undecided &= after == before
+        if not undecided.any():
+            return True
+    return True
 
 
 def _shifted_up(flags: np.ndarray) -> np.ndarray:
