@@ -249,11 +249,13 @@ class Ssda903Source:
         ``mapped`` was computed on ``narrow``'s rows in the same order, so the two align by position.
         """
         keep = ~mapped["_unmapped"].to_numpy()
-        narrow = narrow.loc[keep]
-        exit_destination = mapped["exit_destination"].iloc[keep].set_axis(narrow.index)
+        if not keep.all():  # usually every row mapped: no gathers
+            narrow, mapped = narrow.loc[keep], mapped.loc[keep]
+        # Arrays, not NumPy: text stays in Arrow rather than becoming Python objects and back.
+        exit_destination = mapped["exit_destination"].set_axis(narrow.index)
         return narrow.assign(
-            new_episode_type=mapped["new_episode_type"].iloc[keep].to_numpy(),
-            exit_destination=exit_destination.to_numpy(),
+            new_episode_type=mapped["new_episode_type"].array,
+            exit_destination=exit_destination.array,
             episode_end_type=_end_type(narrow["episode_end"], exit_destination),
         )
 
