@@ -15,6 +15,7 @@ import pyarrow as pa_arrow
 import pyarrow.compute as pc
 
 ROW_RULE_SEPARATOR = "|"
+_REGEX_SPACE = " \t\n\f\r"  # RE2's \s: the white space a value must not start or end with
 
 
 def parse_text_dates(values: pd.Series, pattern: str, fmt: str) -> pd.Series:
@@ -67,7 +68,10 @@ def no_surrounding_space() -> pa.Check:
 
     def no_space_at_ends(values: pd.Series) -> pd.Series:
         text = pa_arrow.array(values, type=pa_arrow.large_string(), from_pandas=True)
-        spaced = pc.fill_null(pc.match_substring_regex(text, r"^\s|\s$"), False)
+        # Trimming what the regex ``^\s|\s$`` matches (RE2's \s) changes the length exactly when a
+        # value starts or ends with it, and is several times faster than the regex.
+        trimmed = pc.utf8_trim(text, _REGEX_SPACE)
+        spaced = pc.fill_null(pc.not_equal(pc.binary_length(trimmed), pc.binary_length(text)), False)
         return pd.Series(~spaced.to_numpy(zero_copy_only=False), index=values.index)
 
     return pa.Check(

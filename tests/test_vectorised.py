@@ -7,6 +7,7 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from icare.episodes import stable_order
 from icare.vectorised import is_sorted, sort_order
 
 TEXT = st.one_of(st.none(), st.sampled_from(["", "a", "ab", "b", "B", "é", "z"]))
@@ -28,3 +29,22 @@ def test_is_sorted_only_when_sort_order_keeps_the_rows_in_place(rows):
         ordered = frame.iloc[order]
         if not any(ordered[c].isna().any() for c in columns):
             assert is_sorted(*(ordered[c] for c in columns))
+
+
+NUMBERED = st.lists(
+    st.tuples(st.integers(0, 3), st.one_of(st.none(), st.sampled_from(["2020-01-01", "2021-06-30"]))),
+    max_size=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(NUMBERED, st.booleans())
+def test_stable_order_is_a_stable_sort_values(rows, presorted):
+    frame = pd.DataFrame(rows, columns=["child_id", "episode_start"]).astype({"child_id": "int64"})
+    frame["episode_start"] = pd.to_datetime(frame["episode_start"])
+    frame["row_id"] = np.arange(len(frame))
+    if presorted:
+        frame = frame.sort_values(["child_id", "episode_start"], kind="stable")
+    for columns in (["child_id"], ["episode_start", "child_id"], ["child_id", "episode_start", "row_id"]):
+        expected = frame.reset_index(drop=True).sort_values(columns, kind="stable").index.to_numpy()
+        assert np.array_equal(stable_order(frame, columns), expected)

@@ -28,7 +28,7 @@ from icare.extraction import ORIGIN_COLUMNS, extract
 from icare.pseudonymise import Pseudonymiser
 from icare.sources.base import Extraction, Harmonised, InputFile
 from icare.sources.spec import SourceSpec, load_source_spec
-from icare.vectorised import positions_in, sort_order, text_isin
+from icare.vectorised import positions_in, text_isin
 from schemas import ssda903 as schemas
 from schemas.outputs import column_names, with_level_columns
 
@@ -168,6 +168,10 @@ class Ssda903Source:
         )
         parts.add(split, header)
         row_ids = split.kept["row_id"].to_numpy()
+        # Published by area and child key: sorted on integers (area rank, child id, which follows the
+        # key's order) before the one gather of the header rows.
+        area_rank = pd.factorize(header["area_code"], sort=True, use_na_sentinel=True)[0]
+        ordered = row_ids[np.lexsort((header["child_id"].to_numpy()[row_ids], area_rank[row_ids]))]
         latest = header[
             [
                 "area_code",
@@ -180,7 +184,7 @@ class Ssda903Source:
                 "row_number",
                 schemas.parsed_date_column("DOB"),
             ]
-        ].iloc[row_ids]
+        ].iloc[ordered]
         years = narrow.groupby("child_id")["collection_year"].agg(["min", "max"])
         dob = latest[schemas.parsed_date_column("DOB")]
         table = pd.DataFrame(
@@ -198,14 +202,10 @@ class Ssda903Source:
                 "file": latest["file"].array,
                 "sheet": latest["sheet"].array,
                 "row_number": latest["row_number"].array,
-            }
+            },
+            copy=False,
         )
-        order = sort_order(table["area_code"], pd.Series(latest["child_id"].to_numpy()))
-        return _Children(
-            table=table.iloc[order].reset_index(drop=True),
-            ids=latest["child_id"].to_numpy()[order],
-            row_ids=row_ids,
-        )
+        return _Children(table=table, ids=latest["child_id"].to_numpy(), row_ids=row_ids)
 
     def _map(self, episodes: pd.DataFrame, row_ids: np.ndarray, parts: _Parts) -> pd.DataFrame:
         """National codes onto ICare and the dimensions; an unmapped code is quarantined, never defaulted.
@@ -249,11 +249,13 @@ class Ssda903Source:
         ``mapped`` was computed on ``narrow``'s rows in the same order, so the two align by position.
         """
         keep = ~mapped["_unmapped"].to_numpy()
-        narrow = narrow.loc[keep]
-        exit_destination = mapped["exit_destination"].iloc[keep].set_axis(narrow.index)
+        if not keep.all():  # usually every row mapped: no gathers
+            narrow, mapped = narrow.loc[keep], mapped.loc[keep]
+        # Arrays, not NumPy: text stays in Arrow rather than becoming Python objects and back.
+        exit_destination = mapped["exit_destination"].set_axis(narrow.index)
         return narrow.assign(
-            new_episode_type=mapped["new_episode_type"].iloc[keep].to_numpy(),
-            exit_destination=exit_destination.to_numpy(),
+            new_episode_type=mapped["new_episode_type"].array,
+            exit_destination=exit_destination.array,
             episode_end_type=_end_type(narrow["episode_end"], exit_destination),
         )
 
@@ -445,9 +447,8 @@ class _Parts:
     def add(self, split: episode_rules.Split, frame: pd.DataFrame) -> None:
         """Record a step's superseded and rejected rows, with their origin looked up by row id."""
         if len(split.superseded):
-            origin = frame[[*ORIGIN_COLUMNS, "table_name"]]
-            rows = origin.iloc[split.superseded["row_id"].to_numpy()]
-            kept = origin.iloc[split.superseded["kept_row_id"].to_numpy()]
+            rows = frame[[*ORIGIN_COLUMNS, "table_name"]].iloc[split.superseded["row_id"].to_numpy()]
+            kept = frame[["file", "sheet", "row_number"]].iloc[split.superseded["kept_row_id"].to_numpy()]
             self.superseded.append(
                 pd.DataFrame(
                     {
