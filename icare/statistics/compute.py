@@ -8,10 +8,11 @@ parameters or registered tables, never by formatting them into the text.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -140,12 +141,15 @@ def compute_statistics(
     classification: Classification,
     settings: StatisticsSettings,
     care_spell_gap_days: Mapping[str, int],
+    on_statement: Callable[[str, Callable[[], object]], object] | None = None,
 ) -> dict[str, pa.Table]:
     """Every statistics table for the given episodes and reporting periods, as Arrow tables.
 
     ``periods`` has one row per source, area and reporting period (``reporting_periods``);
     ``care_spell_gap_days`` gives each source's tolerance for chaining episodes into a care spell.
+    ``on_statement(name, run)``, when given, is called to run each SQL file (profiling hooks in).
     """
+    run_statement = on_statement or (lambda _name, run: run())
     values: dict[str, object] = {
         "temporary_purpose": settings.temporary_move_purpose,
         "resolve_temporary": settings.resolve_temporary_moves,
@@ -153,10 +157,7 @@ def compute_statistics(
         "rare_threshold": settings.rare_pathway_threshold,
         "classification_version": classification.version_id,
     }
-    if isinstance(episodes, pd.DataFrame):
-        episodes = episodes[list(EPISODE_COLUMNS)]
-    else:
-        episodes = episodes.select(list(EPISODE_COLUMNS))
+    episodes = _episodes_arrow(episodes)
     connection = duckdb.connect()
     try:
         connection.execute("SET preserve_insertion_order = false")
@@ -177,16 +178,27 @@ def compute_statistics(
         connection.register(
             "move_types", pa.table({"new_episode_type": pa.array(settings.placement_move_types, pa.string())})
         )
-        for _name, sql in _statements():
-            connection.execute(sql, _parameters(sql, values))
+        for name, sql in _statements():
+            run_statement(name, lambda sql=sql: connection.execute(sql, _parameters(sql, values)))
         tables = {}
         for table in STATISTICS_TABLES:
             sql = _final_select(table)
-            result = connection.sql(sql, params=_parameters(sql, values)).to_arrow_table()
+            query = connection.sql(sql, params=_parameters(sql, values))
+            result = run_statement(f"select {table}", query.to_arrow_table)
             tables[table] = result.cast(arrow_schema(table))
         return tables
     finally:
         connection.close()
+
+
+def _episodes_arrow(episodes: pd.DataFrame | pa.Table) -> pa.Table:
+    """The columns the statistics read, plus ``episode_row``: the key that joins the narrow window steps
+    of the timeline back to the other columns."""
+    if isinstance(episodes, pd.DataFrame):
+        episodes = pa.Table.from_pandas(episodes[list(EPISODE_COLUMNS)], preserve_index=False)
+    else:
+        episodes = episodes.select(list(EPISODE_COLUMNS))
+    return episodes.append_column("episode_row", pa.array(np.arange(episodes.num_rows, dtype=np.int64)))
 
 
 def _periods_arrow(periods: pd.DataFrame) -> pa.Table:

@@ -4,7 +4,7 @@ CREATE TABLE care_spells AS
 WITH grouped AS (
     SELECT
         child_id, care_spell_no,
-        any_value(source) AS source, any_value(area_code) AS area_code, any_value(child_key) AS child_key,
+        any_value(source) AS source, any_value(area_code) AS area_code,
         first(sex ORDER BY episode_start) AS sex,
         first(birth_month ORDER BY episode_start) AS birth_month,
         min(episode_start) AS spell_start,
@@ -23,7 +23,7 @@ WITH grouped AS (
     GROUP BY child_id, care_spell_no
 )
 SELECT
-    g.child_id, g.source, g.area_code, g.child_key, g.care_spell_no, g.sex, g.birth_month,
+    g.child_id, g.source, g.area_code, ids.child_key, g.care_spell_no, g.sex, g.birth_month,
     g.spell_start, g.spell_end,
     CASE WHEN g.spell_end IS NULL THEN 'open' ELSE 'exit' END AS end_type,
     CASE
@@ -42,4 +42,5 @@ SELECT
     ) AS re_entry,
     g.overlaps_resolved
 FROM grouped AS g
+JOIN child_ids AS ids USING (child_id)
 WINDOW child AS (PARTITION BY g.child_id ORDER BY g.care_spell_no)

@@ -5,7 +5,7 @@ CREATE TABLE placement_spells AS
 WITH grouped AS (
     SELECT
         child_id, care_spell_no, placement_spell_no,
-        any_value(source) AS source, any_value(area_code) AS area_code, any_value(child_key) AS child_key,
+        any_value(source) AS source, any_value(area_code) AS area_code,
         first(sex ORDER BY episode_start) AS sex,
         first(birth_month ORDER BY episode_start) AS birth_month,
         min(episode_start) AS placement_start,
@@ -32,7 +32,8 @@ ended AS (
         ON s.child_id = g.child_id AND s.care_spell_no = g.care_spell_no
 )
 SELECT
-    child_id, source, area_code, child_key, care_spell_no, placement_spell_no, sex, birth_month,
+    e.child_id, e.source, e.area_code, ids.child_key, e.care_spell_no, e.placement_spell_no, sex, birth_month,
     placement_start, placement_end, icare_code_start, icare_code_end, provider_sector,
     episodes, temporary_episodes, placement_end - placement_start AS duration_days
-FROM ended
+FROM ended AS e
+JOIN child_ids AS ids USING (child_id)

@@ -1,8 +1,9 @@
 -- Data-quality findings met while building spells, one row per affected episode or spell, so that
 -- every adjustment behind a published figure can be traced. docs/statistics.md "Findings".
 CREATE TABLE statistics_findings AS
+WITH findings AS (
 SELECT
-    source, area_code, child_key, care_spell_no, episode_start AS finding_date,
+    child_id, source, area_code, care_spell_no, episode_start AS finding_date,
     'overlap_resolved' AS finding,
     'episode from ' || strftime(episode_start, '%Y-%m-%d') || ' was still running when the next one started on '
         || strftime(next_start, '%Y-%m-%d') || '; on the days both run, the later-starting record counts'
@@ -11,7 +12,7 @@ FROM timeline
 WHERE overlaps_next
 UNION ALL
 SELECT
-    source, area_code, child_key, care_spell_no, episode_end,
+    child_id, source, area_code, care_spell_no, episode_end,
     'continues_without_next_episode',
     'episode ended on ' || strftime(episode_end, '%Y-%m-%d')
         || ' as continuing into a new episode, but none starts then; counted as an exit, destination not known'
@@ -19,7 +20,7 @@ FROM timeline
 WHERE episode_end_type = 'continues' AND (next_start IS NULL OR next_start > cover_end)
 UNION ALL
 SELECT
-    source, area_code, child_key, care_spell_no, episode_start,
+    child_id, source, area_code, care_spell_no, episode_start,
     'care_spell_starts_without_entry',
     'first episode of the care spell has new-episode type ' || coalesce(new_episode_type, 'empty')
         || ', not care_entry'
@@ -27,8 +28,12 @@ FROM timeline
 WHERE starts_care_spell AND new_episode_type IS DISTINCT FROM 'care_entry'
 UNION ALL
 SELECT
-    source, area_code, child_key, care_spell_no, episode_start,
+    child_id, source, area_code, care_spell_no, episode_start,
     'temporary_move_without_normal_placement',
     'temporary move with no earlier placement in the care spell to attribute it to; counted in its own category'
 FROM timeline
 WHERE is_temporary AND normal_code IS NULL
+)
+SELECT f.source, f.area_code, ids.child_key, f.care_spell_no, f.finding_date, f.finding, f.detail
+FROM findings AS f
+JOIN child_ids AS ids USING (child_id)

@@ -1,0 +1,58 @@
+"""Time each statistics SQL step on the episodes of an earlier run.
+
+Usage: ``python benchmarks/profile_statistics.py OUTPUT_DIR [--threads N]`` where OUTPUT_DIR holds the
+``parquet/`` folder of an ``icare run``. Prints seconds per SQL file, slowest first, so work on speed
+goes where the time is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from icare.classification import load_classification
+from icare.sources.spec import load_source_spec
+from icare.statistics.compute import compute_statistics
+from icare.statistics.periods import reporting_periods
+from icare.statistics.settings import load_statistics_settings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("output_dir", type=Path)
+    args = parser.parse_args()
+    parquet = args.output_dir / "parquet"
+    episodes = pq.read_table(parquet / "episodes.parquet")
+    inputs = pq.read_table(parquet / "inputs.parquet").to_pandas()
+    sources = sorted(set(inputs["source"]))
+    specs = {name: load_source_spec(name) for name in sources}
+    classification = load_classification()
+    timings: dict[str, float] = {}
+
+    def timed(name: str, run: Callable[[], object]) -> object:
+        started = time.perf_counter()
+        result = run()
+        timings[name] = time.perf_counter() - started
+        return result
+
+    started = time.perf_counter()
+    compute_statistics(
+        episodes,
+        reporting_periods(inputs, specs),
+        classification,
+        load_statistics_settings(),
+        {name: spec.care_spell_gap_days for name, spec in specs.items()},
+        on_statement=timed,
+    )
+    total = time.perf_counter() - started
+    print(f"{episodes.num_rows:,} episodes; statistics in {total:.2f} s")
+    for name, seconds in sorted(timings.items(), key=lambda item: -item[1]):
+        print(f"  {seconds:6.2f} s  {name}")
+
+
+if __name__ == "__main__":
+    main()
