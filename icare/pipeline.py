@@ -21,6 +21,7 @@ import pyarrow as pa
 import icare
 from icare import quarantine
 from icare.classification import Classification, load_classification
+from icare.memory import release_unused_memory
 from icare.pseudonymise import Pseudonymiser
 from icare.publish import write_outputs
 from icare.reconciliation import OUTCOMES, reconcile
@@ -73,7 +74,7 @@ class SourceResult:
 class RunResult:
     run_id: str
     output_dir: Path
-    tables: dict[str, pd.DataFrame]
+    tables: dict[str, pd.DataFrame | pa.Table]
     summary: dict
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -89,6 +90,7 @@ class StepTimer:
         self.progress(f"{name} ...")
         started = time.perf_counter()
         result = action()
+        release_unused_memory()  # what the step freed is not held through the next one
         elapsed = time.perf_counter() - started
         self.timings[name] = round(elapsed, 3)
         self.progress(f"{name}: done in {elapsed:.1f} s")
@@ -181,20 +183,22 @@ def run(options: RunOptions) -> RunResult:
         source = open_source(name, classification, pseudonymiser)
         results.append(process_source(source, discover_source(source, path, timer), timer))
     tables = timer.step("assemble tables", lambda: assemble_tables(results, classification))
-    # The episodes validated and converted to Arrow once: DuckDB reads Arrow faster than pandas, and
-    # writing them needs the same conversion.
-    arrow = timer.step("validate episodes", lambda: {"episodes": to_arrow(tables["episodes"], "episodes")})
+    for result in results:
+        result.harmonised.release_frames()  # the assembled tables hold their rows now
+    # The episodes validated and converted to Arrow once, and the pandas frame dropped: DuckDB reads
+    # Arrow faster than pandas, writing them needs the same conversion, and one copy is held, not two.
+    tables["episodes"] = timer.step("validate episodes", lambda: to_arrow(tables["episodes"], "episodes"))
     tables |= timer.step(
         "statistics",
-        lambda: statistics_tables(tables | arrow, [r.name for r in results], classification, settings),
+        lambda: statistics_tables(tables, [r.name for r in results], classification, settings),
     )
     return publish(
-        results, tables, classification, pseudonymiser, settings, options.output_dir, timer, started_at, arrow
+        results, tables, classification, pseudonymiser, settings, options.output_dir, timer, started_at
     )
 
 
 def statistics_tables(
-    tables: Mapping[str, pd.DataFrame],
+    tables: Mapping[str, pd.DataFrame | pa.Table],
     source_names: list[str],
     classification: Classification,
     settings: StatisticsSettings,
@@ -208,27 +212,22 @@ def statistics_tables(
 
 def publish(
     results: list[SourceResult],
-    tables: dict[str, pd.DataFrame],
+    tables: dict[str, pd.DataFrame | pa.Table],
     classification: Classification,
     pseudonymiser: Pseudonymiser,
     settings: StatisticsSettings,
     output_dir: Path,
     timer: StepTimer,
     started_at: datetime,
-    arrow: Mapping[str, pa.Table] | None = None,
 ) -> RunResult:
-    """Add the ``runs`` row and write everything atomically.
-
-    ``arrow`` holds tables already converted to Arrow (written instead of their pandas frames).
-    """
+    """Add the ``runs`` row and write everything atomically (tables as pandas frames or Arrow)."""
     run_id = run_id_for(results, classification, settings)
     tables = dict(tables)
     summary = summarise(tables, classification) | {"run_id": run_id}
     tables["runs"] = runs_table(
         run_id, started_at, classification, pseudonymiser, settings, results, summary, timer
     )
-    written = tables | dict(arrow or {})
-    timer.step("write outputs", lambda: write_outputs(written, summary, output_dir, run_id))
+    timer.step("write outputs", lambda: write_outputs(tables, summary, output_dir, run_id))
     return RunResult(run_id, output_dir, tables, summary, timer.timings)
 
 
@@ -300,11 +299,17 @@ def _classification_table(classification: Classification) -> pd.DataFrame:
     return frame[column_names("icare_classification")]
 
 
-def summarise(tables: dict[str, pd.DataFrame], classification: Classification) -> dict:
+def summarise(tables: Mapping[str, pd.DataFrame | pa.Table], classification: Classification) -> dict:
     """The figures the CLI prints and ``run.json`` records."""
     counts = tables["reconciliation"].groupby("source")[["rows_read", *OUTCOMES]].sum()
     episodes = tables["episodes"]
-    by_level1 = episodes.groupby(["source", "icare_level1"]).size().rename("episodes").reset_index()
+    by_level1 = (
+        _frame(_columns(episodes, ["source", "icare_level1"]))
+        .groupby(["source", "icare_level1"])
+        .size()
+        .rename("episodes")
+        .reset_index()
+    )
     labels = {code: classification.get(code).label for code in classification.codes(1)}
     return {
         "classification_version": classification.version_id,
@@ -326,6 +331,10 @@ def summarise(tables: dict[str, pd.DataFrame], classification: Classification) -
         },
         "latest": latest_figures(tables, labels) if "stock" in tables else [],
     }
+
+
+def _columns(table: pd.DataFrame | pa.Table, names: list[str]) -> pd.DataFrame | pa.Table:
+    return table.select(names) if isinstance(table, pa.Table) else table[names]
 
 
 def _frame(table: object) -> pd.DataFrame:

@@ -134,7 +134,7 @@ def _read_duckdb(path: Path) -> dict[str, pd.DataFrame]:
     connection = duckdb.connect(str(path), read_only=True)
     try:
         names = [row[0] for row in connection.execute("SELECT table_name FROM duckdb_tables()").fetchall()]
-        return {name: connection.execute(f'SELECT * FROM "{name}"').df() for name in names}
+        return {name: connection.execute(f'SELECT * FROM "{name}" ORDER BY ALL').df() for name in names}
     finally:
         connection.close()
 

@@ -77,7 +77,7 @@ def test_run_with_an_official_list_and_a_crosswalk(tmp_path, official, monkeypat
     )
     classification, crosswalk = official
     tables = run(RunOptions({"ssda903": tmp_path / "in"}, tmp_path / "out", classification, crosswalk)).tables
-    episodes = tables["episodes"].sort_values(["child_key", "episode_start"])
+    episodes = tables["episodes"].to_pandas(date_as_object=False).sort_values(["child_key", "episode_start"])
     by_child = dict(
         zip(episodes["episode_start"].dt.strftime("%Y-%m-%d"), episodes["icare_code"], strict=True)
     )

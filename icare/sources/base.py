@@ -87,6 +87,11 @@ class Harmonised:
     concordance: pd.DataFrame  # the concordance in force, as published in the ``concordance`` table
     versions: dict[str, str] = field(default_factory=dict)
 
+    def release_frames(self) -> None:
+        """Empty the row-level frames once the published tables hold their rows (frees memory)."""
+        for name in ("episodes", "children", "superseded", "accepted_rows"):
+            setattr(self, name, getattr(self, name).iloc[0:0])
+
 
 class Source(Protocol):
     """What the pipeline needs from a national source."""
