@@ -13,12 +13,16 @@ import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
+import yaml
 
+from icare.discovery import discover
 from icare.pipeline import RunOptions, bundled_samples, run
 from icare.publish import DATABASE, PARQUET_DIR, RUN_SUMMARY
+from icare.sources.base import SourceInputError
 from icare.sources.registry import UnknownSourceError, available_sources
+from icare.sources.spec import load_source_spec
 from icare.sources.ssda903.synthetic import generate_returns
-from pipelines.assets import build_assets, checksums_digest
+from pipelines.assets import build_assets, checksums_digest, files_by_partition
 from pipelines.definitions import ASSETS, defs
 from pipelines.resources import IcareSettings
 
@@ -34,8 +38,8 @@ def _key(name: str) -> dg.AssetKey:
 def _expected_graph(sources) -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {}
     for s in sources:
-        graph[f"{s}_inputs"] = set()
-        graph[f"{s}_harmonised"] = {f"{s}_inputs"}
+        graph[f"{s}_returns"] = set()
+        graph[f"{s}_harmonised"] = {f"{s}_returns"}
     graph["harmonised_tables"] = {f"{s}_harmonised" for s in sources}
     graph["statistics_tables"] = {"harmonised_tables"} | {f"{s}_harmonised" for s in sources}
     graph["published_outputs"] = {"harmonised_tables", "statistics_tables"} | {
@@ -47,8 +51,14 @@ def _expected_graph(sources) -> dict[str, set[str]]:
 def test_definitions_load():
     dg.Definitions.validate_loadable(defs)
     repository = defs.get_repository_def()
-    assert repository.get_job("icare_full_run") is not None
+    assert repository.get_job("icare_publish") is not None
+    assert repository.get_job("ssda903_ingest") is not None
     assert isinstance(defs.resources["icare_settings"], IcareSettings)
+    sensor = repository.get_sensor_def("icare_landing_sensor")
+    schedule = repository.get_schedule_def("ssda903_yearly_refresh")
+    assert sensor.default_status == dg.DefaultSensorStatus.STOPPED
+    assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+    assert schedule.cron_schedule == "0 2 1 8 *"
 
 
 def test_asset_graph_has_every_stage_for_every_registered_source():
@@ -61,23 +71,50 @@ def test_asset_graph_has_every_stage_for_every_registered_source():
         node = graph.get(_key(name))
         assert {p.to_user_string() for p in node.parent_keys} == parents, name
         assert node.description, f"{name} has no description"
+        assert node.owners == ["team:icare-statistics"], name
     groups = {name: graph.get(_key(name)).group_name for name in expected}
     assert groups["published_outputs"] == "publication"
     assert groups["harmonised_tables"] == "harmonisation"
     for s in sources:
-        assert groups[f"{s}_inputs"] == "ingestion"
+        assert groups[f"{s}_returns"] == "ingestion"
         assert groups[f"{s}_harmonised"] == "harmonisation"
+        returns = graph.get(_key(f"{s}_returns"))
+        assert isinstance(returns.partitions_def, dg.DynamicPartitionsDefinition)
+        assert returns.partitions_def.name == f"{s}_collection_years"
+        assert graph.get(_key(f"{s}_harmonised")).partitions_def is None
+    episodes = graph.get(_key("ssda903_harmonised")).metadata["dagster/column_schema"]
+    assert "child_key" in {c.name for c in episodes.columns}
+    raw = graph.get(_key("ssda903_returns")).metadata["dagster/column_schema"]
+    assert {"CHILD", "DECOM"} <= {c.name for c in raw.columns}
+    assert not {"HOME_POST", "PL_POST"} & {c.name for c in raw.columns}  # dropped when sealed
 
 
-def test_full_run_job_selects_every_asset():
-    job = defs.resolve_job_def("icare_full_run")
-    assert set(job.asset_layer.executable_asset_keys) == {
-        _key(name) for name in _expected_graph(available_sources())
+def test_checks_are_wired_and_blocking_where_figures_would_be_wrong():
+    graph = defs.get_repository_def().asset_graph
+    specs = {
+        (key.asset_key.to_user_string(), key.name): graph.get_check_spec(key)
+        for key in graph.asset_check_keys
     }
+    blocking = {key for key, spec in specs.items() if spec.blocking}
+    assert blocking == {
+        ("ssda903_harmonised", "reconciliation_balances"),
+        ("ssda903_harmonised", "no_duplicate_episodes"),
+        ("statistics_tables", "flow_identity"),
+    }
+    assert {("ssda903_returns", "schema_valid"), ("ssda903_harmonised", "codes_mapped")} <= set(specs)
 
 
-def test_a_new_source_folder_gives_new_assets(tmp_path, monkeypatch):
-    """The factory loops over the registry: a new ``sources/<id>/source.yaml`` is enough."""
+def test_publishing_is_in_the_one_writer_pool():
+    node = defs.get_repository_def().asset_graph.get(_key("published_outputs"))
+    assert node.pools == {"icare_duckdb_writer"}
+    config = yaml.safe_load((REPO / "dagster.yaml").read_text(encoding="utf-8"))
+    assert config["concurrency"]["pools"]["default_limit"] == 1
+    assert config["telemetry"]["enabled"] is False
+
+
+@pytest.fixture
+def other_source(tmp_path, monkeypatch):
+    """A data folder whose registry knows a second source, ``other`` (a copy of ssda903's spec)."""
     data = tmp_path / "data"
     shutil.copytree(REPO / "classifications", data / "classifications")
     spec = (REPO / "sources" / "ssda903" / "source.yaml").read_text(encoding="utf-8")
@@ -87,33 +124,84 @@ def test_a_new_source_folder_gives_new_assets(tmp_path, monkeypatch):
             spec.replace("id: ssda903", f"id: {name}"), encoding="utf-8"
         )
     monkeypatch.setenv("ICARE_DATA_DIR", str(data))
+
+
+def test_a_new_source_folder_gives_new_assets(other_source):
+    """The factory loops over the registry: a new ``sources/<id>/source.yaml`` is enough."""
     keys = {a.key.to_user_string() for a in build_assets()}
     assert keys == set(_expected_graph(["other", "ssda903"]))
 
 
-def test_a_source_left_out_of_the_settings_produces_nothing(tmp_path):
+def _resources(tmp_path: Path, settings: IcareSettings) -> dict[str, object]:
+    return {
+        "icare_settings": settings,
+        "io_manager": dg.FilesystemIOManager(base_dir=str(tmp_path / "storage")),
+    }
+
+
+def test_a_source_left_out_of_the_settings_produces_nothing(tmp_path, other_source):
     assets = [a for a in build_assets(["other", "ssda903"]) if a.key.to_user_string().startswith("other_")]
-    result = dg.materialize(
-        assets,
-        resources={
-            "icare_settings": IcareSettings(sources={"ssda903": str(tmp_path)}),
-            "io_manager": dg.FilesystemIOManager(base_dir=str(tmp_path / "storage")),
-        },
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("other_collection_years", ["2024"])
+    resources = _resources(tmp_path, IcareSettings(sources={"ssda903": str(tmp_path)}))
+    first = dg.materialize(
+        assets, selection=["other_returns"], partition_key="2024", instance=instance, resources=resources
     )
-    assert result.success
-    for name in ("other_inputs", "other_harmonised"):
-        assert result.output_for_node(name) is None
+    second = dg.materialize(assets, selection=["other_harmonised"], instance=instance, resources=resources)
+    assert first.success and second.success
+    assert first.output_for_node("other_returns") is None
+    assert second.output_for_node("other_harmonised") is None
+    for result, name in ((first, "other_returns"), (second, "other_harmonised")):
         assert result.asset_materializations_for_node(name)[0].metadata["selected"].value is False
+
+
+def materialise_everything(
+    tmp_path: Path, settings: IcareSettings, instance: dg.DagsterInstance | None = None
+) -> tuple[list[dg.ExecuteInJobResult], dg.ExecuteInJobResult]:
+    """What the landing sensor and the automation sensor do, in-process: each collection year of
+    every source as its own run, then one run of everything else."""
+    instance = instance or dg.DagsterInstance.ephemeral()
+    resources = _resources(tmp_path, settings)
+    years = []
+    for name, path in settings.source_paths().items():
+        keys = sorted(files_by_partition(discover(path, load_source_spec(name))))
+        instance.add_dynamic_partitions(f"{name}_collection_years", keys)
+        for key in keys:
+            years.append(
+                dg.materialize(
+                    ASSETS,
+                    selection=[f"{name}_returns"],
+                    partition_key=key,
+                    instance=instance,
+                    resources=resources,
+                )
+            )
+    rest = dg.AssetSelection.all() - dg.AssetSelection.groups("ingestion")
+    return years, dg.materialize(ASSETS, selection=rest, instance=instance, resources=resources)
 
 
 def test_settings_defaults(monkeypatch):
     monkeypatch.delenv("ICARE_OUTPUT_DIR", raising=False)
+    monkeypatch.delenv("ICARE_LANDING_DIR", raising=False)
     settings = IcareSettings()
     assert settings.source_paths() == bundled_samples()
     assert settings.output_path() == Path("outputs")
     monkeypatch.setenv("ICARE_OUTPUT_DIR", "/somewhere/else")
     assert settings.output_path() == Path("/somewhere/else")
     assert IcareSettings(output_dir="explicit").output_path() == Path("explicit")
+
+
+def test_settings_from_a_landing_folder(tmp_path, monkeypatch):
+    (tmp_path / "ssda903").mkdir()
+    monkeypatch.setenv("ICARE_LANDING_DIR", str(tmp_path))
+    assert IcareSettings().source_paths() == {"ssda903": tmp_path / "ssda903"}
+    assert IcareSettings(sources={"ssda903": "elsewhere"}).source_paths() == {"ssda903": Path("elsewhere")}
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(SourceInputError, match="no source folder"):
+        IcareSettings(landing_dir=str(empty)).source_paths()
+    monkeypatch.setenv("ICARE_CLASSIFICATION", str(tmp_path / "other.yaml"))
+    assert IcareSettings().run_options().classification_path == tmp_path / "other.yaml"
 
 
 def test_settings_reject_an_unknown_source():
@@ -159,13 +247,10 @@ def test_materialised_outputs_equal_those_of_icare_run(case, tmp_path, monkeypat
     cli_dir, dagster_dir = tmp_path / "cli", tmp_path / "dagster"
     cli = run(RunOptions(sources, cli_dir))
 
-    result = dg.materialize(
-        ASSETS,
-        resources={
-            "icare_settings": IcareSettings(sources=configured, output_dir=str(dagster_dir)),
-            "io_manager": dg.FilesystemIOManager(base_dir=str(tmp_path / "storage")),
-        },
+    years, result = materialise_everything(
+        tmp_path, IcareSettings(sources=configured, output_dir=str(dagster_dir))
     )
+    assert len(years) == 4 and all(y.success for y in years)
     assert result.success
 
     for read, location in ((_read_duckdb, DATABASE), (_read_parquet, PARQUET_DIR)):
@@ -201,9 +286,42 @@ def test_materialised_outputs_equal_those_of_icare_run(case, tmp_path, monkeypat
     rows = cli.summary["rows"]["ssda903"]
     for column in ("rows_read", "rows_accepted", "rows_quarantined", "rows_superseded"):
         assert harmonised[column].value == rows[column], column
-    extraction = result.asset_materializations_for_node("ssda903_inputs")[0].metadata
-    assert extraction["input_files"].value == int((inputs["source"] == "ssda903").sum())
-    assert extraction["input_checksums_digest"].value == harmonised["input_checksums_digest"].value
+    per_year = [y.asset_materializations_for_node("ssda903_returns")[0].metadata for y in years]
+    assert sum(m["input_files"].value for m in per_year) == int((inputs["source"] == "ssda903").sum())
+    assert sum(m["rows_read"].value for m in per_year) == rows["rows_read"]
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    for name in ("reconciliation_balances", "no_duplicate_episodes", "flow_identity"):
+        assert checks[name].passed, name
+    assert checks["no_quarantine"].passed == (case == "bundled_sample")
+
+
+@pytest.mark.slow
+def test_one_partition_alone(tmp_path, monkeypatch):
+    """One year is read, validated and sealed on its own; nothing stored holds a child id as received."""
+    monkeypatch.setenv("ICARE_PSEUDONYM_KEY", "a-test-key-for-the-dagster-tests-0123456789")
+    returns = generate_returns(tmp_path / "returns", children=60, defects=True).root
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("ssda903_collection_years", ["2023", "2024"])
+    result = dg.materialize(
+        ASSETS,
+        selection=["ssda903_returns"],
+        partition_key="2024",
+        instance=instance,
+        resources=_resources(tmp_path, IcareSettings(sources={"ssda903": str(returns)})),
+    )
+    assert result.success
+    extraction = result.output_for_node("ssda903_returns")
+    assert extraction.pseudonymised
+    assert {f.collection_year for f in extraction.files} == {2024}
+    metadata = result.asset_materializations_for_node("ssda903_returns")[0].metadata
+    assert metadata["collection_year"].value == "2024"
+    assert metadata["rows_read"].value == sum(len(t.rows) for t in extraction.tables) > 0
+    # Only this partition was materialised.
+    assert instance.get_materialized_partitions(dg.AssetKey("ssda903_returns")) == {"2024"}
+    # The pickled value under the IO manager's folder holds child keys, not the ids of the returns.
+    stored = b"".join(p.read_bytes() for p in (tmp_path / "storage").rglob("*") if p.is_file())
+    received = pd.read_csv(returns / "2024" / "201" / "header.csv", dtype=str)["CHILD"]
+    assert not [child for child in received if child.encode() in stored]
 
 
 def test_checksums_digest_ignores_order():
