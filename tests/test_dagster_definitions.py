@@ -7,14 +7,17 @@ import os
 import shutil
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 import pandas as pd
+import pyarrow as pa
 import pytest
 import yaml
 
+from icare.checks import unmapped_codes
 from icare.discovery import discover
 from icare.pipeline import RunOptions, bundled_samples, run
 from icare.publish import DATABASE, PARQUET_DIR, RUN_SUMMARY
@@ -22,7 +25,8 @@ from icare.sources.base import SourceInputError
 from icare.sources.registry import UnknownSourceError, available_sources
 from icare.sources.spec import load_source_spec
 from icare.sources.ssda903.synthetic import generate_returns
-from pipelines.assets import build_assets, checksums_digest, files_by_partition
+from pipelines import assets as assets_module
+from pipelines.assets import build_assets, checksums_digest, files_by_partition, quarantine_check
 from pipelines.definitions import ASSETS, defs
 from pipelines.resources import IcareSettings
 
@@ -156,7 +160,10 @@ def test_a_source_left_out_of_the_settings_produces_nothing(tmp_path, other_sour
 
 
 def materialise_everything(
-    tmp_path: Path, settings: IcareSettings, instance: dg.DagsterInstance | None = None
+    tmp_path: Path,
+    settings: IcareSettings,
+    instance: dg.DagsterInstance | None = None,
+    raise_on_error: bool = True,
 ) -> tuple[list[dg.ExecuteInJobResult], dg.ExecuteInJobResult]:
     """What the landing sensor and the automation sensor do, in-process: each collection year of
     every source as its own run, then one run of everything else."""
@@ -177,7 +184,10 @@ def materialise_everything(
                 )
             )
     rest = dg.AssetSelection.all() - dg.AssetSelection.groups("ingestion")
-    return years, dg.materialize(ASSETS, selection=rest, instance=instance, resources=resources)
+    final = dg.materialize(
+        ASSETS, selection=rest, instance=instance, resources=resources, raise_on_error=raise_on_error
+    )
+    return years, final
 
 
 def test_settings_defaults(monkeypatch):
@@ -359,3 +369,198 @@ def test_dg_check_defs_passes_with_telemetry_off(tmp_path):
     # With telemetry on, Dagster would have written its instance id and action log here.
     assert not (home / ".telemetry").exists()
     assert not (home / "logs").exists()
+
+
+def _tick(sensor: dg.SensorDefinition, instance: dg.DagsterInstance, settings: IcareSettings, cursor):
+    """One sensor evaluation, with its partition requests applied as the daemon would apply them."""
+    context = dg.build_sensor_context(
+        instance=instance,
+        cursor=cursor,
+        resources={"icare_settings": settings},
+        repository_def=defs.get_repository_def(),
+    )
+    data: dg.SensorResult = sensor(context)
+    added, deleted = [], []
+    for request in data.dynamic_partitions_requests or []:
+        if isinstance(request, dg.AddDynamicPartitionsRequest):
+            instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+            added += request.partition_keys
+        else:
+            for key in request.partition_keys:
+                instance.delete_dynamic_partition(request.partitions_def_name, key)
+            deleted += request.partition_keys
+    # Every requested partition exists once the requests are applied (the daemon checks the same).
+    job = defs.get_repository_def().get_job("ssda903_ingest")
+    known = set(instance.get_dynamic_partitions("ssda903_collection_years"))
+    for request in data.run_requests or []:
+        assert request.partition_key is None or request.partition_key in known
+        assert request.job_name in {job.name, "icare_publish"}
+    return data, sorted(added), sorted(deleted)
+
+
+@pytest.fixture
+def instance():
+    """A temporary instance with an instance ref, as the sensor daemon has (partition requests)."""
+    with dg.instance_for_test() as instance:
+        yield instance
+
+
+def test_landing_sensor_runs_new_and_changed_years_only(tmp_path, instance):
+    landing = tmp_path / "landing"
+    returns = generate_returns(landing / "ssda903", children=30).root
+    settings = IcareSettings(landing_dir=str(landing))
+    sensor = defs.get_repository_def().get_sensor_def("icare_landing_sensor")
+
+    first, added, _ = _tick(sensor, instance, settings, None)
+    years = ["2022", "2023", "2024", "2025"]
+    assert added == years
+    assert sorted(r.partition_key for r in first.run_requests) == years
+    assert {r.job_name for r in first.run_requests} == {"ssda903_ingest"}
+    assert len({r.run_key for r in first.run_requests}) == 4
+
+    unchanged, added, deleted = _tick(sensor, instance, settings, first.cursor)
+    assert not unchanged.run_requests and added == deleted == []
+
+    episodes = returns / "2024" / "201" / "episodes.csv"
+    episodes.write_bytes(episodes.read_bytes())  # rewritten, same content: still unchanged
+    assert not _tick(sensor, instance, settings, unchanged.cursor)[0].run_requests
+
+    episodes.write_bytes(episodes.read_bytes() + b"\n")  # changed content
+    changed, added, _ = _tick(sensor, instance, settings, unchanged.cursor)
+    assert [r.partition_key for r in changed.run_requests] == ["2024"] and added == []
+    assert changed.run_requests[0].run_key not in {r.run_key for r in first.run_requests}
+
+    shutil.copytree(returns / "2025", returns / "2026")  # a new year
+    new_year, added, _ = _tick(sensor, instance, settings, changed.cursor)
+    assert added == ["2026"]
+    assert [r.partition_key for r in new_year.run_requests] == ["2026"]
+
+    shutil.rmtree(returns / "2022")  # a year withdrawn: its partition goes, the tables are republished
+    removed, _, deleted = _tick(sensor, instance, settings, new_year.cursor)
+    assert deleted == ["2022"]
+    assert [r.job_name for r in removed.run_requests] == ["icare_publish"]
+    assert sorted(instance.get_dynamic_partitions("ssda903_collection_years")) == [*years[1:], "2026"]
+
+
+def test_landing_sensor_skips_without_a_source_folder(tmp_path, instance):
+    sensor = defs.get_repository_def().get_sensor_def("icare_landing_sensor")
+    data, added, _ = _tick(sensor, instance, IcareSettings(landing_dir=str(tmp_path)), None)
+    assert not data.run_requests and added == []
+    assert "no source folder" in data.skip_reason.skip_message
+
+
+def test_yearly_refresh_reruns_every_registered_year(instance):
+    schedule = defs.get_repository_def().get_schedule_def("ssda903_yearly_refresh")
+    when = datetime(2026, 8, 1, 2, tzinfo=UTC)
+
+    def context() -> dg.ScheduleEvaluationContext:
+        return dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=when, repository_def=defs.get_repository_def()
+        )
+
+    empty = schedule.evaluate_tick(context())
+    assert not empty.run_requests and "no collection year" in empty.skip_message
+    instance.add_dynamic_partitions("ssda903_collection_years", ["2024", "2025"])
+    data = schedule.evaluate_tick(context())
+    assert [r.partition_key for r in data.run_requests] == ["2024", "2025"]
+    assert all(r.run_key.startswith("ssda903:refresh:2026-08-01:") for r in data.run_requests)
+
+
+def _corrupt_harmonised(monkeypatch, corrupt) -> None:
+    real = assets_module.harmonise_source
+
+    def corrupted(source, extraction, timer):
+        result = real(source, extraction, timer)
+        corrupt(result)
+        return result
+
+    monkeypatch.setattr(assets_module, "harmonise_source", corrupted)
+
+
+def _duplicate_an_episode(result) -> None:
+    episodes = result.harmonised.episodes
+    result.harmonised.episodes = pd.concat([episodes, episodes.iloc[:1]], ignore_index=True)
+
+
+def _unbalance_reconciliation(result) -> None:
+    result.reconciliation.loc[result.reconciliation.index[0], "rows_read"] += 1
+
+
+def _break_flow_identity(monkeypatch) -> None:
+    real = assets_module.statistics_tables
+
+    def broken(*args, **kwargs):
+        tables = real(*args, **kwargs)
+        flow = tables["flow_check"]
+        position = flow.schema.get_field_index("difference")
+        field = flow.schema.field("difference")
+        tables["flow_check"] = flow.set_column(position, field, pa.array([1] * flow.num_rows, field.type))
+        return tables
+
+    monkeypatch.setattr(assets_module, "statistics_tables", broken)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "check_name",
+    ["no_duplicate_episodes", "reconciliation_balances", "flow_identity"],
+)
+def test_a_failing_blocking_check_stops_publication(check_name, tmp_path, monkeypatch):
+    monkeypatch.delenv("ICARE_PSEUDONYM_KEY", raising=False)
+    if check_name == "no_duplicate_episodes":
+        _corrupt_harmonised(monkeypatch, _duplicate_an_episode)
+    elif check_name == "reconciliation_balances":
+        _corrupt_harmonised(monkeypatch, _unbalance_reconciliation)
+    else:
+        _break_flow_identity(monkeypatch)
+    output = tmp_path / "out"
+    _, result = materialise_everything(tmp_path, IcareSettings(output_dir=str(output)), raise_on_error=False)
+    evaluations = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert not evaluations[check_name].passed
+    assert evaluations[check_name].severity == dg.AssetCheckSeverity.ERROR
+    assert evaluations[check_name].metadata["failures"].value > 0
+    assert not result.asset_materializations_for_node("published_outputs")
+    assert not (output / DATABASE).exists()
+
+
+@pytest.mark.slow
+def test_warning_checks_fail_on_defects_but_publication_goes_on(tmp_path, monkeypatch):
+    monkeypatch.setenv("ICARE_PSEUDONYM_KEY", "a-test-key-for-the-dagster-tests-0123456789")
+    returns = generate_returns(tmp_path / "returns", children=60, defects=True).root
+    output = tmp_path / "out"
+    years, result = materialise_everything(
+        tmp_path, IcareSettings(sources={"ssda903": str(returns)}, output_dir=str(output))
+    )
+    schema = [c for y in years for c in y.get_asset_check_evaluations() if c.check_name == "schema_valid"]
+    assert len(schema) == 4 and not all(c.passed for c in schema)
+    failed = next(c for c in schema if not c.passed)
+    assert failed.severity == dg.AssetCheckSeverity.WARN
+    sample = failed.metadata["sample"].value
+    assert "| file |" in sample or "file" in sample
+    raw_ids = pd.read_csv(next(returns.rglob("header.csv")), dtype=str)["CHILD"]
+    assert not [child for child in raw_ids if f"| {child} |" in sample]
+    evaluations = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert not evaluations["no_quarantine"].passed
+    assert evaluations["no_quarantine"].severity == dg.AssetCheckSeverity.WARN
+    assert result.asset_materializations_for_node("published_outputs")
+    assert (output / DATABASE).exists()
+
+
+def test_unmapped_codes_check_fails_on_crafted_quarantine():
+    records = pd.DataFrame(
+        {
+            "source": ["ssda903", "ssda903"],
+            "collection_year": [2024, 2024],
+            "file": ["2024/episodes.csv", "2024/episodes.csv"],
+            "sheet": [None, None],
+            "row_number": [2, 3],
+            "column_name": ["PLACE", "LS"],
+            "rule": ["concordance_unmapped", "code_list"],
+            "value": ["Z9", "Q"],
+        }
+    )
+    result = quarantine_check("codes_mapped", unmapped_codes(records), "records with unmapped codes")
+    assert not result.passed and result.severity == dg.AssetCheckSeverity.WARN
+    assert result.metadata["records"].value == 1
+    assert result.metadata["by_rule"].value == {"concordance_unmapped": 1}
+    assert "Z9" in result.metadata["sample"].value and "| Q |" not in result.metadata["sample"].value
