@@ -564,3 +564,22 @@ def test_unmapped_codes_check_fails_on_crafted_quarantine():
     assert result.metadata["records"].value == 1
     assert result.metadata["by_rule"].value == {"concordance_unmapped": 1}
     assert "Z9" in result.metadata["sample"].value and "| Q |" not in result.metadata["sample"].value
+
+
+def test_executor_comes_from_the_environment(monkeypatch):
+    from pipelines.definitions import executor_from_environment
+
+    monkeypatch.delenv("ICARE_EXECUTOR", raising=False)
+    assert executor_from_environment() is dg.multiprocess_executor
+    monkeypatch.setenv("ICARE_EXECUTOR", "threads")
+    with pytest.raises(ValueError, match="multiprocess, k8s or celery"):
+        executor_from_environment()
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "deploy").glob("*.yaml")), ids=lambda p: p.name)
+def test_deploy_examples_are_valid_yaml_with_telemetry_off(path):
+    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if path.name.startswith("dagster-"):
+        assert config["telemetry"]["enabled"] is False
+        assert config["concurrency"]["pools"]["default_limit"] == 1
+        assert config["storage"]["postgres"]["postgres_db"]["password"] == {"env": "DAGSTER_PG_PASSWORD"}
