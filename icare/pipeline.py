@@ -1,8 +1,10 @@
 """One run: every source's files -> validated, harmonised, reconciled tables -> Parquet and DuckDB.
 
 The CLI (``run``) and the Dagster assets (``pipelines/``) call the same stage functions here, so
-both produce the same tables: ``discover_source`` -> ``process_source`` (extract + harmonise) ->
-``assemble_tables`` -> ``publish``.
+both produce the same tables: ``discover_source`` -> ``extract_source`` (read, validate, seal) ->
+``harmonise_source`` -> ``assemble_tables`` -> ``publish``. The CLI extracts a source's files at once
+(``process_source``); Dagster extracts one collection year per partition and joins the years with
+``combine_extractions``, which restores the order of extracting them at once.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -22,10 +25,10 @@ import icare
 from icare import quarantine
 from icare.classification import Classification, load_classification
 from icare.memory import release_unused_memory
-from icare.pseudonymise import Pseudonymiser
+from icare.pseudonymise import KeyedIds, Pseudonymiser
 from icare.publish import write_outputs
 from icare.reconciliation import OUTCOMES, reconcile
-from icare.sources.base import Harmonised, InputFile, Source, SourceInputError
+from icare.sources.base import Extraction, Harmonised, InputFile, Source, SourceInputError
 from icare.sources.registry import available_sources, reader_class
 from icare.sources.spec import load_source_spec
 from icare.statistics import (
@@ -124,34 +127,93 @@ def discover_source(source: Source, path: Path, timer: StepTimer) -> list[InputF
     return files
 
 
-def process_source(source: Source, files: list[InputFile], timer: StepTimer) -> SourceResult:
-    """Extract, validate and harmonise one source; fail early when nothing is usable."""
+def extract_source(source: Source, files: list[InputFile], timer: StepTimer) -> Extraction:
+    """Read and validate ``files`` (all of a source's files, or one collection year's) and seal them.
+
+    What comes out holds child keys, not child ids as received (``Source.seal``), so it can be
+    stored between stages and combined with other years (``combine_extractions``).
+    """
     name = source.name
     extraction = timer.step(f"{name}: read and validate", lambda: source.extract(files, timer.progress))
+    return timer.step(f"{name}: pseudonymise", lambda: source.seal(extraction))
+
+
+def combine_extractions(parts: list[Extraction]) -> Extraction:
+    """Several sealed extractions of one source (e.g. one per collection year) as one.
+
+    Files are put back in the order ``discover`` gives (by path), and every table, row and quarantine
+    record in the order of its file, so the result equals what extracting all the files at once
+    would give: harmonisation breaks ties by input order.
+    """
+    if not parts:
+        raise SourceInputError("no extracted returns to combine")
+    if any(not part.pseudonymised for part in parts):
+        raise ValueError("only sealed extractions (Source.seal) are combined")
+    if len(parts) == 1:
+        return parts[0]
+    files = sorted((f for part in parts for f in part.files), key=lambda f: f.path)
+    rank = {f.file: position for position, f in enumerate(files)}
+
+    def in_file_order(frames: list[pd.DataFrame]) -> pd.DataFrame:
+        frame = pd.concat(frames, ignore_index=True)
+        positions = frame["file"].map(rank).to_numpy()
+        if len(positions) and (positions[1:] < positions[:-1]).any():
+            frame = frame.iloc[np.argsort(positions, kind="stable")].reset_index(drop=True)
+        return frame
+
+    def tables_of(attribute: str) -> dict[str, pd.DataFrame]:
+        names = dict.fromkeys(name for part in parts for name in getattr(part, attribute))
+        return {
+            name: in_file_order([getattr(p, attribute)[name] for p in parts if name in getattr(p, attribute)])
+            for name in names
+        }
+
+    records = [part.quarantine for part in parts if len(part.quarantine)]
+    return Extraction(
+        source=parts[0].source,
+        files=files,
+        tables=sorted((t for part in parts for t in part.tables), key=lambda t: rank[t.input.file]),
+        valid=tables_of("valid"),
+        rejected=tables_of("rejected"),
+        quarantine=in_file_order(records) if records else parts[0].quarantine,
+        pseudonymised=True,
+    )
+
+
+def harmonise_source(source: Source, extraction: Extraction, timer: StepTimer) -> SourceResult:
+    """Harmonise a sealed extraction and reconcile every row read; fail early when nothing is usable."""
+    name = source.name
     harmonised_names = {t for t, spec in source.spec.tables.items() if spec.harmonised}
     if not any(t.table in harmonised_names and not t.missing_columns for t in extraction.tables):
         expected = " / ".join(
             f"{t} ({', '.join(source.spec.tables[t].columns)})" for t in sorted(harmonised_names)
         )
-        folder = files[0].path.parent if files else ""
+        folder = extraction.files[0].path.parent if extraction.files else ""
         raise SourceInputError(
             f"{name}: no recognisable table in {folder}: expected files or sheets whose column headers "
             f"are those of {expected}"
         )
+    if not extraction.pseudonymised:
+        raise ValueError("harmonise_source needs a sealed extraction (extract_source)")
     harmonised: Harmonised = timer.step(f"{name}: harmonise", lambda: source.harmonise(extraction))
-    records = quarantine.combine([extraction.quarantine, harmonised.quarantine])
-    records = quarantine.with_messages(
-        quarantine.redact(
-            records,
-            source.spec.identifier_policy,
-            lambda area, child: source.pseudonymiser.child_keys(name, area, child),
-        )
+    # The extraction's records were redacted when it was sealed; harmonisation's records carry child
+    # keys where they show a child id, so redacting them needs no hashing.
+    later = quarantine.redact(
+        harmonised.quarantine,
+        source.spec.identifier_policy,
+        lambda area, child: KeyedIds().child_keys(name, area, child),
     )
+    records = quarantine.with_messages(quarantine.combine([extraction.quarantine, later]))
     reconciliation = reconcile(
         extraction.tables, harmonised_names, harmonised.accepted_rows, records, harmonised.superseded
     )
-    harmonised.quarantine = records  # the unredacted records go with the raw tables
-    return SourceResult(name, files, harmonised, reconciliation, records)
+    harmonised.quarantine = records
+    return SourceResult(name, extraction.files, harmonised, reconciliation, records)
+
+
+def process_source(source: Source, files: list[InputFile], timer: StepTimer) -> SourceResult:
+    """Extract, validate, seal and harmonise one source (the ``icare run`` path)."""
+    return harmonise_source(source, extract_source(source, files, timer), timer)
 
 
 def run_id_for(

@@ -129,6 +129,36 @@ class Pseudonymiser:
         return pc.take(self.hash_array(encoded.dictionary), encoded.indices).to_pandas().set_axis(index)
 
 
+class KeyedIds:
+    """Stands in for a ``Pseudonymiser`` once the child ids of a table are already child keys.
+
+    ``Source.seal`` replaces each national child id by its child key as soon as a table is read, so
+    that nothing stored between stages identifies a child. Later steps still need the child key
+    (unchanged) and the dense integer id, which follows the order of the keys exactly as
+    ``Pseudonymiser.key_tables`` numbers them: same keys, same ids, same tables.
+    """
+
+    def child_keys(self, source: str, area: pd.Series, child: pd.Series) -> pd.Series:
+        return pa.array(child, type=_TEXT, from_pandas=True).to_pandas().set_axis(child.index)
+
+    def key_tables(
+        self, source: str, tables: Sequence[tuple[pd.Series, pd.Series]]
+    ) -> list[tuple[pd.Series, np.ndarray]]:
+        arrays = [pa.array(child, type=_TEXT, from_pandas=True) for _, child in tables]
+        encoded = pc.dictionary_encode(pa.chunked_array(arrays, type=_TEXT).combine_chunks())
+        order = pc.sort_indices(encoded.dictionary).to_numpy()
+        rank = np.empty(len(order), dtype="int64")
+        rank[order] = np.arange(len(order))
+        all_ids = rank[encoded.indices.to_numpy(zero_copy_only=False)]
+        keyed = []
+        start = 0
+        for (_, child), array in zip(tables, arrays, strict=True):
+            ids = all_ids[start : start + len(array)]
+            start += len(array)
+            keyed.append((array.to_pandas().set_axis(child.index), ids))
+        return keyed
+
+
 def _composite(source: str, area: pd.Series, child: pd.Series) -> pa.Array:
     """source | area | child id, the text that is hashed (an unknown area is empty)."""
     composite = pc.binary_join_element_wise(

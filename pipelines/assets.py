@@ -1,22 +1,24 @@
 """Dagster assets, one per pipeline stage; every stage calls the same ``icare`` functions as ``icare run``.
 
-Graph (one pair of source assets per folder under ``sources/`` that the registry knows)::
+Graph (per source that the registry knows; ``<source>_returns`` has one partition per collection
+year, every other asset is unpartitioned and depends on all of a source's years)::
 
-    <source>_inputs -> <source>_harmonised -+-> harmonised_tables -> statistics_tables -> published_outputs
-                                            +----------------------------------------------^
+    <source>_returns[year] -> <source>_harmonised -+-> harmonised_tables -> statistics_tables -+
+                                                   +--------------------------------------> published_outputs
 
-``<source>_inputs`` finds the files and their checksums (nothing is read yet). ``<source>_harmonised``
-reads, validates and harmonises them in one step, so that no value holding child identifiers as
-received ever reaches the IO manager: what it stores is pseudonymised (episodes, children) or
-redacted (quarantine). Values between assets go through Dagster's filesystem pickling IO manager
-(``pipelines.definitions``). Only ``published_outputs`` writes the DuckDB database and the Parquet
-files, through ``icare.pipeline.publish``.
+``<source>_returns`` reads and validates one collection year's files and seals them
+(``icare.pipeline.extract_source``): what it stores holds child keys, never child ids as received.
+``<source>_harmonised`` combines every year of the source (``combine_extractions``) and harmonises
+them (``harmonise_source``): the same functions ``icare run`` calls, so both publish the same tables.
+Values between assets go through Dagster's filesystem pickling IO manager (``pipelines.definitions``).
+Only ``published_outputs`` writes the DuckDB database and the Parquet files, through
+``icare.pipeline.publish``, in the ``icare_duckdb_writer`` concurrency pool (one writer at a time).
 """
 
 # No ``from __future__ import annotations`` here: Dagster reads the annotations of the asset
 # functions (context, resource, inputs) at definition time, and the assets are nested functions.
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,35 +26,39 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
+from icare import checks
 from icare.pipeline import (
     SourceResult,
     StepTimer,
     assemble_tables,
-    discover_source,
+    combine_extractions,
+    extract_source,
+    harmonise_source,
     open_source,
-    process_source,
     publish,
     statistics_tables,
 )
 from icare.publish import DATABASE, PARQUET_DIR, RUN_SUMMARY
 from icare.reconciliation import OUTCOMES
-from icare.sources.base import InputFile, SourceInputError
+from icare.sources.base import Extraction, InputFile, SourceInputError
 from icare.sources.registry import available_sources
+from icare.sources.spec import load_source_spec
 from pipelines.resources import IcareSettings
+from schemas.outputs import TABLES, pandera_schema
 
 INGESTION = "ingestion"
 HARMONISATION = "harmonisation"
 STATISTICS = "statistics"
 PUBLICATION = "publication"
-
-
-@dataclass
-class SourceInputs:
-    """The value of ``<source>_inputs``: where the returns are and which files were found."""
-
-    name: str
-    path: Path
-    files: list[InputFile]
+OWNERS = ["team:icare-statistics"]
+# The one concurrency pool of the project: the assets that write icare.duckdb (dagster.yaml sets
+# every pool's limit to 1, so one writer at a time across all runs).
+DUCKDB_POOL = "icare_duckdb_writer"
+# Partition key of the files whose path names no collection year (they are quarantined whole).
+UNDATED = "undated"
+# Unpartitioned stages follow their inputs when the automation sensor is on: once every year of a
+# source is ingested and none is in progress, the source is harmonised and the tables published.
+FOLLOW_INPUTS = dg.AutomationCondition.eager()
 
 
 @dataclass
@@ -63,6 +69,23 @@ class HarmonisedSource:
     timings: dict[str, float]
 
 
+def partitions_for(name: str) -> dg.DynamicPartitionsDefinition:
+    """One partition per collection year of a source, added by the landing sensor (or by hand)."""
+    return dg.DynamicPartitionsDefinition(name=f"{name}_collection_years")
+
+
+def partition_key(input_file: InputFile) -> str:
+    """The partition of a file: its collection year, or ``undated`` when the path names none."""
+    return UNDATED if input_file.collection_year is None else str(input_file.collection_year)
+
+
+def files_by_partition(files: Iterable[InputFile]) -> dict[str, list[InputFile]]:
+    grouped: dict[str, list[InputFile]] = {}
+    for f in files:
+        grouped.setdefault(partition_key(f), []).append(f)
+    return grouped
+
+
 def checksums_digest(files: Iterable[InputFile]) -> str:
     """One SHA-256 over every input file's name and checksum: equal digests, identical inputs."""
     digest = hashlib.sha256()
@@ -71,10 +94,47 @@ def checksums_digest(files: Iterable[InputFile]) -> str:
     return digest.hexdigest()
 
 
+def column_schema(table: str) -> dg.TableSchema:
+    """A published table's columns for the UI, from the Pandera schema in ``schemas/outputs.py``."""
+    schema = pandera_schema(table)
+    columns = []
+    for col in TABLES[table]:
+        check = schema.columns[col.name]
+        other = [f"one of {', '.join(col.allowed)}"] if col.allowed else []
+        columns.append(
+            dg.TableColumn(
+                name=col.name,
+                type=str(col.type),
+                description=col.description,
+                constraints=dg.TableColumnConstraints(nullable=check.nullable, other=other),
+            )
+        )
+    return dg.TableSchema(columns=columns)
+
+
+def returns_schema(name: str, table: str) -> dg.TableSchema:
+    """The columns of a national table as read (text), after sealing (identifiers keyed or dropped)."""
+    spec = load_source_spec(name)
+    policy = spec.identifier_policy
+    columns = [
+        dg.TableColumn(
+            name=column,
+            type="string",
+            description={"pseudonymise": "child key (HMAC of the id as received)"}.get(
+                policy.get(column, ""), ""
+            ),
+        )
+        for column in spec.tables[table].columns
+        if policy.get(column) != "redact" or column == "DOB"
+    ]
+    return dg.TableSchema(columns=columns)
+
+
 def _input_metadata(files: list[InputFile]) -> dict[str, object]:
     return {
         "input_files": len(files),
         "input_checksums_digest": checksums_digest(files),
+        "input_checksums": dg.MetadataValue.json({f.file: f.sha256 for f in files}),
         "collection_years": sorted({f.collection_year for f in files if f.collection_year is not None}),
     }
 
@@ -83,54 +143,187 @@ def _row_counts(reconciliation: pd.DataFrame) -> dict[str, int]:
     return {column: int(reconciliation[column].sum()) for column in ["rows_read", *OUTCOMES]}
 
 
-def _not_selected(context: dg.AssetExecutionContext, name: str) -> None:
+def _sample(frame: pd.DataFrame, rows: int = 20) -> dg.MetadataValue:
+    """A few rows as a Markdown table for the UI (quarantine values are already redacted)."""
+    if frame.empty:
+        return dg.MetadataValue.md("(none)")
+
+    def cell(value: object) -> str:
+        return "" if pd.isna(value) else str(value).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
+    lines += [
+        "| " + " | ".join(cell(v) for v in row) + " |" for row in frame.head(rows).itertuples(index=False)
+    ]
+    return dg.MetadataValue.md("\n".join(lines))
+
+
+def _values(loaded: object) -> list:
+    """An input spanning partitions arrives as {partition: value}; a single partition as the value."""
+    return list(loaded.values()) if isinstance(loaded, Mapping) else [loaded]
+
+
+def quarantine_check(
+    check_name: str, records: pd.DataFrame, what: str, asset_key: dg.AssetKey | None = None
+) -> dg.AssetCheckResult:
+    """WARN when records were quarantined: the run goes on, the figures leave those rows out."""
+    by_rule = records["rule"].value_counts().sort_index()
+    return dg.AssetCheckResult(
+        check_name=check_name,
+        asset_key=asset_key,
+        passed=records.empty,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=f"{len(records)} {what}",
+        metadata={
+            "records": len(records),
+            "by_rule": dg.MetadataValue.json({str(k): int(v) for k, v in by_rule.items()}),
+            "sample": _sample(checks.quarantine_sample(records)),
+        },
+    )
+
+
+def blocking_check(
+    check_name: str, offending: pd.DataFrame, what: str, asset_key: dg.AssetKey | None = None
+) -> dg.AssetCheckResult:
+    """ERROR when figures would be wrong; the check is blocking, so nothing downstream runs."""
+    return dg.AssetCheckResult(
+        check_name=check_name,
+        asset_key=asset_key,
+        passed=offending.empty,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=f"{len(offending)} {what}",
+        metadata={"failures": len(offending), "sample": _sample(offending.astype(str))},
+    )
+
+
+def _not_selected(context: dg.AssetExecutionContext, name: str) -> dict[str, object]:
     context.log.info(f"{name}: not among the configured sources; nothing to read")
-    context.add_output_metadata({"selected": False})
+    return {"selected": False}
 
 
 def source_assets(name: str) -> list[dg.AssetsDefinition]:
-    """``<name>_inputs`` and ``<name>_harmonised`` for one source of the registry."""
+    """``<name>_returns`` (one partition per collection year) and ``<name>_harmonised``."""
+    returns_key = dg.AssetKey(f"{name}_returns")
+    harmonised_key = dg.AssetKey(f"{name}_harmonised")
 
     @dg.asset(
-        name=f"{name}_inputs",
+        name=returns_key.path[0],
         group_name=INGESTION,
-        kinds={"python"},
-        description=f"{name}: the return files below the configured folder, with collection year, area and "
-        "SHA-256 checksum (nothing is read yet).",
+        owners=OWNERS,
+        kinds={"python", "pandas"},
+        partitions_def=partitions_for(name),
+        description=f"{name}: one collection year's return files, read, recognised by their headers and "
+        "validated against that year's code lists (invalid rows to quarantine), then sealed: child ids "
+        "replaced by child keys, other identifiers dropped, quarantine redacted.",
+        metadata={"dagster/column_schema": returns_schema(name, "episodes")},
+        check_specs=[
+            dg.AssetCheckSpec(
+                "schema_valid",
+                asset=returns_key,
+                description="Every row passed its table's Pandera schema (WARN: invalid rows are "
+                "quarantined and left out of the figures; the sample shows them, redacted).",
+            )
+        ],
     )
-    def inputs_asset(context: dg.AssetExecutionContext, icare_settings: IcareSettings) -> SourceInputs | None:
+    def returns_asset(context: dg.AssetExecutionContext, icare_settings: IcareSettings) -> Iterator:
+        year = context.partition_key
         path = icare_settings.source_paths().get(name)
         if path is None:
-            _not_selected(context, name)
-            return None
+            yield dg.Output(None, metadata=_not_selected(context, name))
+            yield dg.AssetCheckResult(check_name="schema_valid", passed=True, metadata={"selected": False})
+            return
         source = open_source(name, icare_settings.classification(), icare_settings.pseudonymiser())
-        files = discover_source(source, path, StepTimer(context.log.info))
-        context.add_output_metadata(
-            {"selected": True, "input_path": dg.MetadataValue.path(str(path)), **_input_metadata(files)}
+        timer = StepTimer(context.log.info)
+        files = files_by_partition(timer.step(f"{name}: find files", lambda: source.discover(Path(path))))
+        if year not in files:
+            raise SourceInputError(
+                f"{name}: no file of collection year {year} below {path}: restore the files, or delete "
+                f"the partition {year} of {name}_collection_years (the landing sensor does when a year's "
+                "files are removed)"
+            )
+        extraction: Extraction = extract_source(source, files[year], timer)
+        records = extraction.quarantine
+        rows_read = sum(len(t.rows) for t in extraction.tables)
+        quarantined = records.dropna(subset=["row_number"]).drop_duplicates(["file", "sheet", "row_number"])
+        yield dg.Output(
+            extraction,
+            metadata={
+                "selected": True,
+                "collection_year": year,
+                "input_path": dg.MetadataValue.path(str(path)),
+                **_input_metadata(extraction.files),
+                "rows_read": rows_read,
+                "rows_with_quarantine_records": len(quarantined),
+                "quarantine_records": len(records),
+                "valid_rows": dg.MetadataValue.json({t: len(f) for t, f in extraction.valid.items()}),
+                "tables_read": len(extraction.tables),
+                "timings_seconds": dg.MetadataValue.json(timer.timings),
+            },
         )
-        return SourceInputs(name, Path(path), files)
+        yield quarantine_check("schema_valid", records, "quarantine records at validation")
 
     @dg.asset(
-        name=f"{name}_harmonised",
+        name=harmonised_key.path[0],
         group_name=HARMONISATION,
+        owners=OWNERS,
         kinds={"python", "pandas"},
-        ins={"inputs": dg.AssetIn(key=f"{name}_inputs")},
-        description=f"{name}: read and validate every table (bad rows to quarantine), combine returns, "
-        "repair, pseudonymise and map every accepted row onto ICare; redacted quarantine and a "
-        "reconciliation of every row read.",
+        ins={"returns": dg.AssetIn(key=returns_key)},
+        automation_condition=FOLLOW_INPUTS,
+        description=f"{name}: every collection year combined (same child and start date is one episode, the "
+        "latest return wins), open episodes repaired, every accepted row mapped onto ICare; redacted "
+        "quarantine and a reconciliation of every row read.",
+        metadata={"dagster/column_schema": column_schema("episodes")},
+        check_specs=[
+            dg.AssetCheckSpec(
+                "reconciliation_balances",
+                asset=harmonised_key,
+                blocking=True,
+                description="Per table read: rows read = accepted + quarantined + superseded + not "
+                "harmonised. Blocking: figures from rows that are not accounted for are not published.",
+            ),
+            dg.AssetCheckSpec(
+                "no_duplicate_episodes",
+                asset=harmonised_key,
+                blocking=True,
+                description="No two episodes of a child start on the same day. Blocking: a duplicate "
+                "would be counted twice.",
+            ),
+            dg.AssetCheckSpec(
+                "codes_mapped",
+                asset=harmonised_key,
+                description="Every national code is mapped onto ICare (WARN: unmapped rows are "
+                "quarantined, never defaulted).",
+            ),
+            dg.AssetCheckSpec(
+                "no_quarantine",
+                asset=harmonised_key,
+                description="Nothing quarantined in any year or step (WARN; sample rows redacted).",
+            ),
+        ],
     )
     def harmonised_asset(
-        context: dg.AssetExecutionContext, icare_settings: IcareSettings, inputs: SourceInputs | None
-    ) -> HarmonisedSource | None:
-        if inputs is None:
-            _not_selected(context, name)
-            return None
+        context: dg.AssetExecutionContext, icare_settings: IcareSettings, returns: object
+    ) -> Iterator:
+        parts = [p for p in _values(returns) if p is not None]
+        if not parts:
+            yield dg.Output(None, metadata=_not_selected(context, name))
+            for check_name in (
+                "reconciliation_balances",
+                "no_duplicate_episodes",
+                "codes_mapped",
+                "no_quarantine",
+            ):
+                yield dg.AssetCheckResult(check_name=check_name, passed=True, metadata={"selected": False})
+            return
         classification = icare_settings.classification()
         source = open_source(name, classification, icare_settings.pseudonymiser())
         timer = StepTimer(context.log.info)
-        result = process_source(source, inputs.files, timer)
-        context.add_output_metadata(
-            {
+        extraction = timer.step(f"{name}: combine years", lambda: combine_extractions(parts))
+        _require_current(name, extraction.files, source.discover(icare_settings.source_paths()[name]))
+        result = harmonise_source(source, extraction, timer)
+        yield dg.Output(
+            HarmonisedSource(result, dict(timer.timings)),
+            metadata={
                 "selected": True,
                 **_row_counts(result.reconciliation),
                 "episodes": len(result.harmonised.episodes),
@@ -140,11 +333,41 @@ def source_assets(name: str) -> list[dg.AssetsDefinition]:
                 "concordance_version": result.harmonised.versions.get("concordance", ""),
                 **_input_metadata(result.files),
                 "timings_seconds": dg.MetadataValue.json(timer.timings),
-            }
+            },
         )
-        return HarmonisedSource(result, dict(timer.timings))
+        yield blocking_check(
+            "reconciliation_balances",
+            checks.reconciliation_imbalances(result.reconciliation),
+            "tables whose rows do not add up",
+        )
+        yield blocking_check(
+            "no_duplicate_episodes",
+            checks.duplicate_episodes(result.harmonised.episodes),
+            "episodes sharing child and start date",
+        )
+        yield quarantine_check(
+            "codes_mapped", checks.unmapped_codes(result.quarantine), "records with unmapped codes"
+        )
+        yield quarantine_check("no_quarantine", result.quarantine, "quarantine records")
 
-    return [inputs_asset, harmonised_asset]
+    return [returns_asset, harmonised_asset]
+
+
+def _require_current(name: str, stored: list[InputFile], present: list[InputFile]) -> None:
+    """Refuse to harmonise years that no longer match the folder: the figures would mix versions."""
+    stored_sums = {f.file: f.sha256 for f in stored}
+    present_sums = {f.file: f.sha256 for f in present}
+    if stored_sums == present_sums:
+        return
+    stale = sorted(
+        {partition_key(f) for f in present if stored_sums.get(f.file) != f.sha256}
+        | {partition_key(f) for f in stored if f.file not in present_sums}
+    )
+    raise SourceInputError(
+        f"{name}: the stored returns differ from the files below the input folder for collection "
+        f"year(s) {', '.join(stale)}: materialise those partitions of {name}_returns first (the landing "
+        "sensor requests them)"
+    )
 
 
 def _selected(harmonised: dict[str, HarmonisedSource | None]) -> list[HarmonisedSource]:
@@ -161,8 +384,11 @@ def publication_assets(source_names: Iterable[str]) -> list[dg.AssetsDefinition]
 
     @dg.asset(
         group_name=HARMONISATION,
+        owners=OWNERS,
         kinds={"python", "pandas"},
         ins=harmonised_ins,
+        automation_condition=FOLLOW_INPUTS,
+        metadata={"dagster/column_schema": column_schema("episodes")},
         description="Every source's contribution assembled into the published tables (episodes, children, "
         "quarantine, superseded, reconciliation, inputs, classification, concordance), sorted so that the "
         "same input always gives the same tables. Everything but the `runs` table.",
@@ -190,8 +416,20 @@ def publication_assets(source_names: Iterable[str]) -> list[dg.AssetsDefinition]
     @dg.asset(
         name="statistics_tables",
         group_name=STATISTICS,
+        owners=OWNERS,
         kinds={"duckdb"},
         ins={"harmonised_tables": dg.AssetIn(), **harmonised_ins},
+        automation_condition=FOLLOW_INPUTS,
+        metadata={"dagster/column_schema": column_schema("flow_check")},
+        check_specs=[
+            dg.AssetCheckSpec(
+                "flow_identity",
+                asset="statistics_tables",
+                blocking=True,
+                description="For every source, area and period: stock_end = stock_start + entries - exits "
+                "(flow_check.difference = 0). Blocking: the figures would not add up.",
+            )
+        ],
         description="Care spells, placement spells and the published statistics (stock, entries, exits, "
         "moves, transitions, pathways, durations, flow_check, findings), computed in DuckDB SQL over the "
         "harmonised episodes as docs/statistics.md defines them.",
@@ -201,7 +439,7 @@ def publication_assets(source_names: Iterable[str]) -> list[dg.AssetsDefinition]
         icare_settings: IcareSettings,
         harmonised_tables: dict[str, pd.DataFrame],
         **harmonised: HarmonisedSource | None,
-    ) -> dict[str, object]:
+    ) -> Iterator:
         names = [h.result.name for h in _selected(harmonised)]
         settings = icare_settings.statistics_settings()
         timer = StepTimer(context.log.info)
@@ -209,24 +447,28 @@ def publication_assets(source_names: Iterable[str]) -> list[dg.AssetsDefinition]
             "statistics",
             lambda: statistics_tables(harmonised_tables, names, icare_settings.classification(), settings),
         )
-        flow = tables["flow_check"]
-        context.add_output_metadata(
-            {
+        failures = checks.flow_identity_failures(tables["flow_check"])
+        yield dg.Output(
+            tables,
+            metadata={
                 "table_rows": dg.MetadataValue.json({name: table.num_rows for name, table in tables.items()}),
                 "statistics_settings": settings.version_id,
-                "flow_check_differences": int(sum(v != 0 for v in flow.column("difference").to_pylist())),
+                "flow_check_differences": len(failures),
                 "timings_seconds": dg.MetadataValue.json(timer.timings),
-            }
+            },
         )
-        return tables
+        yield blocking_check("flow_identity", failures, "periods where the flow identity fails")
 
     @dg.asset(
         group_name=PUBLICATION,
+        owners=OWNERS,
         kinds={"duckdb", "parquet"},
+        pool=DUCKDB_POOL,
+        automation_condition=FOLLOW_INPUTS,
         ins={"harmonised_tables": dg.AssetIn(), "statistics_tables": dg.AssetIn(), **harmonised_ins},
         description="The run's tables plus its `runs` row, validated against the output schemas and written "
         "as Parquet files and one DuckDB database in a single atomic swap. The only asset that writes the "
-        "database.",
+        "database (concurrency pool icare_duckdb_writer, limit 1).",
     )
     def published_outputs(
         context: dg.AssetExecutionContext,

@@ -1,5 +1,10 @@
 """The one Dagster resource: where the returns are, where outputs go, which classification to use.
 
+Every path can come from the run configuration (the fields) or, when a field is not set, from an
+environment variable of the process that runs the step or sensor (``ICARE_LANDING_DIR``,
+``ICARE_OUTPUT_DIR``, ``ICARE_CLASSIFICATION``, ``ICARE_CROSSWALK``, ``ICARE_STATISTICS``); nothing
+is a constant in code except the fallbacks of ``icare run`` (bundled sample, ``outputs/``).
+
 Everything here only gathers settings and hands them to ``icare``: the same loaders and the same
 key rule as the ``icare run`` command, so both paths see the same inputs.
 
@@ -24,11 +29,23 @@ from pydantic import Field
 from icare.classification import Classification, load_classification
 from icare.pipeline import RunOptions, bundled_samples, pseudonymiser_for
 from icare.pseudonymise import Pseudonymiser
-from icare.sources.registry import reader_class
+from icare.sources.base import SourceInputError
+from icare.sources.registry import available_sources, reader_class
 from icare.statistics import StatisticsSettings, check_settings, load_statistics_settings
 
 OUTPUT_DIR_ENVIRONMENT_VARIABLE = "ICARE_OUTPUT_DIR"
 DEFAULT_OUTPUT_DIR = "outputs"
+# Environment variables read when a field is not set (in the process that runs the step or sensor).
+LANDING_DIR_ENVIRONMENT_VARIABLE = "ICARE_LANDING_DIR"
+CLASSIFICATION_ENVIRONMENT_VARIABLE = "ICARE_CLASSIFICATION"
+CROSSWALK_ENVIRONMENT_VARIABLE = "ICARE_CROSSWALK"
+STATISTICS_ENVIRONMENT_VARIABLE = "ICARE_STATISTICS"
+
+
+def _setting(value: str | None, variable: str) -> Path | None:
+    """The field if set, else the environment variable if set, else None."""
+    chosen = value or os.environ.get(variable)
+    return Path(chosen) if chosen else None
 
 
 class IcareSettings(dg.ConfigurableResource):
@@ -41,8 +58,17 @@ class IcareSettings(dg.ConfigurableResource):
     sources: dict[str, str] = Field(
         default_factory=dict,
         description=(
-            "Source id -> folder (or file) of its returns, e.g. {'ssda903': 'returns/'}. "
-            "Empty: the bundled synthetic sample of every source. Sources not listed are not read."
+            "Source id -> folder (or file) of its returns, e.g. {'ssda903': 'returns/'}. Sources not "
+            "listed are not read. Empty: <landing_dir>/<source id>/ for every source folder there, or, "
+            "without a landing folder, the bundled synthetic sample of every source."
+        ),
+    )
+    landing_dir: str | None = Field(
+        default=None,
+        description=(
+            "Landing folder with one subfolder per source (e.g. landing/ssda903/2024/...), read by the "
+            f"assets and watched by the landing sensor when `sources` is empty. Default: "
+            f"${LANDING_DIR_ENVIRONMENT_VARIABLE} if set."
         ),
     )
     output_dir: str | None = Field(
@@ -53,27 +79,45 @@ class IcareSettings(dg.ConfigurableResource):
         ),
     )
     classification_path: str | None = Field(
-        default=None, description="Another version of the ICare classification (YAML); default: shipped."
+        default=None,
+        description="Another version of the ICare classification (YAML). Default: "
+        f"${CLASSIFICATION_ENVIRONMENT_VARIABLE} if set, else the shipped provisional classification.",
     )
     crosswalk_path: str | None = Field(
-        default=None, description="Crosswalk CSV from the provisional AC.* codes onto classification_path."
+        default=None,
+        description="Crosswalk CSV from the provisional AC.* codes onto classification_path. Default: "
+        f"${CROSSWALK_ENVIRONMENT_VARIABLE} if set.",
     )
 
     statistics_path: str | None = Field(
-        default=None, description="Another statistics settings file (YAML); default: config/statistics.yaml."
+        default=None,
+        description="Another statistics settings file (YAML). Default: "
+        f"${STATISTICS_ENVIRONMENT_VARIABLE} if set, else config/statistics.yaml.",
     )
 
     def statistics_settings(self) -> StatisticsSettings:
-        settings = load_statistics_settings(Path(self.statistics_path) if self.statistics_path else None)
+        settings = load_statistics_settings(_setting(self.statistics_path, STATISTICS_ENVIRONMENT_VARIABLE))
         return check_settings(settings, self.classification())
+
+    def landing_path(self) -> Path | None:
+        return _setting(self.landing_dir, LANDING_DIR_ENVIRONMENT_VARIABLE)
 
     def source_paths(self) -> dict[str, Path]:
         """The sources this run reads; an unknown source id fails here, with the known ones listed."""
-        if not self.sources:
+        if self.sources:
+            for name in self.sources:
+                reader_class(name)  # raises UnknownSourceError naming the known sources
+            return {name: Path(path) for name, path in self.sources.items()}
+        landing = self.landing_path()
+        if landing is None:
             return bundled_samples()
-        for name in self.sources:
-            reader_class(name)  # raises UnknownSourceError naming the known sources
-        return {name: Path(path) for name, path in self.sources.items()}
+        found = {name: landing / name for name in available_sources() if (landing / name).is_dir()}
+        if not found:
+            raise SourceInputError(
+                f"no source folder in the landing folder {landing}: expected one of "
+                + ", ".join(f"{landing / name}/" for name in available_sources())
+            )
+        return found
 
     def output_path(self) -> Path:
         """Resolved when a step runs, so ``$ICARE_OUTPUT_DIR`` is read in the process that writes."""
@@ -83,10 +127,10 @@ class IcareSettings(dg.ConfigurableResource):
         return RunOptions(
             sources=self.source_paths(),
             output_dir=self.output_path(),
-            classification_path=Path(self.classification_path) if self.classification_path else None,
-            crosswalk_path=Path(self.crosswalk_path) if self.crosswalk_path else None,
+            classification_path=_setting(self.classification_path, CLASSIFICATION_ENVIRONMENT_VARIABLE),
+            crosswalk_path=_setting(self.crosswalk_path, CROSSWALK_ENVIRONMENT_VARIABLE),
             progress=progress,
-            statistics_path=Path(self.statistics_path) if self.statistics_path else None,
+            statistics_path=_setting(self.statistics_path, STATISTICS_ENVIRONMENT_VARIABLE),
         )
 
     def classification(self) -> Classification:

@@ -7,18 +7,26 @@ import os
 import shutil
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 import pandas as pd
+import pyarrow as pa
 import pytest
+import yaml
 
+from icare.checks import unmapped_codes
+from icare.discovery import discover
 from icare.pipeline import RunOptions, bundled_samples, run
 from icare.publish import DATABASE, PARQUET_DIR, RUN_SUMMARY
+from icare.sources.base import SourceInputError
 from icare.sources.registry import UnknownSourceError, available_sources
+from icare.sources.spec import load_source_spec
 from icare.sources.ssda903.synthetic import generate_returns
-from pipelines.assets import build_assets, checksums_digest
+from pipelines import assets as assets_module
+from pipelines.assets import build_assets, checksums_digest, files_by_partition, quarantine_check
 from pipelines.definitions import ASSETS, defs
 from pipelines.resources import IcareSettings
 
@@ -34,8 +42,8 @@ def _key(name: str) -> dg.AssetKey:
 def _expected_graph(sources) -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {}
     for s in sources:
-        graph[f"{s}_inputs"] = set()
-        graph[f"{s}_harmonised"] = {f"{s}_inputs"}
+        graph[f"{s}_returns"] = set()
+        graph[f"{s}_harmonised"] = {f"{s}_returns"}
     graph["harmonised_tables"] = {f"{s}_harmonised" for s in sources}
     graph["statistics_tables"] = {"harmonised_tables"} | {f"{s}_harmonised" for s in sources}
     graph["published_outputs"] = {"harmonised_tables", "statistics_tables"} | {
@@ -47,8 +55,14 @@ def _expected_graph(sources) -> dict[str, set[str]]:
 def test_definitions_load():
     dg.Definitions.validate_loadable(defs)
     repository = defs.get_repository_def()
-    assert repository.get_job("icare_full_run") is not None
+    assert repository.get_job("icare_publish") is not None
+    assert repository.get_job("ssda903_ingest") is not None
     assert isinstance(defs.resources["icare_settings"], IcareSettings)
+    sensor = repository.get_sensor_def("icare_landing_sensor")
+    schedule = repository.get_schedule_def("ssda903_yearly_refresh")
+    assert sensor.default_status == dg.DefaultSensorStatus.STOPPED
+    assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+    assert schedule.cron_schedule == "0 2 1 8 *"
 
 
 def test_asset_graph_has_every_stage_for_every_registered_source():
@@ -61,23 +75,50 @@ def test_asset_graph_has_every_stage_for_every_registered_source():
         node = graph.get(_key(name))
         assert {p.to_user_string() for p in node.parent_keys} == parents, name
         assert node.description, f"{name} has no description"
+        assert node.owners == ["team:icare-statistics"], name
     groups = {name: graph.get(_key(name)).group_name for name in expected}
     assert groups["published_outputs"] == "publication"
     assert groups["harmonised_tables"] == "harmonisation"
     for s in sources:
-        assert groups[f"{s}_inputs"] == "ingestion"
+        assert groups[f"{s}_returns"] == "ingestion"
         assert groups[f"{s}_harmonised"] == "harmonisation"
+        returns = graph.get(_key(f"{s}_returns"))
+        assert isinstance(returns.partitions_def, dg.DynamicPartitionsDefinition)
+        assert returns.partitions_def.name == f"{s}_collection_years"
+        assert graph.get(_key(f"{s}_harmonised")).partitions_def is None
+    episodes = graph.get(_key("ssda903_harmonised")).metadata["dagster/column_schema"]
+    assert "child_key" in {c.name for c in episodes.columns}
+    raw = graph.get(_key("ssda903_returns")).metadata["dagster/column_schema"]
+    assert {"CHILD", "DECOM"} <= {c.name for c in raw.columns}
+    assert not {"HOME_POST", "PL_POST"} & {c.name for c in raw.columns}  # dropped when sealed
 
 
-def test_full_run_job_selects_every_asset():
-    job = defs.resolve_job_def("icare_full_run")
-    assert set(job.asset_layer.executable_asset_keys) == {
-        _key(name) for name in _expected_graph(available_sources())
+def test_checks_are_wired_and_blocking_where_figures_would_be_wrong():
+    graph = defs.get_repository_def().asset_graph
+    specs = {
+        (key.asset_key.to_user_string(), key.name): graph.get_check_spec(key)
+        for key in graph.asset_check_keys
     }
+    blocking = {key for key, spec in specs.items() if spec.blocking}
+    assert blocking == {
+        ("ssda903_harmonised", "reconciliation_balances"),
+        ("ssda903_harmonised", "no_duplicate_episodes"),
+        ("statistics_tables", "flow_identity"),
+    }
+    assert {("ssda903_returns", "schema_valid"), ("ssda903_harmonised", "codes_mapped")} <= set(specs)
 
 
-def test_a_new_source_folder_gives_new_assets(tmp_path, monkeypatch):
-    """The factory loops over the registry: a new ``sources/<id>/source.yaml`` is enough."""
+def test_publishing_is_in_the_one_writer_pool():
+    node = defs.get_repository_def().asset_graph.get(_key("published_outputs"))
+    assert node.pools == {"icare_duckdb_writer"}
+    config = yaml.safe_load((REPO / "dagster.yaml").read_text(encoding="utf-8"))
+    assert config["concurrency"]["pools"]["default_limit"] == 1
+    assert config["telemetry"]["enabled"] is False
+
+
+@pytest.fixture
+def other_source(tmp_path, monkeypatch):
+    """A data folder whose registry knows a second source, ``other`` (a copy of ssda903's spec)."""
     data = tmp_path / "data"
     shutil.copytree(REPO / "classifications", data / "classifications")
     spec = (REPO / "sources" / "ssda903" / "source.yaml").read_text(encoding="utf-8")
@@ -87,33 +128,90 @@ def test_a_new_source_folder_gives_new_assets(tmp_path, monkeypatch):
             spec.replace("id: ssda903", f"id: {name}"), encoding="utf-8"
         )
     monkeypatch.setenv("ICARE_DATA_DIR", str(data))
+
+
+def test_a_new_source_folder_gives_new_assets(other_source):
+    """The factory loops over the registry: a new ``sources/<id>/source.yaml`` is enough."""
     keys = {a.key.to_user_string() for a in build_assets()}
     assert keys == set(_expected_graph(["other", "ssda903"]))
 
 
-def test_a_source_left_out_of_the_settings_produces_nothing(tmp_path):
+def _resources(tmp_path: Path, settings: IcareSettings) -> dict[str, object]:
+    return {
+        "icare_settings": settings,
+        "io_manager": dg.FilesystemIOManager(base_dir=str(tmp_path / "storage")),
+    }
+
+
+def test_a_source_left_out_of_the_settings_produces_nothing(tmp_path, other_source):
     assets = [a for a in build_assets(["other", "ssda903"]) if a.key.to_user_string().startswith("other_")]
-    result = dg.materialize(
-        assets,
-        resources={
-            "icare_settings": IcareSettings(sources={"ssda903": str(tmp_path)}),
-            "io_manager": dg.FilesystemIOManager(base_dir=str(tmp_path / "storage")),
-        },
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("other_collection_years", ["2024"])
+    resources = _resources(tmp_path, IcareSettings(sources={"ssda903": str(tmp_path)}))
+    first = dg.materialize(
+        assets, selection=["other_returns"], partition_key="2024", instance=instance, resources=resources
     )
-    assert result.success
-    for name in ("other_inputs", "other_harmonised"):
-        assert result.output_for_node(name) is None
+    second = dg.materialize(assets, selection=["other_harmonised"], instance=instance, resources=resources)
+    assert first.success and second.success
+    assert first.output_for_node("other_returns") is None
+    assert second.output_for_node("other_harmonised") is None
+    for result, name in ((first, "other_returns"), (second, "other_harmonised")):
         assert result.asset_materializations_for_node(name)[0].metadata["selected"].value is False
+
+
+def materialise_everything(
+    tmp_path: Path,
+    settings: IcareSettings,
+    instance: dg.DagsterInstance | None = None,
+    raise_on_error: bool = True,
+) -> tuple[list[dg.ExecuteInJobResult], dg.ExecuteInJobResult]:
+    """What the landing sensor and the automation sensor do, in-process: each collection year of
+    every source as its own run, then one run of everything else."""
+    instance = instance or dg.DagsterInstance.ephemeral()
+    resources = _resources(tmp_path, settings)
+    years = []
+    for name, path in settings.source_paths().items():
+        keys = sorted(files_by_partition(discover(path, load_source_spec(name))))
+        instance.add_dynamic_partitions(f"{name}_collection_years", keys)
+        for key in keys:
+            years.append(
+                dg.materialize(
+                    ASSETS,
+                    selection=[f"{name}_returns"],
+                    partition_key=key,
+                    instance=instance,
+                    resources=resources,
+                )
+            )
+    rest = dg.AssetSelection.all() - dg.AssetSelection.groups("ingestion")
+    final = dg.materialize(
+        ASSETS, selection=rest, instance=instance, resources=resources, raise_on_error=raise_on_error
+    )
+    return years, final
 
 
 def test_settings_defaults(monkeypatch):
     monkeypatch.delenv("ICARE_OUTPUT_DIR", raising=False)
+    monkeypatch.delenv("ICARE_LANDING_DIR", raising=False)
     settings = IcareSettings()
     assert settings.source_paths() == bundled_samples()
     assert settings.output_path() == Path("outputs")
     monkeypatch.setenv("ICARE_OUTPUT_DIR", "/somewhere/else")
     assert settings.output_path() == Path("/somewhere/else")
     assert IcareSettings(output_dir="explicit").output_path() == Path("explicit")
+
+
+def test_settings_from_a_landing_folder(tmp_path, monkeypatch):
+    (tmp_path / "ssda903").mkdir()
+    monkeypatch.setenv("ICARE_LANDING_DIR", str(tmp_path))
+    assert IcareSettings().source_paths() == {"ssda903": tmp_path / "ssda903"}
+    assert IcareSettings(sources={"ssda903": "elsewhere"}).source_paths() == {"ssda903": Path("elsewhere")}
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(SourceInputError, match="no source folder"):
+        IcareSettings(landing_dir=str(empty)).source_paths()
+    monkeypatch.setenv("ICARE_CLASSIFICATION", str(tmp_path / "other.yaml"))
+    assert IcareSettings().run_options().classification_path == tmp_path / "other.yaml"
 
 
 def test_settings_reject_an_unknown_source():
@@ -159,13 +257,10 @@ def test_materialised_outputs_equal_those_of_icare_run(case, tmp_path, monkeypat
     cli_dir, dagster_dir = tmp_path / "cli", tmp_path / "dagster"
     cli = run(RunOptions(sources, cli_dir))
 
-    result = dg.materialize(
-        ASSETS,
-        resources={
-            "icare_settings": IcareSettings(sources=configured, output_dir=str(dagster_dir)),
-            "io_manager": dg.FilesystemIOManager(base_dir=str(tmp_path / "storage")),
-        },
+    years, result = materialise_everything(
+        tmp_path, IcareSettings(sources=configured, output_dir=str(dagster_dir))
     )
+    assert len(years) == 4 and all(y.success for y in years)
     assert result.success
 
     for read, location in ((_read_duckdb, DATABASE), (_read_parquet, PARQUET_DIR)):
@@ -201,9 +296,42 @@ def test_materialised_outputs_equal_those_of_icare_run(case, tmp_path, monkeypat
     rows = cli.summary["rows"]["ssda903"]
     for column in ("rows_read", "rows_accepted", "rows_quarantined", "rows_superseded"):
         assert harmonised[column].value == rows[column], column
-    extraction = result.asset_materializations_for_node("ssda903_inputs")[0].metadata
-    assert extraction["input_files"].value == int((inputs["source"] == "ssda903").sum())
-    assert extraction["input_checksums_digest"].value == harmonised["input_checksums_digest"].value
+    per_year = [y.asset_materializations_for_node("ssda903_returns")[0].metadata for y in years]
+    assert sum(m["input_files"].value for m in per_year) == int((inputs["source"] == "ssda903").sum())
+    assert sum(m["rows_read"].value for m in per_year) == rows["rows_read"]
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    for name in ("reconciliation_balances", "no_duplicate_episodes", "flow_identity"):
+        assert checks[name].passed, name
+    assert checks["no_quarantine"].passed == (case == "bundled_sample")
+
+
+@pytest.mark.slow
+def test_one_partition_alone(tmp_path, monkeypatch):
+    """One year is read, validated and sealed on its own; nothing stored holds a child id as received."""
+    monkeypatch.setenv("ICARE_PSEUDONYM_KEY", "a-test-key-for-the-dagster-tests-0123456789")
+    returns = generate_returns(tmp_path / "returns", children=60, defects=True).root
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("ssda903_collection_years", ["2023", "2024"])
+    result = dg.materialize(
+        ASSETS,
+        selection=["ssda903_returns"],
+        partition_key="2024",
+        instance=instance,
+        resources=_resources(tmp_path, IcareSettings(sources={"ssda903": str(returns)})),
+    )
+    assert result.success
+    extraction = result.output_for_node("ssda903_returns")
+    assert extraction.pseudonymised
+    assert {f.collection_year for f in extraction.files} == {2024}
+    metadata = result.asset_materializations_for_node("ssda903_returns")[0].metadata
+    assert metadata["collection_year"].value == "2024"
+    assert metadata["rows_read"].value == sum(len(t.rows) for t in extraction.tables) > 0
+    # Only this partition was materialised.
+    assert instance.get_materialized_partitions(dg.AssetKey("ssda903_returns")) == {"2024"}
+    # The pickled value under the IO manager's folder holds child keys, not the ids of the returns.
+    stored = b"".join(p.read_bytes() for p in (tmp_path / "storage").rglob("*") if p.is_file())
+    received = pd.read_csv(returns / "2024" / "201" / "header.csv", dtype=str)["CHILD"]
+    assert not [child for child in received if child.encode() in stored]
 
 
 def test_checksums_digest_ignores_order():
@@ -241,3 +369,217 @@ def test_dg_check_defs_passes_with_telemetry_off(tmp_path):
     # With telemetry on, Dagster would have written its instance id and action log here.
     assert not (home / ".telemetry").exists()
     assert not (home / "logs").exists()
+
+
+def _tick(sensor: dg.SensorDefinition, instance: dg.DagsterInstance, settings: IcareSettings, cursor):
+    """One sensor evaluation, with its partition requests applied as the daemon would apply them."""
+    context = dg.build_sensor_context(
+        instance=instance,
+        cursor=cursor,
+        resources={"icare_settings": settings},
+        repository_def=defs.get_repository_def(),
+    )
+    data: dg.SensorResult = sensor(context)
+    added, deleted = [], []
+    for request in data.dynamic_partitions_requests or []:
+        if isinstance(request, dg.AddDynamicPartitionsRequest):
+            instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+            added += request.partition_keys
+        else:
+            for key in request.partition_keys:
+                instance.delete_dynamic_partition(request.partitions_def_name, key)
+            deleted += request.partition_keys
+    # Every requested partition exists once the requests are applied (the daemon checks the same).
+    job = defs.get_repository_def().get_job("ssda903_ingest")
+    known = set(instance.get_dynamic_partitions("ssda903_collection_years"))
+    for request in data.run_requests or []:
+        assert request.partition_key is None or request.partition_key in known
+        assert request.job_name in {job.name, "icare_publish"}
+    return data, sorted(added), sorted(deleted)
+
+
+@pytest.fixture
+def instance():
+    """A temporary instance with an instance ref, as the sensor daemon has (partition requests)."""
+    with dg.instance_for_test() as instance:
+        yield instance
+
+
+def test_landing_sensor_runs_new_and_changed_years_only(tmp_path, instance):
+    landing = tmp_path / "landing"
+    returns = generate_returns(landing / "ssda903", children=30).root
+    settings = IcareSettings(landing_dir=str(landing))
+    sensor = defs.get_repository_def().get_sensor_def("icare_landing_sensor")
+
+    first, added, _ = _tick(sensor, instance, settings, None)
+    years = ["2022", "2023", "2024", "2025"]
+    assert added == years
+    assert sorted(r.partition_key for r in first.run_requests) == years
+    assert {r.job_name for r in first.run_requests} == {"ssda903_ingest"}
+    assert len({r.run_key for r in first.run_requests}) == 4
+
+    unchanged, added, deleted = _tick(sensor, instance, settings, first.cursor)
+    assert not unchanged.run_requests and added == deleted == []
+
+    episodes = returns / "2024" / "201" / "episodes.csv"
+    episodes.write_bytes(episodes.read_bytes())  # rewritten, same content: still unchanged
+    assert not _tick(sensor, instance, settings, unchanged.cursor)[0].run_requests
+
+    episodes.write_bytes(episodes.read_bytes() + b"\n")  # changed content
+    changed, added, _ = _tick(sensor, instance, settings, unchanged.cursor)
+    assert [r.partition_key for r in changed.run_requests] == ["2024"] and added == []
+    assert changed.run_requests[0].run_key not in {r.run_key for r in first.run_requests}
+
+    shutil.copytree(returns / "2025", returns / "2026")  # a new year
+    new_year, added, _ = _tick(sensor, instance, settings, changed.cursor)
+    assert added == ["2026"]
+    assert [r.partition_key for r in new_year.run_requests] == ["2026"]
+
+    shutil.rmtree(returns / "2022")  # a year withdrawn: its partition goes, the tables are republished
+    removed, _, deleted = _tick(sensor, instance, settings, new_year.cursor)
+    assert deleted == ["2022"]
+    assert [r.job_name for r in removed.run_requests] == ["icare_publish"]
+    assert sorted(instance.get_dynamic_partitions("ssda903_collection_years")) == [*years[1:], "2026"]
+
+
+def test_landing_sensor_skips_without_a_source_folder(tmp_path, instance):
+    sensor = defs.get_repository_def().get_sensor_def("icare_landing_sensor")
+    data, added, _ = _tick(sensor, instance, IcareSettings(landing_dir=str(tmp_path)), None)
+    assert not data.run_requests and added == []
+    assert "no source folder" in data.skip_reason.skip_message
+
+
+def test_yearly_refresh_reruns_every_registered_year(instance):
+    schedule = defs.get_repository_def().get_schedule_def("ssda903_yearly_refresh")
+    when = datetime(2026, 8, 1, 2, tzinfo=UTC)
+
+    def context() -> dg.ScheduleEvaluationContext:
+        return dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=when, repository_def=defs.get_repository_def()
+        )
+
+    empty = schedule.evaluate_tick(context())
+    assert not empty.run_requests and "no collection year" in empty.skip_message
+    instance.add_dynamic_partitions("ssda903_collection_years", ["2024", "2025"])
+    data = schedule.evaluate_tick(context())
+    assert [r.partition_key for r in data.run_requests] == ["2024", "2025"]
+    assert all(r.run_key.startswith("ssda903:refresh:2026-08-01:") for r in data.run_requests)
+
+
+def _corrupt_harmonised(monkeypatch, corrupt) -> None:
+    real = assets_module.harmonise_source
+
+    def corrupted(source, extraction, timer):
+        result = real(source, extraction, timer)
+        corrupt(result)
+        return result
+
+    monkeypatch.setattr(assets_module, "harmonise_source", corrupted)
+
+
+def _duplicate_an_episode(result) -> None:
+    episodes = result.harmonised.episodes
+    result.harmonised.episodes = pd.concat([episodes, episodes.iloc[:1]], ignore_index=True)
+
+
+def _unbalance_reconciliation(result) -> None:
+    result.reconciliation.loc[result.reconciliation.index[0], "rows_read"] += 1
+
+
+def _break_flow_identity(monkeypatch) -> None:
+    real = assets_module.statistics_tables
+
+    def broken(*args, **kwargs):
+        tables = real(*args, **kwargs)
+        flow = tables["flow_check"]
+        position = flow.schema.get_field_index("difference")
+        field = flow.schema.field("difference")
+        tables["flow_check"] = flow.set_column(position, field, pa.array([1] * flow.num_rows, field.type))
+        return tables
+
+    monkeypatch.setattr(assets_module, "statistics_tables", broken)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "check_name",
+    ["no_duplicate_episodes", "reconciliation_balances", "flow_identity"],
+)
+def test_a_failing_blocking_check_stops_publication(check_name, tmp_path, monkeypatch):
+    monkeypatch.delenv("ICARE_PSEUDONYM_KEY", raising=False)
+    if check_name == "no_duplicate_episodes":
+        _corrupt_harmonised(monkeypatch, _duplicate_an_episode)
+    elif check_name == "reconciliation_balances":
+        _corrupt_harmonised(monkeypatch, _unbalance_reconciliation)
+    else:
+        _break_flow_identity(monkeypatch)
+    output = tmp_path / "out"
+    _, result = materialise_everything(tmp_path, IcareSettings(output_dir=str(output)), raise_on_error=False)
+    evaluations = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert not evaluations[check_name].passed
+    assert evaluations[check_name].severity == dg.AssetCheckSeverity.ERROR
+    assert evaluations[check_name].metadata["failures"].value > 0
+    assert not result.asset_materializations_for_node("published_outputs")
+    assert not (output / DATABASE).exists()
+
+
+@pytest.mark.slow
+def test_warning_checks_fail_on_defects_but_publication_goes_on(tmp_path, monkeypatch):
+    monkeypatch.setenv("ICARE_PSEUDONYM_KEY", "a-test-key-for-the-dagster-tests-0123456789")
+    returns = generate_returns(tmp_path / "returns", children=60, defects=True).root
+    output = tmp_path / "out"
+    years, result = materialise_everything(
+        tmp_path, IcareSettings(sources={"ssda903": str(returns)}, output_dir=str(output))
+    )
+    schema = [c for y in years for c in y.get_asset_check_evaluations() if c.check_name == "schema_valid"]
+    assert len(schema) == 4 and not all(c.passed for c in schema)
+    failed = next(c for c in schema if not c.passed)
+    assert failed.severity == dg.AssetCheckSeverity.WARN
+    sample = failed.metadata["sample"].value
+    assert "| file |" in sample or "file" in sample
+    raw_ids = pd.read_csv(next(returns.rglob("header.csv")), dtype=str)["CHILD"]
+    assert not [child for child in raw_ids if f"| {child} |" in sample]
+    evaluations = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert not evaluations["no_quarantine"].passed
+    assert evaluations["no_quarantine"].severity == dg.AssetCheckSeverity.WARN
+    assert result.asset_materializations_for_node("published_outputs")
+    assert (output / DATABASE).exists()
+
+
+def test_unmapped_codes_check_fails_on_crafted_quarantine():
+    records = pd.DataFrame(
+        {
+            "source": ["ssda903", "ssda903"],
+            "collection_year": [2024, 2024],
+            "file": ["2024/episodes.csv", "2024/episodes.csv"],
+            "sheet": [None, None],
+            "row_number": [2, 3],
+            "column_name": ["PLACE", "LS"],
+            "rule": ["concordance_unmapped", "code_list"],
+            "value": ["Z9", "Q"],
+        }
+    )
+    result = quarantine_check("codes_mapped", unmapped_codes(records), "records with unmapped codes")
+    assert not result.passed and result.severity == dg.AssetCheckSeverity.WARN
+    assert result.metadata["records"].value == 1
+    assert result.metadata["by_rule"].value == {"concordance_unmapped": 1}
+    assert "Z9" in result.metadata["sample"].value and "| Q |" not in result.metadata["sample"].value
+
+
+def test_executor_comes_from_the_environment(monkeypatch):
+    from pipelines.definitions import executor_from_environment
+
+    monkeypatch.delenv("ICARE_EXECUTOR", raising=False)
+    assert executor_from_environment() is dg.multiprocess_executor
+    monkeypatch.setenv("ICARE_EXECUTOR", "threads")
+    with pytest.raises(ValueError, match="multiprocess, k8s or celery"):
+        executor_from_environment()
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "deploy").glob("*.yaml")), ids=lambda p: p.name)
+def test_deploy_examples_are_valid_yaml_with_telemetry_off(path):
+    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if path.name.startswith("dagster-"):
+        assert config["telemetry"]["enabled"] is False
+        assert config["concurrency"]["pools"]["default_limit"] == 1
+        assert config["storage"]["postgres"]["postgres_db"]["password"] == {"env": "DAGSTER_PG_PASSWORD"}

@@ -68,6 +68,9 @@ class Extraction:
     valid: dict[str, pd.DataFrame]  # table name -> rows that passed validation, with origin columns
     rejected: dict[str, pd.DataFrame]  # table name -> rows that failed, kept to block guesses later
     quarantine: pd.DataFrame
+    # True once ``Source.seal`` ran: child ids are child keys, other identifiers are dropped or
+    # digested, and the quarantine is redacted, so the extraction may be stored between stages.
+    pseudonymised: bool = False
 
 
 @dataclass
@@ -107,6 +110,10 @@ class Source(Protocol):
     def extract(self, files: list[InputFile], progress: Callable[[str], None] | None = None) -> Extraction:
         """Read, recognise and validate the tables; invalid rows go to quarantine. ``progress`` is
         told about each file as it is read."""
+        ...
+
+    def seal(self, extraction: Extraction) -> Extraction:
+        """The same extraction with no child identifier as received: what may be stored or combined."""
         ...
 
     def harmonise(self, extraction: Extraction) -> Harmonised:

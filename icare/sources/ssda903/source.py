@@ -9,7 +9,7 @@ national columns are kept as they were. Combining returns and repairing open epi
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 
@@ -25,7 +25,7 @@ from icare.codelists import load_codelists
 from icare.concordance import Concordance, load_concordance
 from icare.discovery import discover
 from icare.extraction import ORIGIN_COLUMNS, extract
-from icare.pseudonymise import Pseudonymiser
+from icare.pseudonymise import KeyedIds, Pseudonymiser
 from icare.sources.base import Extraction, Harmonised, InputFile
 from icare.sources.spec import SourceSpec, load_source_spec
 from icare.vectorised import positions_in, text_isin
@@ -81,6 +81,50 @@ class Ssda903Source:
     def _prepare(table: str, frame: pd.DataFrame) -> pd.DataFrame:
         return schemas.add_parsed_dates(frame, schemas.DATE_COLUMNS.get(table, []))
 
+    def seal(self, extraction: Extraction) -> Extraction:
+        """Pseudonymise the extraction before it goes anywhere (stored, combined or harmonised).
+
+        CHILD becomes the child key; DOB, which harmonisation compares between returns and reduces
+        to the month of birth, becomes a keyed digest and its parsed date the first of its month;
+        the other identifier columns (UPN, MOTHER, MC_DOB, postcodes) are not used and are dropped.
+        The quarantine records are redacted as the published quarantine is. Nothing that is left
+        identifies a child without the key, and harmonising the sealed extraction gives the same
+        tables as harmonising the raw one.
+        """
+        if extraction.pseudonymised:
+            return extraction
+        frames = [*extraction.valid.items(), *extraction.rejected.items()]
+        keyed = self.pseudonymiser.key_tables(NAME, [(f["area_code"], f["CHILD"]) for _, f in frames])
+        sealed: list[pd.DataFrame] = []
+        for (_, frame), (keys, _) in zip(frames, keyed, strict=True):
+            sealed.append(self._sealed_frame(frame, keys))
+        valid = dict(zip(extraction.valid, sealed[: len(extraction.valid)], strict=True))
+        rejected = dict(zip(extraction.rejected, sealed[len(extraction.valid) :], strict=True))
+        records = quarantine.redact(
+            extraction.quarantine,
+            self.spec.identifier_policy,
+            lambda area, child: self.pseudonymiser.child_keys(NAME, area, child),
+        )
+        return replace(extraction, valid=valid, rejected=rejected, quarantine=records, pseudonymised=True)
+
+    def _sealed_frame(self, frame: pd.DataFrame, keys: pd.Series) -> pd.DataFrame:
+        policy = self.spec.identifier_policy
+        dropped = [
+            column
+            for name, action in policy.items()
+            if action == "redact" and name != "DOB"
+            for column in (name, schemas.parsed_date_column(name))
+            if column in frame.columns
+        ]
+        columns: dict[str, object] = {"CHILD": keys.array}
+        if "DOB" in frame.columns:
+            columns["DOB"] = self.pseudonymiser.values(frame["DOB"]).array
+            parsed = schemas.parsed_date_column("DOB")
+            if parsed in frame.columns:
+                month = frame[parsed].dt.to_period("M").dt.to_timestamp()
+                columns[parsed] = month.astype(frame[parsed].dtype)
+        return frame.drop(columns=dropped).assign(**columns)
+
     # -- harmonisation ----------------------------------------------------------------------
     def harmonise(self, extraction: Extraction) -> Harmonised:
         """Children from headers, then episodes: de-duplicate, attach the child, map, repair, flag.
@@ -93,7 +137,8 @@ class Ssda903Source:
             name: extraction.valid.get(name, _empty_valid(name)).reset_index(drop=True)
             for name in ("header", "uasc", "episodes")
         }
-        keyed = self.pseudonymiser.key_tables(NAME, [(t["area_code"], t["CHILD"]) for t in tables.values()])
+        ids = self._ids(extraction)
+        keyed = ids.key_tables(NAME, [(t["area_code"], t["CHILD"]) for t in tables.values()])
         for (name, frame), (keys, ids) in zip(tables.items(), keyed, strict=True):
             frame["table_name"] = name
             frame["child_key"] = keys
@@ -159,6 +204,10 @@ class Ssda903Source:
             concordance=self.concordance.to_frame(),
             versions={"concordance": self.concordance.version_id},
         )
+
+    def _ids(self, extraction: Extraction) -> Pseudonymiser | KeyedIds:
+        """Child keys from national ids, or from the keys a sealed extraction already holds."""
+        return KeyedIds() if extraction.pseudonymised else self.pseudonymiser
 
     def _children(self, header: pd.DataFrame, uasc: pd.DataFrame, parts: _Parts) -> _Children:
         """One row per child: the latest return's header wins; UASC in any return flags the child."""
@@ -266,7 +315,7 @@ class Ssda903Source:
         rejected = extraction.rejected.get("episodes")
         if rejected is None or rejected.empty:
             return narrow
-        keys = self.pseudonymiser.child_keys(NAME, rejected["area_code"], rejected["CHILD"])
+        keys = self._ids(extraction).child_keys(NAME, rejected["area_code"], rejected["CHILD"])
         later = pd.DataFrame(
             {
                 "child_id": _child_ids_of(keys, episodes),
@@ -312,7 +361,7 @@ class Ssda903Source:
         )
         rejected_header = extraction.rejected.get("header")
         if rejected_header is not None and len(rejected_header):
-            bad_keys = self.pseudonymiser.child_keys(
+            bad_keys = self._ids(extraction).child_keys(
                 NAME, rejected_header["area_code"], rejected_header["CHILD"]
             )
             had_bad_header = text_isin(orphans["child_key"], bad_keys)
@@ -328,7 +377,7 @@ class Ssda903Source:
             return pd.DataFrame(
                 {"child_id": pd.Series(dtype="int64"), "collection_year": pd.Series(dtype="int64")}
             )
-        keys = self.pseudonymiser.child_keys(NAME, rejected["area_code"], rejected["CHILD"])
+        keys = self._ids(extraction).child_keys(NAME, rejected["area_code"], rejected["CHILD"])
         blocked = pd.DataFrame(
             {
                 "child_id": _child_ids_of(keys, episodes),
