@@ -10,10 +10,22 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import sys
 from functools import cache
 
 import pyarrow as pa
+
+
+def use_system_allocator() -> None:
+    """Allocate Arrow memory with the C library's malloc, unless ``ARROW_DEFAULT_MEMORY_POOL`` says.
+
+    Measured on the 1,000,000-row benchmark (2 cores): harmonisation 2.1-2.4 s instead of 3.4-3.5 s
+    with pyarrow's default mimalloc, and a peak about 0.15 GB lower, since pandas and Arrow then share
+    one heap that ``malloc_trim`` can return to the system.
+    """
+    if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ:
+        pa.set_memory_pool(pa.system_memory_pool())
 
 
 @cache

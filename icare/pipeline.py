@@ -24,7 +24,7 @@ import pyarrow as pa
 import icare
 from icare import quarantine
 from icare.classification import Classification, load_classification
-from icare.memory import release_unused_memory
+from icare.memory import release_unused_memory, use_system_allocator
 from icare.pseudonymise import KeyedIds, Pseudonymiser
 from icare.publish import write_outputs
 from icare.reconciliation import OUTCOMES, reconcile
@@ -233,6 +233,7 @@ def run_id_for(
 
 def run(options: RunOptions) -> RunResult:
     """The whole pipeline in one process (the ``icare run`` path)."""
+    use_system_allocator()
     started_at = datetime.now(UTC)
     timer = StepTimer(options.progress)
     for name in options.sources:
