@@ -3,16 +3,23 @@
 Graph (per source that the registry knows; ``<source>_returns`` has one partition per collection
 year, every other asset is unpartitioned and depends on all of a source's years)::
 
-    <source>_returns[year] -> <source>_harmonised -+-> harmonised_tables -> statistics_tables -+
-                                                   +--------------------------------------> published_outputs
+    <source>_returns[year] -> <source>_harmonised -> harmonised_tables -> statistics_tables
+    harmonised_tables -> icare/episodes, icare/quarantine, ... (the assembled tables)
+    statistics_tables -> icare/care_spells, icare/placement_spells, icare/stock, ... (STATISTICS_TABLES)
+    harmonised_tables, statistics_tables, every <source>_harmonised -> icare/runs
+    every icare/<table> -> icare_duckdb, parquet_release
+
+(``statistics_tables`` and the publication step also read every ``<source>_harmonised``.)
 
 ``<source>_returns`` reads and validates one collection year's files and seals them
 (``icare.pipeline.extract_source``): what it stores holds child keys, never child ids as received.
 ``<source>_harmonised`` combines every year of the source (``combine_extractions``) and harmonises
 them (``harmonise_source``): the same functions ``icare run`` calls, so both publish the same tables.
 Values between assets go through Dagster's filesystem pickling IO manager (``pipelines.definitions``).
-Only ``published_outputs`` writes the DuckDB database and the Parquet files, through
-``icare.pipeline.publish``, in the ``icare_duckdb_writer`` concurrency pool (one writer at a time).
+The publication assets (``icare/<table>`` for every published table, ``icare_duckdb``,
+``parquet_release``) are one multi-asset step, ``publish_outputs``: it writes the DuckDB database and
+the Parquet files in one atomic swap through ``icare.pipeline.publish``, in the ``icare_duckdb_writer``
+concurrency pool (one writer at a time), then reports one materialisation per asset.
 """
 
 # No ``from __future__ import annotations`` here: Dagster reads the annotations of the asset
@@ -395,7 +402,7 @@ def _selected(harmonised: dict[str, HarmonisedSource | None]) -> list[Harmonised
 
 
 def publication_assets(source_names: Iterable[str]) -> list[dg.AssetsDefinition]:
-    """``harmonised_tables`` and ``published_outputs``, fed by every source's ``_harmonised`` asset."""
+    """``harmonised_tables``, ``statistics_tables`` and the publication multi-asset ``publish_outputs``."""
     harmonised_ins = {f"{name}_harmonised": dg.AssetIn(key=f"{name}_harmonised") for name in source_names}
 
     @dg.asset(
