@@ -25,6 +25,11 @@ DATABASE = "icare.duckdb"
 PARQUET_DIR = "parquet"
 RUN_SUMMARY = "run.json"
 MANAGED = (DATABASE, PARQUET_DIR, RUN_SUMMARY)
+# What one row of ``data_dictionary`` is (the other tables' descriptions: schemas.outputs.TABLE_DESCRIPTIONS).
+DATA_DICTIONARY_DESCRIPTION = (
+    "published column: `table_name`, `column_name`, `type`, `nullable`, `description` "
+    "(the column reference below, without the lists of allowed values)"
+)
 
 
 def data_dictionary() -> pa.Table:

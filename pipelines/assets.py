@@ -3,16 +3,23 @@
 Graph (per source that the registry knows; ``<source>_returns`` has one partition per collection
 year, every other asset is unpartitioned and depends on all of a source's years)::
 
-    <source>_returns[year] -> <source>_harmonised -+-> harmonised_tables -> statistics_tables -+
-                                                   +--------------------------------------> published_outputs
+    <source>_returns[year] -> <source>_harmonised -> harmonised_tables -> statistics_tables
+    harmonised_tables -> icare/episodes, icare/quarantine, ... (the assembled tables)
+    statistics_tables -> icare/care_spells, icare/placement_spells, icare/stock, ... (STATISTICS_TABLES)
+    harmonised_tables, statistics_tables, every <source>_harmonised -> icare/runs
+    every icare/<table> -> icare_duckdb, parquet_release
+
+(``statistics_tables`` and the publication step also read every ``<source>_harmonised``.)
 
 ``<source>_returns`` reads and validates one collection year's files and seals them
 (``icare.pipeline.extract_source``): what it stores holds child keys, never child ids as received.
 ``<source>_harmonised`` combines every year of the source (``combine_extractions``) and harmonises
 them (``harmonise_source``): the same functions ``icare run`` calls, so both publish the same tables.
 Values between assets go through Dagster's filesystem pickling IO manager (``pipelines.definitions``).
-Only ``published_outputs`` writes the DuckDB database and the Parquet files, through
-``icare.pipeline.publish``, in the ``icare_duckdb_writer`` concurrency pool (one writer at a time).
+The publication assets (``icare/<table>`` for every published table, ``icare_duckdb``,
+``parquet_release``) are one multi-asset step, ``publish_outputs``: it writes the DuckDB database and
+the Parquet files in one atomic swap through ``icare.pipeline.publish``, in the ``icare_duckdb_writer``
+concurrency pool (one writer at a time), then reports one materialisation per asset.
 """
 
 # No ``from __future__ import annotations`` here: Dagster reads the annotations of the asset
@@ -25,9 +32,12 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from icare import checks
 from icare.pipeline import (
+    RunResult,
     SourceResult,
     StepTimer,
     assemble_tables,
@@ -38,13 +48,20 @@ from icare.pipeline import (
     publish,
     statistics_tables,
 )
-from icare.publish import DATABASE, PARQUET_DIR, RUN_SUMMARY
+from icare.publish import (
+    DATA_DICTIONARY_DESCRIPTION,
+    DATABASE,
+    PARQUET_DIR,
+    RUN_SUMMARY,
+    data_dictionary,
+)
 from icare.reconciliation import OUTCOMES
 from icare.sources.base import Extraction, InputFile, SourceInputError
 from icare.sources.registry import available_sources
 from icare.sources.spec import load_source_spec
+from icare.statistics import STATISTICS_TABLES
 from pipelines.resources import IcareSettings
-from schemas.outputs import TABLES, pandera_schema
+from schemas.outputs import TABLE_DESCRIPTIONS, TABLES, pandera_schema
 
 INGESTION = "ingestion"
 HARMONISATION = "harmonisation"
@@ -59,6 +76,8 @@ UNDATED = "undated"
 # Unpartitioned stages follow their inputs when the automation sensor is on: once every year of a
 # source is ingested and none is in progress, the source is harmonised and the tables published.
 FOLLOW_INPUTS = dg.AutomationCondition.eager()
+DUCKDB_KEY = dg.AssetKey("icare_duckdb")
+PARQUET_RELEASE_KEY = dg.AssetKey("parquet_release")
 
 
 @dataclass
@@ -95,7 +114,11 @@ def checksums_digest(files: Iterable[InputFile]) -> str:
 
 
 def column_schema(table: str) -> dg.TableSchema:
-    """A published table's columns for the UI, from the Pandera schema in ``schemas/outputs.py``."""
+    """A published table's columns for the UI, from the Pandera schema in ``schemas/outputs.py``
+    (``data_dictionary``, which is built from those schemas, from its Arrow schema)."""
+    if table == "data_dictionary":
+        fields = data_dictionary().schema
+        return dg.TableSchema(columns=[dg.TableColumn(name=f.name, type=str(f.type)) for f in fields])
     schema = pandera_schema(table)
     columns = []
     for col in TABLES[table]:
@@ -379,7 +402,7 @@ def _selected(harmonised: dict[str, HarmonisedSource | None]) -> list[Harmonised
 
 
 def publication_assets(source_names: Iterable[str]) -> list[dg.AssetsDefinition]:
-    """``harmonised_tables`` and ``published_outputs``, fed by every source's ``_harmonised`` asset."""
+    """``harmonised_tables``, ``statistics_tables`` and the publication multi-asset ``publish_outputs``."""
     harmonised_ins = {f"{name}_harmonised": dg.AssetIn(key=f"{name}_harmonised") for name in source_names}
 
     @dg.asset(
@@ -459,24 +482,72 @@ def publication_assets(source_names: Iterable[str]) -> list[dg.AssetsDefinition]
         )
         yield blocking_check("flow_identity", failures, "periods where the flow identity fails")
 
-    @dg.asset(
-        group_name=PUBLICATION,
-        owners=OWNERS,
-        kinds={"duckdb", "parquet"},
+    harmonised_deps = [dg.AssetKey("harmonised_tables")]
+    statistics_deps = [dg.AssetKey("statistics_tables")]
+    runs_deps = [*harmonised_deps, *statistics_deps, *(dg.AssetKey(name) for name in harmonised_ins)]
+
+    def upstream(table: str) -> list[dg.AssetKey]:
+        if table == "runs":
+            return runs_deps
+        if table == "data_dictionary":
+            return []  # written from schemas/outputs.py alone
+        return statistics_deps if table in STATISTICS_TABLES else harmonised_deps
+
+    table_specs = [
+        dg.AssetSpec(
+            table_key(table),
+            deps=upstream(table),
+            description=f"Published table `{table}`, one row per {description}. Written as "
+            f"parquet/{table}.parquet and as a table of icare.duckdb by `publish_outputs`.",
+            group_name=PUBLICATION,
+            owners=OWNERS,
+            kinds={"parquet"},
+            automation_condition=FOLLOW_INPUTS,
+            metadata={"dagster/column_schema": column_schema(table), "table": table},
+        )
+        for table, description in published_tables().items()
+    ]
+    release_deps = [spec.key for spec in table_specs]
+    release_specs = [
+        dg.AssetSpec(
+            DUCKDB_KEY,
+            deps=release_deps,
+            description=f"The DuckDB database {DATABASE}: one table per published table. Only "
+            "`publish_outputs` writes it (concurrency pool icare_duckdb_writer, limit 1); open it "
+            "read_only=True to query it.",
+            group_name=PUBLICATION,
+            owners=OWNERS,
+            kinds={"duckdb"},
+            automation_condition=FOLLOW_INPUTS,
+        ),
+        dg.AssetSpec(
+            PARQUET_RELEASE_KEY,
+            deps=release_deps,
+            description=f"The Parquet release: the folder {PARQUET_DIR}/ (one file per published table, "
+            f"each carrying the run id and classification version) and {RUN_SUMMARY}.",
+            group_name=PUBLICATION,
+            owners=OWNERS,
+            kinds={"parquet"},
+            automation_condition=FOLLOW_INPUTS,
+        ),
+    ]
+
+    @dg.multi_asset(
+        name="publish_outputs",
+        specs=[*table_specs, *release_specs],
         pool=DUCKDB_POOL,
-        automation_condition=FOLLOW_INPUTS,
         ins={"harmonised_tables": dg.AssetIn(), "statistics_tables": dg.AssetIn(), **harmonised_ins},
         description="The run's tables plus its `runs` row, validated against the output schemas and written "
-        "as Parquet files and one DuckDB database in a single atomic swap. The only asset that writes the "
-        "database (concurrency pool icare_duckdb_writer, limit 1).",
+        "as Parquet files and one DuckDB database in a single atomic swap (icare.pipeline.publish); one "
+        "materialisation per published table, the database and the release.",
     )
-    def published_outputs(
+    def publish_outputs(
         context: dg.AssetExecutionContext,
         icare_settings: IcareSettings,
         harmonised_tables: dict[str, pd.DataFrame],
         statistics_tables: dict[str, object],
         **harmonised: HarmonisedSource | None,
-    ) -> dg.MaterializeResult:
+    ) -> Iterator[dg.MaterializeResult]:
         chosen = _selected(harmonised)
         pseudonymiser = icare_settings.pseudonymiser()
         classification = icare_settings.classification()
@@ -495,29 +566,30 @@ def publication_assets(source_names: Iterable[str]) -> list[dg.AssetsDefinition]
             timer,
             _run_started_at(context),
         )
+        yield from release_materialisations(result, output_dir, classification.version_id)
         summary = result.summary
-        return dg.MaterializeResult(
+        yield dg.MaterializeResult(
+            asset_key=DUCKDB_KEY,
             metadata={
                 "run_id": result.run_id,
+                "path": dg.MetadataValue.path(str((output_dir / DATABASE).resolve())),
                 "output_path": dg.MetadataValue.path(str(output_dir.resolve())),
-                "database": dg.MetadataValue.path(str((output_dir / DATABASE).resolve())),
-                "parquet": dg.MetadataValue.path(str((output_dir / PARQUET_DIR).resolve())),
-                "run_summary": dg.MetadataValue.path(str((output_dir / RUN_SUMMARY).resolve())),
+                "tables": sorted(published_tables()),
+                "table_rows": dg.MetadataValue.json(_parquet_rows(output_dir)),
                 "rows": dg.MetadataValue.json(summary["rows"]),
                 "episodes": summary["episodes"],
                 "children": summary["children"],
                 "quarantine_records": summary["quarantine_records"],
-                "table_rows": dg.MetadataValue.json({n: len(f) for n, f in result.tables.items()}),
                 "statistics_settings": settings.version_id,
                 "classification_version": classification.version_id,
                 "development_key": pseudonymiser.development,
                 "pseudonym_key_fingerprint": pseudonymiser.fingerprint,
                 **_input_metadata([f for h in chosen for f in h.result.files]),
                 "timings_seconds": dg.MetadataValue.json(result.timings),
-            }
+            },
         )
 
-    return [harmonised_tables, statistics_asset, published_outputs]
+    return [harmonised_tables, statistics_asset, publish_outputs]
 
 
 def _run_started_at(context: dg.AssetExecutionContext) -> datetime:
@@ -526,6 +598,71 @@ def _run_started_at(context: dg.AssetExecutionContext) -> datetime:
     if record is not None and record.start_time is not None:
         return datetime.fromtimestamp(record.start_time, UTC)
     return datetime.now(UTC)
+
+
+def table_key(table: str) -> dg.AssetKey:
+    """The asset of a published table: ``icare/<table>`` (its Parquet file and its DuckDB table)."""
+    return dg.AssetKey(["icare", table])
+
+
+def published_tables() -> dict[str, str]:
+    """Every table ``write_outputs`` publishes, with what one row of it is."""
+    return {**TABLE_DESCRIPTIONS, "data_dictionary": DATA_DICTIONARY_DESCRIPTION}
+
+
+def _parquet_rows(output_dir: Path) -> dict[str, int]:
+    """Rows per published table, read from the Parquet footers just written."""
+    folder = output_dir / PARQUET_DIR
+    return {table: pq.read_metadata(folder / f"{table}.parquet").num_rows for table in published_tables()}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def release_materialisations(
+    result: RunResult, output_dir: Path, classification_version: str
+) -> Iterator[dg.MaterializeResult]:
+    """One materialisation per published table, then the Parquet release, from the files on disk."""
+    folder = output_dir / PARQUET_DIR
+    rows = _parquet_rows(output_dir)
+    common = {"run_id": result.run_id, "classification_version": classification_version}
+    files = {}
+    for table in published_tables():
+        path = folder / f"{table}.parquet"
+        files[path.name] = {"bytes": path.stat().st_size, "sha256": _sha256(path)}
+        metadata = {
+            **common,
+            "dagster/row_count": rows[table],
+            "path": dg.MetadataValue.path(str(path.resolve())),
+        }
+        if table == "quarantine":
+            by_rule = result.summary["quarantine_by_rule"]
+            metadata["quarantined_rows"] = len(
+                _frame_columns(result.tables["quarantine"], ["source", "file", "sheet", "row_number"])
+                .dropna(subset=["row_number"])
+                .drop_duplicates()
+            )
+            metadata["quarantine_records_by_rule"] = dg.MetadataValue.json(by_rule)
+        yield dg.MaterializeResult(asset_key=table_key(table), metadata=metadata)
+    yield dg.MaterializeResult(
+        asset_key=PARQUET_RELEASE_KEY,
+        metadata={
+            **common,
+            "path": dg.MetadataValue.path(str(folder.resolve())),
+            "run_summary": dg.MetadataValue.path(str((output_dir / RUN_SUMMARY).resolve())),
+            "files": dg.MetadataValue.json(files),
+            "total_bytes": sum(f["bytes"] for f in files.values()),
+        },
+    )
+
+
+def _frame_columns(table: object, columns: list[str]) -> pd.DataFrame:
+    return table.select(columns).to_pandas() if isinstance(table, pa.Table) else table[columns]
 
 
 def build_assets(source_names: Iterable[str] | None = None) -> list[dg.AssetsDefinition]:

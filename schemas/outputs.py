@@ -453,6 +453,51 @@ TABLES: dict[str, list[Col]] = {
 }
 
 
+# What one row of each table is: the asset descriptions in Dagster, and the README's list of tables
+# (tests/test_docs.py checks that the two agree).
+TABLE_DESCRIPTIONS: dict[str, str] = {
+    "episodes": (
+        "harmonised episode: a period during which a child's placement and legal status did not change, "
+        "with its ICare category, dimensions, the national codes as reported and where the row came from"
+    ),
+    "children": "child: sex, month of birth, ethnicity and UASC status from the child's latest header row",
+    "quarantine": "rejected input row and rule it broke (a row can have several records)",
+    "superseded": "input row that another row stands for (a later return, or an identical copy)",
+    "reconciliation": "table read (a CSV file or a workbook sheet), with what became of its rows",
+    "inputs": "input file, with its SHA-256 checksum",
+    "icare_classification": "category of the classification in force",
+    "icare_dimensions": "value of a dimension or flat code list of the classification",
+    "concordance": (
+        "row of the national-to-ICare concordance in force (mapping, blank case or conditional rule), "
+        "with its decision and reason"
+    ),
+    "care_spells": (
+        "care spell (period of care) of a child: start, end, exit destination, categories at start and "
+        "end, moves, re-entry"
+    ),
+    "placement_spells": (
+        "placement spell (same carers) inside a care spell: start, end, categories, provider sector"
+    ),
+    "stock": "reference date × ICare category × sex × age band × provider sector: children in care that day",
+    "entries": "period × category at entry × sex × age band: care spells starting, children, re-entries",
+    "exits": "period × category at exit × exit destination × sex × age band: care spells ending, children",
+    "moves": (
+        "period × category × sex × age band × number of moves (0, 1, 2, 3 or more): children in care "
+        "during the period and their moves"
+    ),
+    "transitions": "period × entry/move/exit × from-category × to-category × sex × age band: transitions",
+    "pathways": (
+        "period × ended/open × level × pathway × sex × age band: care spells (rare pathways as `other`)"
+    ),
+    "durations": (
+        "period × care or placement spell × category × sex × age band: spells ending, quartiles of days"
+    ),
+    "flow_check": "source × area × period: stock at start + entries − exits against stock at end",
+    "statistics_findings": "data-quality finding met while building spells (overlaps, broken chains, ...)",
+    "runs": "run: versions, key fingerprint, inputs, row counts, timings and statistics settings",
+}
+
+
 def column_names(table: str) -> list[str]:
     """The columns of a published table, in order (the one definition of each table's layout)."""
     return [c.name for c in TABLES[table]]

@@ -25,14 +25,25 @@ from icare.sources.base import SourceInputError
 from icare.sources.registry import UnknownSourceError, available_sources
 from icare.sources.spec import load_source_spec
 from icare.sources.ssda903.synthetic import generate_returns
+from icare.statistics import STATISTICS_TABLES
 from pipelines import assets as assets_module
-from pipelines.assets import build_assets, checksums_digest, files_by_partition, quarantine_check
+from pipelines.assets import (
+    build_assets,
+    checksums_digest,
+    files_by_partition,
+    published_tables,
+    quarantine_check,
+    table_key,
+)
 from pipelines.definitions import ASSETS, defs
 from pipelines.resources import IcareSettings
+from schemas.outputs import TABLES, column_names
 
 REPO = Path(__file__).resolve().parents[1]
 # Published tables whose content may differ between two runs on the same input (timings, clock).
 RUN_DEPENDENT = {"runs"}
+# The step that writes every published table, the database and the release in one swap.
+PUBLISH_NODE = "publish_outputs"
 
 
 def _key(name: str) -> dg.AssetKey:
@@ -46,10 +57,23 @@ def _expected_graph(sources) -> dict[str, set[str]]:
         graph[f"{s}_harmonised"] = {f"{s}_returns"}
     graph["harmonised_tables"] = {f"{s}_harmonised" for s in sources}
     graph["statistics_tables"] = {"harmonised_tables"} | {f"{s}_harmonised" for s in sources}
-    graph["published_outputs"] = {"harmonised_tables", "statistics_tables"} | {
-        f"{s}_harmonised" for s in sources
-    }
+    harmonised = {f"{s}_harmonised" for s in sources}
+    tables = {f"icare/{table}" for table in published_tables()}
+    for table in tables:
+        graph[table] = {"harmonised_tables"}
+    for table in STATISTICS_TABLES:
+        graph[f"icare/{table}"] = {"statistics_tables"}
+    graph["icare/runs"] = {"harmonised_tables", "statistics_tables"} | harmonised
+    graph["icare/data_dictionary"] = set()
+    graph["icare_duckdb"] = set(tables)
+    graph["parquet_release"] = set(tables)
     return graph
+
+
+def _materialisation(result: dg.ExecuteInJobResult, key: dg.AssetKey) -> dict:
+    """The metadata of the one materialisation of ``key`` in a run."""
+    (event,) = [m for m in result.asset_materializations_for_node(PUBLISH_NODE) if m.asset_key == key]
+    return event.metadata
 
 
 def test_definitions_load():
@@ -72,12 +96,12 @@ def test_asset_graph_has_every_stage_for_every_registered_source():
     expected = _expected_graph(sources)
     assert {k.to_user_string() for k in graph.get_all_asset_keys()} == set(expected)
     for name, parents in expected.items():
-        node = graph.get(_key(name))
+        node = graph.get(dg.AssetKey.from_user_string(name))
         assert {p.to_user_string() for p in node.parent_keys} == parents, name
         assert node.description, f"{name} has no description"
         assert node.owners == ["team:icare-statistics"], name
-    groups = {name: graph.get(_key(name)).group_name for name in expected}
-    assert groups["published_outputs"] == "publication"
+    groups = {name: graph.get(dg.AssetKey.from_user_string(name)).group_name for name in expected}
+    assert groups["icare_duckdb"] == groups["parquet_release"] == groups["icare/episodes"] == "publication"
     assert groups["harmonised_tables"] == "harmonisation"
     for s in sources:
         assert groups[f"{s}_returns"] == "ingestion"
@@ -91,6 +115,23 @@ def test_asset_graph_has_every_stage_for_every_registered_source():
     raw = graph.get(_key("ssda903_returns")).metadata["dagster/column_schema"]
     assert {"CHILD", "DECOM"} <= {c.name for c in raw.columns}
     assert not {"HOME_POST", "PL_POST"} & {c.name for c in raw.columns}  # dropped when sealed
+
+
+def test_every_published_table_has_an_asset_with_its_columns():
+    graph = defs.get_repository_def().asset_graph
+    assert set(published_tables()) == {*TABLES, "data_dictionary"}
+    for table in published_tables():
+        node = graph.get(table_key(table))
+        assert node.group_name == "publication" and node.owners == ["team:icare-statistics"], table
+        assert node.description and table in node.description, table
+        schema = node.metadata["dagster/column_schema"]
+        expected = column_names(table) if table in TABLES else list(DATA_DICTIONARY_COLUMNS)
+        assert [c.name for c in schema.columns] == expected, table
+    for name in ("icare/quarantine", "icare/episodes", "icare/care_spells", "icare/placement_spells"):
+        assert dg.AssetKey.from_user_string(name) in graph.get_all_asset_keys()
+
+
+DATA_DICTIONARY_COLUMNS = ("table_name", "column_name", "type", "nullable", "description")
 
 
 def test_checks_are_wired_and_blocking_where_figures_would_be_wrong():
@@ -109,8 +150,11 @@ def test_checks_are_wired_and_blocking_where_figures_would_be_wrong():
 
 
 def test_publishing_is_in_the_one_writer_pool():
-    node = defs.get_repository_def().asset_graph.get(_key("published_outputs"))
-    assert node.pools == {"icare_duckdb_writer"}
+    graph = defs.get_repository_def().asset_graph
+    for key in (_key("icare_duckdb"), _key("parquet_release"), table_key("episodes")):
+        assert graph.get(key).pools == {"icare_duckdb_writer"}
+    writers = {k for k in graph.get_all_asset_keys() if graph.get(k).pools}
+    assert writers == {_key("icare_duckdb"), _key("parquet_release"), *map(table_key, published_tables())}
     config = yaml.safe_load((REPO / "dagster.yaml").read_text(encoding="utf-8"))
     assert config["concurrency"]["pools"]["default_limit"] == 1
     assert config["telemetry"]["enabled"] is False
@@ -132,7 +176,7 @@ def other_source(tmp_path, monkeypatch):
 
 def test_a_new_source_folder_gives_new_assets(other_source):
     """The factory loops over the registry: a new ``sources/<id>/source.yaml`` is enough."""
-    keys = {a.key.to_user_string() for a in build_assets()}
+    keys = {key.to_user_string() for a in build_assets() for key in a.keys}
     assert keys == set(_expected_graph(["other", "ssda903"]))
 
 
@@ -144,7 +188,11 @@ def _resources(tmp_path: Path, settings: IcareSettings) -> dict[str, object]:
 
 
 def test_a_source_left_out_of_the_settings_produces_nothing(tmp_path, other_source):
-    assets = [a for a in build_assets(["other", "ssda903"]) if a.key.to_user_string().startswith("other_")]
+    assets = [
+        a
+        for a in build_assets(["other", "ssda903"])
+        if all(k.to_user_string().startswith("other_") for k in a.keys)
+    ]
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("other_collection_years", ["2024"])
     resources = _resources(tmp_path, IcareSettings(sources={"ssda903": str(tmp_path)}))
@@ -284,8 +332,28 @@ def test_materialised_outputs_equal_those_of_icare_run(case, tmp_path, monkeypat
     dagster_summary = json.loads((dagster_dir / RUN_SUMMARY).read_text(encoding="utf-8"))
     assert dagster_summary == cli_summary
 
-    published = result.asset_materializations_for_node("published_outputs")[0].metadata
+    published = _materialisation(result, _key("icare_duckdb"))
     assert published["run_id"].value == cli.run_id
+    assert published["path"].value == str((dagster_dir / DATABASE).resolve())
+    assert (
+        published["tables"].value
+        == sorted(_read_duckdb(dagster_dir / DATABASE))
+        == sorted(published_tables())
+    )
+    parquet = _read_parquet(dagster_dir / PARQUET_DIR)
+    for table in published_tables():
+        metadata = _materialisation(result, table_key(table))
+        assert metadata["dagster/row_count"].value == len(parquet[table]), table
+        assert metadata["path"].value == str((dagster_dir / PARQUET_DIR / f"{table}.parquet").resolve())
+        assert metadata["run_id"].value == cli.run_id
+        assert metadata["classification_version"].value == cli.summary["classification_version"]
+    quarantine = _materialisation(result, table_key("quarantine"))
+    assert quarantine["quarantine_records_by_rule"].value == cli.summary["quarantine_by_rule"]
+    assert quarantine["quarantined_rows"].value <= len(parquet["quarantine"])
+    assert (quarantine["quarantined_rows"].value > 0) == (case != "bundled_sample")
+    release = _materialisation(result, _key("parquet_release"))
+    assert set(release["files"].value) == {f"{t}.parquet" for t in published_tables()}
+    assert release["path"].value == str((dagster_dir / PARQUET_DIR).resolve())
     assert published["output_path"].value == str(dagster_dir.resolve())
     assert published["episodes"].value == len(cli.tables["episodes"])
     assert published["classification_version"].value == cli.summary["classification_version"]
@@ -519,7 +587,7 @@ def test_a_failing_blocking_check_stops_publication(check_name, tmp_path, monkey
     assert not evaluations[check_name].passed
     assert evaluations[check_name].severity == dg.AssetCheckSeverity.ERROR
     assert evaluations[check_name].metadata["failures"].value > 0
-    assert not result.asset_materializations_for_node("published_outputs")
+    assert not result.asset_materializations_for_node(PUBLISH_NODE)
     assert not (output / DATABASE).exists()
 
 
@@ -542,7 +610,7 @@ def test_warning_checks_fail_on_defects_but_publication_goes_on(tmp_path, monkey
     evaluations = {c.check_name: c for c in result.get_asset_check_evaluations()}
     assert not evaluations["no_quarantine"].passed
     assert evaluations["no_quarantine"].severity == dg.AssetCheckSeverity.WARN
-    assert result.asset_materializations_for_node("published_outputs")
+    assert len(result.asset_materializations_for_node(PUBLISH_NODE)) == len(published_tables()) + 2
     assert (output / DATABASE).exists()
 
 

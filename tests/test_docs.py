@@ -21,11 +21,12 @@ import pytest
 from icare import concordance
 from icare import episodes as episode_rules
 from icare.codelists import load_codelists
+from icare.publish import DATA_DICTIONARY_DESCRIPTION
 from icare.sources.registry import available_sources
 from icare.sources.spec import load_source_spec
 from schemas import ssda903
 from schemas.checks import split_check_error
-from schemas.outputs import TABLES
+from schemas.outputs import TABLE_DESCRIPTIONS, TABLES
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -96,6 +97,14 @@ def test_every_output_table_and_column_is_in_the_readme(table):
     assert f"`{table}`" in text
     missing = [c.name for c in TABLES[table] if f"`{c.name}`" not in text]
     assert not missing, f"{table}: columns not in README.md: {missing}"
+
+
+def test_readme_table_list_matches_the_table_descriptions():
+    """The README's "one row per" list is the text the Dagster assets show as descriptions."""
+    text = _readme()
+    start = text.index("| table | one row per |")
+    rows = dict(re.findall(r"^\| `([a-z_]+)` \| (.*) \|$", text[start : text.index("\n\n", start)], re.M))
+    assert rows == {**TABLE_DESCRIPTIONS, "data_dictionary": DATA_DICTIONARY_DESCRIPTION}
 
 
 def test_readme_has_the_two_set_up_commands_in_one_code_block():
