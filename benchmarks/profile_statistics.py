@@ -1,6 +1,6 @@
 """Time each statistics SQL step on the episodes of an earlier run.
 
-Usage: ``python benchmarks/profile_statistics.py OUTPUT_DIR [--threads N]`` where OUTPUT_DIR holds the
+Usage: ``python benchmarks/profile_statistics.py OUTPUT_DIR`` where OUTPUT_DIR holds the
 ``parquet/`` folder of an ``icare run``. Prints seconds per SQL file, slowest first, so work on speed
 goes where the time is.
 """
