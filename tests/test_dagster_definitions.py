@@ -651,3 +651,38 @@ def test_deploy_examples_are_valid_yaml_with_telemetry_off(path):
         assert config["telemetry"]["enabled"] is False
         assert config["concurrency"]["pools"]["default_limit"] == 1
         assert config["storage"]["postgres"]["postgres_db"]["password"] == {"env": "DAGSTER_PG_PASSWORD"}
+
+
+@pytest.mark.slow
+def test_automation_publishes_once_every_year_is_ingested(tmp_path):
+    """What ``default_automation_condition_sensor`` does after the landing sensor's runs: nothing while
+    a collection year is still missing, then harmonisation and every publication asset in one go."""
+    instance = dg.DagsterInstance.ephemeral()
+    settings = IcareSettings(output_dir=str(tmp_path / "out"))
+    resources = _resources(tmp_path, settings)
+    sample = settings.source_paths()["ssda903"]
+    keys = sorted(files_by_partition(discover(sample, load_source_spec("ssda903"))))
+    instance.add_dynamic_partitions("ssda903_collection_years", keys)
+    evaluation = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+    assert evaluation.total_requested == 0  # nothing ingested yet
+
+    def ingest(key: str) -> None:
+        dg.materialize(
+            ASSETS, selection=["ssda903_returns"], partition_key=key, instance=instance, resources=resources
+        )
+
+    for key in keys[:-1]:
+        ingest(key)
+    evaluation = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=evaluation.cursor)
+    assert evaluation.total_requested == 0  # one year still missing: harmonising now would be wrong
+
+    ingest(keys[-1])
+    evaluation = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=evaluation.cursor)
+    downstream = {
+        key
+        for key in defs.resolve_asset_graph().get_all_asset_keys()
+        if key != dg.AssetKey("ssda903_returns")
+    }
+    requested = {key for key in downstream if evaluation.get_num_requested(key)}
+    assert requested == downstream
+    assert evaluation.get_num_requested(dg.AssetKey("ssda903_returns")) == 0  # years are not re-run
