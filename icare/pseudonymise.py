@@ -89,19 +89,12 @@ class Pseudonymiser:
             pa.chunked_array(composites, type=_TEXT).combine_chunks(), null_encoding="encode"
         )
         hashed = self.hash_array(encoded.dictionary)
-        order = pc.sort_indices(hashed).to_numpy()
-        rank = np.empty(len(order), dtype="int64")
-        rank[order] = np.arange(len(order))
+        order, row_ids = _ids_in_key_order(hashed, encoded.indices)
         hashed = hashed.take(order)
-        all_ids = rank[encoded.indices.to_numpy(zero_copy_only=False)]
-        keyed = []
-        start = 0
-        for (_, child), composite in zip(tables, composites, strict=True):
-            ids = all_ids[start : start + len(composite)]
-            start += len(composite)
-            keys = hashed.take(ids).to_pandas().set_axis(child.index)
-            keyed.append((keys, ids))
-        return keyed
+        return [
+            (hashed.take(ids).to_pandas().set_axis(child.index), ids)
+            for (_, child), ids in zip(tables, _per_table(row_ids, composites), strict=True)
+        ]
 
     def values(self, values: pd.Series) -> pd.Series:
         """Hash each distinct value once and map the result back onto the rows (nulls stay null)."""
@@ -146,17 +139,27 @@ class KeyedIds:
     ) -> list[tuple[pd.Series, np.ndarray]]:
         arrays = [pa.array(child, type=_TEXT, from_pandas=True) for _, child in tables]
         encoded = pc.dictionary_encode(pa.chunked_array(arrays, type=_TEXT).combine_chunks())
-        order = pc.sort_indices(encoded.dictionary).to_numpy()
-        rank = np.empty(len(order), dtype="int64")
-        rank[order] = np.arange(len(order))
-        all_ids = rank[encoded.indices.to_numpy(zero_copy_only=False)]
-        keyed = []
-        start = 0
-        for (_, child), array in zip(tables, arrays, strict=True):
-            ids = all_ids[start : start + len(array)]
-            start += len(array)
-            keyed.append((array.to_pandas().set_axis(child.index), ids))
-        return keyed
+        _, row_ids = _ids_in_key_order(encoded.dictionary, encoded.indices)
+        return [
+            (array.to_pandas().set_axis(child.index), ids)
+            for (_, child), array, ids in zip(tables, arrays, _per_table(row_ids, arrays), strict=True)
+        ]
+
+
+def _ids_in_key_order(keys: pa.Array, indices: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Dense ids numbered in the order of the distinct ``keys``, so ids sort as the keys do.
+
+    Returns the sort order of ``keys`` and each row's id (``indices`` point rows at ``keys``).
+    """
+    order = pc.sort_indices(keys).to_numpy()
+    rank = np.empty(len(order), dtype="int64")
+    rank[order] = np.arange(len(order))
+    return order, rank[indices.to_numpy(zero_copy_only=False)]
+
+
+def _per_table(row_ids: np.ndarray, tables: Sequence[pa.Array]) -> list[np.ndarray]:
+    """``row_ids`` of the concatenated tables, split back into one array per table."""
+    return np.split(row_ids, np.cumsum([len(t) for t in tables])[:-1])
 
 
 def _composite(source: str, area: pd.Series, child: pd.Series) -> pa.Array:
