@@ -159,7 +159,8 @@ def _ids_in_key_order(keys: pa.Array, indices: pa.Array) -> tuple[np.ndarray, np
 
 def _per_table(row_ids: np.ndarray, tables: Sequence[pa.Array]) -> list[np.ndarray]:
     """``row_ids`` of the concatenated tables, split back into one array per table."""
-    return np.split(row_ids, np.cumsum([len(t) for t in tables])[:-1])
+    ends = np.cumsum([len(t) for t in tables], dtype="int64")
+    return [row_ids[end - len(t) : end] for t, end in zip(tables, ends, strict=True)]
 
 
 def _composite(source: str, area: pd.Series, child: pd.Series) -> pa.Array:
