@@ -85,6 +85,10 @@ def _write_tables(
     # database smaller. Rows in a SQL table have no order anyway (queries say ORDER BY); the Parquet
     # files keep the published order, byte for byte.
     connection.execute("SET preserve_insertion_order = false")
+    # Written blocks are already in the file; without a limit DuckDB keeps them cached until the
+    # connection closes (measured: +0.39 GB resident for the 1,000,000-row benchmark, 0.18 GB with
+    # this limit, no slower). Larger loads spill to a temporary file beside the database.
+    connection.execute("SET memory_limit = '256MB'")
     try:
         with ThreadPoolExecutor(max_workers=1) as writer:
             for name, frame in [*frames.items(), ("data_dictionary", None)]:
