@@ -208,6 +208,7 @@ def harmonise_source(source: Source, extraction: Extraction, timer: StepTimer) -
         extraction.tables, harmonised_names, harmonised.accepted_rows, records, harmonised.superseded
     )
     harmonised.quarantine = records
+    harmonised.accepted_rows = harmonised.accepted_rows.iloc[0:0]  # only the reconciliation reads them
     return SourceResult(name, extraction.files, harmonised, reconciliation, records)
 
 
