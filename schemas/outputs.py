@@ -602,7 +602,7 @@ def release_name(table: str) -> str:
     return f"{RELEASE_SCHEMA}.{table}"
 
 
-def _definition(table: str) -> list[Col]:
+def table_columns(table: str) -> list[Col]:
     """A table's columns: ``TABLES[table]``, or ``RELEASE_TABLES`` for ``release.<table>``."""
     prefix = f"{RELEASE_SCHEMA}."
     if table.startswith(prefix):
@@ -612,11 +612,12 @@ def _definition(table: str) -> list[Col]:
 
 def column_names(table: str) -> list[str]:
     """The columns of a published table, in order (the one definition of each table's layout)."""
-    return [c.name for c in _definition(table)]
+    return [c.name for c in table_columns(table)]
 
 
 def arrow_schema(table: str) -> pa_arrow.Schema:
-    return pa_arrow.schema([pa_arrow.field(c.name, c.type, nullable=c.nullable) for c in _definition(table)])
+    columns = table_columns(table)
+    return pa_arrow.schema([pa_arrow.field(c.name, c.type, nullable=c.nullable) for c in columns])
 
 
 def _pandera_column(col: Col) -> pa.Column:
@@ -627,7 +628,7 @@ def _pandera_column(col: Col) -> pa.Column:
 def pandera_schema(table: str) -> pa.DataFrameSchema:
     """Checks a table before it is written: columns present, required values filled, codes allowed."""
     return pa.DataFrameSchema(
-        {c.name: _pandera_column(c) for c in _definition(table)}, strict=True, name=table
+        {c.name: _pandera_column(c) for c in table_columns(table)}, strict=True, name=table
     )
 
 
@@ -646,7 +647,7 @@ def validate_arrow(data: pa_arrow.Table, table: str) -> pa_arrow.Table:
         raise OutputSchemaError(f"{table}: columns {data.column_names} are not the defined {expected}")
     data = data.cast(arrow_schema(table))
     failures = []
-    for col in _definition(table):
+    for col in table_columns(table):
         values = data.column(col.name)
         if not col.nullable and values.null_count:
             failures.append(f"{col.name}: {values.null_count} empty value(s) in a required column")
