@@ -335,18 +335,9 @@ def test_materialised_outputs_equal_those_of_icare_run(case, tmp_path, monkeypat
     assert len(years) == 4 and all(y.success for y in years)
     assert result.success
 
-    for read, location in (
-        (_read_duckdb, DATABASE),
-        (_read_parquet, PARQUET_DIR),
-        (_read_parquet, RELEASE_DIR),
-    ):
+    for read, location in ((_read_duckdb, DATABASE), (_read_parquet, PARQUET_DIR)):
         expected, actual = read(cli_dir / location), read(dagster_dir / location)
         assert set(actual) == set(expected), location
-        if location == RELEASE_DIR:
-            assert set(actual) == set(RELEASE_TABLES)
-            for name in sorted(expected):
-                pd.testing.assert_frame_equal(actual[name], expected[name], obj=f"{location}: {name}")
-            continue
         assert {"episodes", "children", "quarantine", "reconciliation", "runs"} <= set(actual)
         assert len(actual["episodes"]) > 0
         for name in sorted(set(expected) - RUN_DEPENDENT):
@@ -360,6 +351,11 @@ def test_materialised_outputs_equal_those_of_icare_run(case, tmp_path, monkeypat
         )
     if case != "bundled_sample":
         assert len(actual["quarantine"]) > 0  # the defects took the quarantine path on both sides
+    expected_release = _read_parquet(cli_dir / RELEASE_DIR)
+    actual_release = _read_parquet(dagster_dir / RELEASE_DIR)
+    assert set(actual_release) == set(expected_release) == set(RELEASE_TABLES)
+    for name in sorted(RELEASE_TABLES):
+        pd.testing.assert_frame_equal(actual_release[name], expected_release[name], obj=f"release: {name}")
 
     cli_summary = json.loads((cli_dir / RUN_SUMMARY).read_text(encoding="utf-8"))
     dagster_summary = json.loads((dagster_dir / RUN_SUMMARY).read_text(encoding="utf-8"))
@@ -658,8 +654,10 @@ def test_warning_checks_fail_on_defects_but_publication_goes_on(tmp_path, monkey
     evaluations = {c.check_name: c for c in result.get_asset_check_evaluations()}
     assert not evaluations["no_quarantine"].passed
     assert evaluations["no_quarantine"].severity == dg.AssetCheckSeverity.WARN
-    assert len(result.asset_materializations_for_node(PUBLISH_NODE)) == len(published_tables()) + 2
-    assert (output / DATABASE).exists()
+    # every published table, every released table, the database, the Parquet files and the release
+    expected = len(published_tables()) + len(RELEASE_TABLES) + 3
+    assert len(result.asset_materializations_for_node(PUBLISH_NODE)) == expected
+    assert (output / DATABASE).exists() and (output / RELEASE_DIR / "stock.parquet").exists()
 
 
 def test_unmapped_codes_check_fails_on_crafted_quarantine():
