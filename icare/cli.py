@@ -11,6 +11,7 @@ import click
 from icare.classification import ClassificationError
 from icare.codelists import CodelistError
 from icare.concordance import ConcordanceError
+from icare.disclosure.rules import DisclosureRulesError
 from icare.pseudonymise import MissingKeyError
 from icare.sources.base import SourceInputError
 from icare.sources.registry import UnknownSourceError
@@ -27,6 +28,7 @@ USAGE_ERRORS = (
     CodelistError,
     SourceSpecError,
     StatisticsSettingsError,
+    DisclosureRulesError,
 )
 
 
@@ -84,6 +86,12 @@ def main() -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Other statistics settings (YAML), instead of config/statistics.yaml.",
 )
+@click.option(
+    "--disclosure",
+    "disclosure_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Other disclosure rules (YAML) for the release, instead of config/disclosure.yaml.",
+)
 @click.option("--quiet", is_flag=True, help="Print only the summary.")
 def run(
     sources: tuple[str, ...],
@@ -91,6 +99,7 @@ def run(
     classification_path: Path | None,
     crosswalk_path: Path | None,
     statistics_path: Path | None,
+    disclosure_path: Path | None,
     quiet: bool,
 ) -> None:
     """Read, validate and harmonise returns; write Parquet and DuckDB outputs atomically."""
@@ -104,7 +113,9 @@ def run(
         if not quiet:
             click.echo(f"[{time.perf_counter() - started:6.1f}s] {message}", err=True)
 
-    options = RunOptions(chosen, output_dir, classification_path, crosswalk_path, progress, statistics_path)
+    options = RunOptions(
+        chosen, output_dir, classification_path, crosswalk_path, progress, statistics_path, disclosure_path
+    )
     try:
         result = run_pipeline(options)
     except USAGE_ERRORS as exc:
@@ -143,7 +154,18 @@ def format_summary(summary: dict, output_dir: Path, seconds: float) -> str:
         lines.append("  Quarantine records by rule (see the quarantine table):")
         for rule, count in summary["quarantine_by_rule"].items():
             lines.append(f"    {rule:<32} {count:>8,}")
+    release = summary.get("release")
+    if release:
+        figures = release["tables"].values()
+        lines.append(
+            f"  Release ({release['disclosure_rules']}, {release['method']}, threshold "
+            f"{release['threshold']}): {sum(f['values'] for f in figures):,} values, "
+            f"{sum(f['published'] for f in figures):,} published, {sum(f['primary'] for f in figures):,} "
+            f"withheld as small counts, {sum(f['secondary'] for f in figures):,} withheld to protect them"
+        )
     lines.append(f"  Outputs: {output_dir / 'icare.duckdb'} and {output_dir / 'parquet'}/")
+    if release:
+        lines.append(f"  For publication: {output_dir / 'release'}/ (disclosure-controlled aggregates)")
     return "\n".join(lines)
 
 

@@ -24,6 +24,7 @@ import pyarrow as pa
 import icare
 from icare import quarantine
 from icare.classification import Classification, load_classification
+from icare.disclosure import DisclosureRules, load_disclosure_rules, release_tables
 from icare.memory import release_unused_memory, use_system_allocator
 from icare.pseudonymise import KeyedIds, Pseudonymiser
 from icare.publish import write_outputs
@@ -56,6 +57,7 @@ class RunOptions:
     crosswalk_path: Path | None = None
     progress: Progress = _silent
     statistics_path: Path | None = None  # another config/statistics.yaml
+    disclosure_path: Path | None = None  # another config/disclosure.yaml
 
 
 @dataclass
@@ -80,6 +82,7 @@ class RunResult:
     tables: dict[str, pd.DataFrame | pa.Table]
     summary: dict
     timings: dict[str, float] = field(default_factory=dict)
+    release: dict[str, pa.Table] = field(default_factory=dict)  # the disclosure-controlled tables
 
 
 class StepTimer:
@@ -218,13 +221,18 @@ def process_source(source: Source, files: list[InputFile], timer: StepTimer) -> 
 
 
 def run_id_for(
-    results: list[SourceResult], classification: Classification, settings: StatisticsSettings
+    results: list[SourceResult],
+    classification: Classification,
+    settings: StatisticsSettings,
+    disclosure: DisclosureRules | None = None,
 ) -> str:
-    """Same inputs, versions and settings -> same id, so a re-run is recognisable in ``runs``."""
+    """Same inputs, versions, settings and rules -> same id, so a re-run is recognisable in ``runs``."""
     digest = hashlib.sha256()
     digest.update(icare.__version__.encode())
     digest.update(classification.version_id.encode())
     digest.update(settings.to_json().encode())
+    if disclosure is not None:
+        digest.update(disclosure.to_json().encode())
     for result in results:
         digest.update(result.harmonised.versions.get("concordance", "").encode())
         for f in result.files:
@@ -241,6 +249,7 @@ def run(options: RunOptions) -> RunResult:
         reader_class(name)  # an unknown source stops here, naming the known ones
     classification = load_classification(options.classification_path, options.crosswalk_path)
     settings = check_settings(load_statistics_settings(options.statistics_path), classification)
+    disclosure = load_disclosure_rules(options.disclosure_path)
     pseudonymiser = pseudonymiser_for(options.sources)
     results = []
     for name, path in sorted(options.sources.items()):
@@ -257,7 +266,15 @@ def run(options: RunOptions) -> RunResult:
         lambda: statistics_tables(tables, [r.name for r in results], classification, settings),
     )
     return publish(
-        results, tables, classification, pseudonymiser, settings, options.output_dir, timer, started_at
+        results,
+        tables,
+        classification,
+        pseudonymiser,
+        settings,
+        options.output_dir,
+        timer,
+        started_at,
+        disclosure,
     )
 
 
@@ -283,16 +300,57 @@ def publish(
     output_dir: Path,
     timer: StepTimer,
     started_at: datetime,
+    disclosure: DisclosureRules | None = None,
 ) -> RunResult:
-    """Add the ``runs`` row and write everything atomically (tables as pandas frames or Arrow)."""
-    run_id = run_id_for(results, classification, settings)
+    """Add the ``runs`` row, apply disclosure control to the aggregates for the release, and write
+    everything atomically (tables as pandas frames or Arrow). ``disclosure`` defaults to
+    ``config/disclosure.yaml``."""
+    disclosure = disclosure or load_disclosure_rules()
+    run_id = run_id_for(results, classification, settings, disclosure)
     tables = dict(tables)
-    summary = summarise(tables, classification) | {"run_id": run_id}
+    release = timer.step("disclosure control", lambda: release_tables(tables, disclosure))
+    summary = summarise(tables, classification) | {
+        "run_id": run_id,
+        "release": release_summary(release, disclosure),
+    }
     tables["runs"] = runs_table(
-        run_id, started_at, classification, pseudonymiser, settings, results, summary, timer
+        run_id, started_at, classification, pseudonymiser, settings, results, summary, timer, disclosure
     )
-    timer.step("write outputs", lambda: write_outputs(tables, summary, output_dir, run_id))
-    return RunResult(run_id, output_dir, tables, summary, timer.timings)
+    timer.step(
+        "write outputs",
+        lambda: write_outputs(
+            tables,
+            summary,
+            output_dir,
+            run_id,
+            release=release,
+            release_metadata={
+                b"icare.disclosure_rules": disclosure.version_id.encode(),
+                b"icare.disclosure_rules_json": disclosure.to_json().encode(),
+            },
+        ),
+    )
+    return RunResult(run_id, output_dir, tables, summary, timer.timings, release)
+
+
+def release_summary(release: Mapping[str, pa.Table], disclosure: DisclosureRules) -> dict:
+    """Per released table: values (count cells) published and withheld, for the summary and run.json."""
+    rows = release["disclosure_summary"].to_pylist()
+    tables: dict[str, dict[str, int]] = {}
+    for row in rows:
+        figures = tables.setdefault(
+            row["table_name"], dict.fromkeys(("values", "published", "primary", "secondary"), 0)
+        )
+        figures["values"] += row["cells"]
+        figures["published"] += row["published"]
+        figures["primary"] += row["primary_suppressed"]
+        figures["secondary"] += row["secondary_suppressed"]
+    return {
+        "disclosure_rules": disclosure.version_id,
+        "method": disclosure.method,
+        "threshold": disclosure.threshold,
+        "tables": tables,
+    }
 
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
@@ -448,6 +506,7 @@ def runs_table(
     results: list[SourceResult],
     summary: dict,
     timer: StepTimer,
+    disclosure: DisclosureRules | None = None,
 ) -> pd.DataFrame:
     """The ``runs`` row: versions, inputs with checksums, counts and timings of this run."""
     return pd.DataFrame(
@@ -467,6 +526,7 @@ def runs_table(
                 "row_counts": json.dumps(summary["rows"]),
                 "timings": json.dumps(timer.timings),
                 "statistics_settings": settings.to_json(),
+                "disclosure_rules": (disclosure or load_disclosure_rules()).to_json(),
             }
         ]
     )

@@ -19,12 +19,16 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from schemas.outputs import TABLES, to_arrow
+from schemas.outputs import RELEASE_SCHEMA, RELEASE_TABLES, TABLES, release_name, to_arrow
 
 DATABASE = "icare.duckdb"
 PARQUET_DIR = "parquet"
 RUN_SUMMARY = "run.json"
-MANAGED = (DATABASE, PARQUET_DIR, RUN_SUMMARY)
+# The disclosure-controlled release: release/<table>.parquet, the DuckDB schema ``release`` and
+# release/disclosure.json (docs/disclosure.md).
+RELEASE_DIR = "release"
+RELEASE_SUMMARY = "disclosure.json"
+MANAGED = (DATABASE, PARQUET_DIR, RUN_SUMMARY, RELEASE_DIR)
 # What one row of ``data_dictionary`` is (the other tables' descriptions: schemas.outputs.TABLE_DESCRIPTIONS).
 DATA_DICTIONARY_DESCRIPTION = (
     "published column: `table_name`, `column_name`, `type`, `nullable`, `description` "
@@ -42,17 +46,28 @@ def data_dictionary() -> pa.Table:
             "nullable": c.nullable,
             "description": c.description,
         }
-        for table, columns in TABLES.items()
+        for table, columns in [
+            *TABLES.items(),
+            *((release_name(t), columns) for t, columns in RELEASE_TABLES.items()),
+        ]
         for c in columns
     ]
     return pa.Table.from_pylist(rows)
 
 
-def write_outputs(frames: Mapping[str, object], summary: dict, output_dir: Path, run_id: str) -> None:
+def write_outputs(
+    frames: Mapping[str, object],
+    summary: dict,
+    output_dir: Path,
+    run_id: str,
+    release: Mapping[str, pa.Table] | None = None,
+    release_metadata: Mapping[bytes, bytes] | None = None,
+) -> None:
     """Validate and write every table, then replace the previous outputs in one swap.
 
     Each Parquet file carries the run id and the classification version in its schema metadata,
-    so a file copied out of a release still says what it was made with.
+    so a file copied out of a release still says what it was made with. The disclosure-controlled
+    ``release`` tables also carry ``release_metadata`` (the disclosure rules).
     """
     output_dir.mkdir(parents=True, exist_ok=True)
     staging = output_dir / f".staging-{run_id}"
@@ -60,11 +75,12 @@ def write_outputs(frames: Mapping[str, object], summary: dict, output_dir: Path,
         shutil.rmtree(staging)
     (staging / PARQUET_DIR).mkdir(parents=True)
     try:
-        release = {
+        metadata = {
             b"icare.run_id": run_id.encode(),
             b"icare.classification_version": str(summary["classification_version"]).encode(),
         }
-        _write_tables(frames, release, staging / PARQUET_DIR, staging / DATABASE)
+        _write_tables(frames, metadata, staging / PARQUET_DIR, staging / DATABASE)
+        _write_release(release or {}, metadata | dict(release_metadata or {}), staging, summary)
         (staging / RUN_SUMMARY).write_text(json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
         _swap_in(staging, output_dir, run_id)
     finally:
@@ -106,6 +122,35 @@ def _write_tables(
         connection.execute("CHECKPOINT")
     finally:
         connection.close()
+
+
+def _write_release(
+    tables: Mapping[str, pa.Table], metadata: dict[bytes, bytes], staging: Path, summary: dict
+) -> None:
+    """The disclosure-controlled tables: ``release/<table>.parquet`` and ``release.<table>`` in DuckDB
+    (validated against ``schemas.outputs.RELEASE_TABLES``), and ``release/disclosure.json``."""
+    folder = staging / RELEASE_DIR
+    folder.mkdir()
+    connection = duckdb.connect(str(staging / DATABASE))
+    try:
+        connection.execute(f'CREATE SCHEMA "{RELEASE_SCHEMA}"')
+        for name, data in tables.items():
+            table = to_arrow(data, release_name(name)).replace_schema_metadata(metadata)
+            pq.write_table(table, folder / f"{name}.parquet", compression="zstd")
+            connection.register("incoming", table)
+            # Names are the project's own constants (schemas.outputs.RELEASE_TABLES), never user input.
+            connection.execute(f'CREATE TABLE "{RELEASE_SCHEMA}"."{name}" AS SELECT * FROM incoming')
+            connection.unregister("incoming")
+        connection.execute("CHECKPOINT")
+    finally:
+        connection.close()
+    disclosure = {
+        "run_id": metadata[b"icare.run_id"].decode(),
+        "classification_version": metadata[b"icare.classification_version"].decode(),
+        "rules": json.loads(metadata.get(b"icare.disclosure_rules_json", b"null")),
+        "tables": summary.get("release", {}).get("tables", {}),
+    }
+    (folder / RELEASE_SUMMARY).write_text(json.dumps(disclosure, indent=2, sort_keys=True) + "\n")
 
 
 def _swap_in(staging: Path, output_dir: Path, run_id: str) -> None:

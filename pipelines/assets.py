@@ -8,6 +8,8 @@ year, every other asset is unpartitioned and depends on all of a source's years)
     statistics_tables -> icare/care_spells, icare/placement_spells, icare/stock, ... (STATISTICS_TABLES)
     harmonised_tables, statistics_tables, every <source>_harmonised -> icare/runs
     every icare/<table> -> icare_duckdb, parquet_release
+    icare/stock, icare/entries, ... -> icare_release/stock, ... (disclosure-controlled, RELEASE_TABLES)
+    every icare_release/<table> -> icare_release/disclosure_summary, disclosure_release, icare_duckdb
 
 (``statistics_tables`` and the publication step also read every ``<source>_harmonised``.)
 
@@ -16,8 +18,9 @@ year, every other asset is unpartitioned and depends on all of a source's years)
 ``<source>_harmonised`` combines every year of the source (``combine_extractions``) and harmonises
 them (``harmonise_source``): the same functions ``icare run`` calls, so both publish the same tables.
 Values between assets go through Dagster's filesystem pickling IO manager (``pipelines.definitions``).
-The publication assets (``icare/<table>`` for every published table, ``icare_duckdb``,
-``parquet_release``) are one multi-asset step, ``publish_outputs``: it writes the DuckDB database and
+The publication assets (``icare/<table>`` for every published table, ``icare_release/<table>`` for
+every disclosure-controlled table of the release, ``icare_duckdb``, ``parquet_release``,
+``disclosure_release``) are one multi-asset step, ``publish_outputs``: it writes the DuckDB database and
 the Parquet files in one atomic swap through ``icare.pipeline.publish``, in the ``icare_duckdb_writer``
 concurrency pool (one writer at a time), then reports one materialisation per asset.
 """
@@ -36,6 +39,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from icare import checks
+from icare.disclosure import SUMMARY as DISCLOSURE_SUMMARY
 from icare.pipeline import (
     RunResult,
     SourceResult,
@@ -52,6 +56,8 @@ from icare.publish import (
     DATA_DICTIONARY_DESCRIPTION,
     DATABASE,
     PARQUET_DIR,
+    RELEASE_DIR,
+    RELEASE_SUMMARY,
     RUN_SUMMARY,
     data_dictionary,
 )
@@ -61,7 +67,13 @@ from icare.sources.registry import available_sources
 from icare.sources.spec import load_source_spec
 from icare.statistics import STATISTICS_TABLES
 from pipelines.resources import IcareSettings
-from schemas.outputs import TABLE_DESCRIPTIONS, TABLES, pandera_schema
+from schemas.outputs import (
+    RELEASE_DESCRIPTIONS,
+    TABLE_DESCRIPTIONS,
+    pandera_schema,
+    release_name,
+    table_columns,
+)
 
 INGESTION = "ingestion"
 HARMONISATION = "harmonisation"
@@ -78,6 +90,7 @@ UNDATED = "undated"
 FOLLOW_INPUTS = dg.AutomationCondition.eager()
 DUCKDB_KEY = dg.AssetKey("icare_duckdb")
 PARQUET_RELEASE_KEY = dg.AssetKey("parquet_release")
+DISCLOSURE_RELEASE_KEY = dg.AssetKey("disclosure_release")
 
 
 @dataclass
@@ -121,7 +134,7 @@ def column_schema(table: str) -> dg.TableSchema:
         return dg.TableSchema(columns=[dg.TableColumn(name=f.name, type=str(f.type)) for f in fields])
     schema = pandera_schema(table)
     columns = []
-    for col in TABLES[table]:
+    for col in table_columns(table):
         check = schema.columns[col.name]
         other = [f"one of {', '.join(col.allowed)}"] if col.allowed else []
         columns.append(
@@ -507,11 +520,29 @@ def publication_assets(source_names: Iterable[str]) -> list[dg.AssetsDefinition]
         )
         for table, description in published_tables().items()
     ]
+    controlled_specs = [
+        dg.AssetSpec(
+            release_key(table),
+            deps=[release_key(t) for t in RELEASE_DESCRIPTIONS if t != DISCLOSURE_SUMMARY]
+            if table == DISCLOSURE_SUMMARY
+            else [table_key(table)],
+            description=f"Released table `{release_name(table)}`, one row per {description}. Written "
+            f"as {RELEASE_DIR}/{table}.parquet and in the schema `release` of icare.duckdb by "
+            "`publish_outputs`, after disclosure control by config/disclosure.yaml (docs/disclosure.md).",
+            group_name=PUBLICATION,
+            owners=OWNERS,
+            kinds={"parquet"},
+            automation_condition=FOLLOW_INPUTS,
+            metadata={"dagster/column_schema": column_schema(release_name(table)), "table": table},
+        )
+        for table, description in RELEASE_DESCRIPTIONS.items()
+    ]
     release_deps = [spec.key for spec in table_specs]
+    controlled_deps = [spec.key for spec in controlled_specs]
     release_specs = [
         dg.AssetSpec(
             DUCKDB_KEY,
-            deps=release_deps,
+            deps=[*release_deps, *controlled_deps],
             description=f"The DuckDB database {DATABASE}: one table per published table. Only "
             "`publish_outputs` writes it (concurrency pool icare_duckdb_writer, limit 1); open it "
             "read_only=True to query it.",
@@ -530,11 +561,22 @@ def publication_assets(source_names: Iterable[str]) -> list[dg.AssetsDefinition]
             kinds={"parquet"},
             automation_condition=FOLLOW_INPUTS,
         ),
+        dg.AssetSpec(
+            DISCLOSURE_RELEASE_KEY,
+            deps=controlled_deps,
+            description=f"The release for publication: the folder {RELEASE_DIR}/ (one file per "
+            f"disclosure-controlled aggregate table, each carrying the run id, classification version and "
+            f"disclosure rules) and {RELEASE_DIR}/{RELEASE_SUMMARY}.",
+            group_name=PUBLICATION,
+            owners=OWNERS,
+            kinds={"parquet"},
+            automation_condition=FOLLOW_INPUTS,
+        ),
     ]
 
     @dg.multi_asset(
         name="publish_outputs",
-        specs=[*table_specs, *release_specs],
+        specs=[*table_specs, *controlled_specs, *release_specs],
         pool=DUCKDB_POOL,
         ins={"harmonised_tables": dg.AssetIn(), "statistics_tables": dg.AssetIn(), **harmonised_ins},
         description="The run's tables plus its `runs` row, validated against the output schemas and written "
@@ -565,8 +607,10 @@ def publication_assets(source_names: Iterable[str]) -> list[dg.AssetsDefinition]
             output_dir,
             timer,
             _run_started_at(context),
+            icare_settings.disclosure_rules(),
         )
         yield from release_materialisations(result, output_dir, classification.version_id)
+        yield from controlled_materialisations(result, output_dir, classification.version_id)
         summary = result.summary
         yield dg.MaterializeResult(
             asset_key=DUCKDB_KEY,
@@ -575,6 +619,7 @@ def publication_assets(source_names: Iterable[str]) -> list[dg.AssetsDefinition]
                 "path": dg.MetadataValue.path(str((output_dir / DATABASE).resolve())),
                 "output_path": dg.MetadataValue.path(str(output_dir.resolve())),
                 "tables": sorted(published_tables()),
+                "release_tables": sorted(release_name(t) for t in RELEASE_DESCRIPTIONS),
                 "table_rows": dg.MetadataValue.json(_parquet_rows(output_dir)),
                 "rows": dg.MetadataValue.json(summary["rows"]),
                 "episodes": summary["episodes"],
@@ -603,6 +648,11 @@ def _run_started_at(context: dg.AssetExecutionContext) -> datetime:
 def table_key(table: str) -> dg.AssetKey:
     """The asset of a published table: ``icare/<table>`` (its Parquet file and its DuckDB table)."""
     return dg.AssetKey(["icare", table])
+
+
+def release_key(table: str) -> dg.AssetKey:
+    """The asset of a disclosure-controlled table: ``icare_release/<table>``."""
+    return dg.AssetKey(["icare_release", table])
 
 
 def published_tables() -> dict[str, str]:
@@ -657,6 +707,52 @@ def release_materialisations(
             "run_summary": dg.MetadataValue.path(str((output_dir / RUN_SUMMARY).resolve())),
             "files": dg.MetadataValue.json(files),
             "total_bytes": sum(f["bytes"] for f in files.values()),
+        },
+    )
+
+
+def controlled_materialisations(
+    result: RunResult, output_dir: Path, classification_version: str
+) -> Iterator[dg.MaterializeResult]:
+    """One materialisation per released table, with what disclosure control withheld, then the folder."""
+    folder = output_dir / RELEASE_DIR
+    summary = result.release[DISCLOSURE_SUMMARY].to_pylist()
+    rules = result.summary["release"]["disclosure_rules"]
+    common = {"run_id": result.run_id, "classification_version": classification_version}
+    files = {}
+    for table in RELEASE_DESCRIPTIONS:
+        path = folder / f"{table}.parquet"
+        files[path.name] = {"bytes": path.stat().st_size, "sha256": _sha256(path)}
+        rows = [r for r in summary if r["table_name"] == table]
+        metadata = {
+            **common,
+            "disclosure_rules": rules,
+            "dagster/row_count": pq.read_metadata(path).num_rows,
+            "path": dg.MetadataValue.path(str(path.resolve())),
+        }
+        if rows:
+            metadata["values_published"] = sum(r["published"] for r in rows)
+            metadata["primary_suppressed"] = sum(r["primary_suppressed"] for r in rows)
+            metadata["secondary_suppressed"] = sum(r["secondary_suppressed"] for r in rows)
+            metadata["by_column"] = dg.MetadataValue.json(
+                {
+                    r["column_name"]: {
+                        "published": r["published"],
+                        "primary": r["primary_suppressed"],
+                        "secondary": r["secondary_suppressed"],
+                    }
+                    for r in rows
+                }
+            )
+        yield dg.MaterializeResult(asset_key=release_key(table), metadata=metadata)
+    yield dg.MaterializeResult(
+        asset_key=DISCLOSURE_RELEASE_KEY,
+        metadata={
+            **common,
+            "disclosure_rules": rules,
+            "path": dg.MetadataValue.path(str(folder.resolve())),
+            "files": dg.MetadataValue.json(files),
+            "tables": dg.MetadataValue.json(result.summary["release"]["tables"]),
         },
     )
 

@@ -2,8 +2,9 @@
 
 Every path can come from the run configuration (the fields) or, when a field is not set, from an
 environment variable of the process that runs the step or sensor (``ICARE_LANDING_DIR``,
-``ICARE_OUTPUT_DIR``, ``ICARE_CLASSIFICATION``, ``ICARE_CROSSWALK``, ``ICARE_STATISTICS``); nothing
-is a constant in code except the fallbacks of ``icare run`` (bundled sample, ``outputs/``).
+``ICARE_OUTPUT_DIR``, ``ICARE_CLASSIFICATION``, ``ICARE_CROSSWALK``, ``ICARE_STATISTICS``,
+``ICARE_DISCLOSURE``); nothing is a constant in code except the fallbacks of ``icare run`` (bundled
+sample, ``outputs/``).
 
 Everything here only gathers settings and hands them to ``icare``: the same loaders and the same
 key rule as the ``icare run`` command, so both paths see the same inputs.
@@ -27,6 +28,7 @@ import dagster as dg
 from pydantic import Field
 
 from icare.classification import Classification, load_classification
+from icare.disclosure import DisclosureRules, load_disclosure_rules
 from icare.pipeline import RunOptions, bundled_samples, pseudonymiser_for
 from icare.pseudonymise import Pseudonymiser
 from icare.sources.base import SourceInputError
@@ -40,6 +42,7 @@ LANDING_DIR_ENVIRONMENT_VARIABLE = "ICARE_LANDING_DIR"
 CLASSIFICATION_ENVIRONMENT_VARIABLE = "ICARE_CLASSIFICATION"
 CROSSWALK_ENVIRONMENT_VARIABLE = "ICARE_CROSSWALK"
 STATISTICS_ENVIRONMENT_VARIABLE = "ICARE_STATISTICS"
+DISCLOSURE_ENVIRONMENT_VARIABLE = "ICARE_DISCLOSURE"
 
 
 def _setting(value: str | None, variable: str) -> Path | None:
@@ -95,6 +98,15 @@ class IcareSettings(dg.ConfigurableResource):
         f"${STATISTICS_ENVIRONMENT_VARIABLE} if set, else config/statistics.yaml.",
     )
 
+    disclosure_path: str | None = Field(
+        default=None,
+        description="Other disclosure rules for the release (YAML). Default: "
+        f"${DISCLOSURE_ENVIRONMENT_VARIABLE} if set, else config/disclosure.yaml.",
+    )
+
+    def disclosure_rules(self) -> DisclosureRules:
+        return load_disclosure_rules(_setting(self.disclosure_path, DISCLOSURE_ENVIRONMENT_VARIABLE))
+
     def statistics_settings(self) -> StatisticsSettings:
         settings = load_statistics_settings(_setting(self.statistics_path, STATISTICS_ENVIRONMENT_VARIABLE))
         return check_settings(settings, self.classification())
@@ -131,6 +143,7 @@ class IcareSettings(dg.ConfigurableResource):
             crosswalk_path=_setting(self.crosswalk_path, CROSSWALK_ENVIRONMENT_VARIABLE),
             progress=progress,
             statistics_path=_setting(self.statistics_path, STATISTICS_ENVIRONMENT_VARIABLE),
+            disclosure_path=_setting(self.disclosure_path, DISCLOSURE_ENVIRONMENT_VARIABLE),
         )
 
     def classification(self) -> Classification:

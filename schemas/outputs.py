@@ -441,6 +441,12 @@ TABLES: dict[str, list[Col]] = {
         Col("row_counts", STRING, False, "JSON: rows read, accepted, quarantined, superseded per source"),
         Col("timings", STRING, False, "JSON: seconds per step"),
         Col("statistics_settings", STRING, False, "JSON: statistics settings used (config/statistics.yaml)"),
+        Col(
+            "disclosure_rules",
+            STRING,
+            False,
+            "JSON: disclosure rules applied to the release (config/disclosure.yaml)",
+        ),
     ],
     "inputs": [
         SOURCE,
@@ -494,17 +500,124 @@ TABLE_DESCRIPTIONS: dict[str, str] = {
     ),
     "flow_check": "source × area × period: stock at start + entries − exits against stock at end",
     "statistics_findings": "data-quality finding met while building spells (overlaps, broken chains, ...)",
-    "runs": "run: versions, key fingerprint, inputs, row counts, timings and statistics settings",
+    "runs": (
+        "run: versions, key fingerprint, inputs, row counts, timings, statistics settings and "
+        "disclosure rules"
+    ),
 }
+
+
+# -- the disclosure-controlled release (outputs/release/, DuckDB schema ``release``) ---------------
+RELEASE_SCHEMA = "release"
+# Confidentiality status of a released value: the SDMX code list CL_CONF_STATUS (docs/disclosure.md).
+CONF_FREE = "F"  # free for publication
+CONF_PRIMARY = "A"  # primary confidentiality due to small counts
+CONF_SECONDARY = "D"  # secondary confidentiality set by the sender, not for publication
+CONF_STATUS = (CONF_FREE, CONF_PRIMARY, CONF_SECONDARY)
+# The count columns of each released aggregate table. In the release each may be empty (withheld)
+# and is followed by ``<column>_status``; config/disclosure.yaml must protect exactly these.
+RELEASE_COUNTS: dict[str, tuple[str, ...]] = {
+    "stock": ("children", "temporary_moves_resolved"),
+    "entries": ("children", "spells", "re_entries"),
+    "exits": ("children", "spells"),
+    "moves": ("children", "moves"),
+    "transitions": ("transitions",),
+    "pathways": ("spells", "spells_in_rare_pathways"),
+    "durations": ("spells", "spells_start_unknown"),
+    "flow_check": (
+        "stock_start",
+        "entries",
+        "exits",
+        "stock_end",
+        "overlap_records_set_aside_start",
+        "overlap_records_set_aside_end",
+        "overlaps_resolved_in_period",
+    ),
+}
+# Derived columns withheld together, with the status column that follows the last of them.
+RELEASE_DERIVED: dict[str, dict[str, tuple[str, ...]]] = {
+    "durations": {"days_status": ("days_q1", "days_median", "days_q3")},
+}
+
+
+def _status_col(subject: str, name: str) -> Col:
+    return Col(
+        name,
+        STRING,
+        False,
+        f"confidentiality of {subject} (SDMX CONF_STATUS): F published, A withheld as a small count "
+        "(primary), D withheld so that another withheld value cannot be recovered (secondary)",
+        CONF_STATUS,
+    )
+
+
+def _release_columns(table: str) -> list[Col]:
+    """The internal table's columns, each count nullable and followed by its status column."""
+    counts = RELEASE_COUNTS[table]
+    derived_last = {columns[-1]: status for status, columns in RELEASE_DERIVED.get(table, {}).items()}
+    columns = []
+    for col in TABLES[table]:
+        if col.name in counts:
+            columns.append(Col(col.name, col.type, True, f"{col.description} (empty when withheld)"))
+            columns.append(_status_col(f"`{col.name}`", f"{col.name}_status"))
+            continue
+        columns.append(col)
+        if col.name in derived_last:
+            withheld = RELEASE_DERIVED[table][derived_last[col.name]]
+            columns.append(_status_col(", ".join(f"`{c}`" for c in withheld), derived_last[col.name]))
+    return columns
+
+
+RELEASE_TABLES: dict[str, list[Col]] = {
+    **{table: _release_columns(table) for table in RELEASE_COUNTS},
+    "disclosure_summary": [
+        Col("table_name", STRING, False, "released table"),
+        Col("column_name", STRING, False, "count column, or the derived columns withheld together"),
+        Col("method", STRING, False, "disclosure control method", ("suppress", "round")),
+        Col("cells", INT, False, "values of the column in the table (its rows)"),
+        Col("published", INT, False, "values published (status F)"),
+        Col("primary_suppressed", INT, False, "values withheld as small counts (status A)"),
+        Col("secondary_suppressed", INT, False, "values withheld to protect other values (status D)"),
+        Col(
+            "unprotected_groups",
+            INT,
+            False,
+            "margin groups (or flow_check rows) with one withheld value and no value left to withhold "
+            "beside it: their total is that value, so it must not be published elsewhere",
+        ),
+        Col("disclosure_rules", STRING, False, "disclosure rules id and version (config/disclosure.yaml)"),
+    ],
+}
+RELEASE_DESCRIPTIONS: dict[str, str] = {
+    **{
+        table: f"as `{table}`, disclosure-controlled: each count with its confidentiality status"
+        for table in RELEASE_COUNTS
+    },
+    "disclosure_summary": "released table × count column: values published, withheld (primary, secondary)",
+}
+
+
+def release_name(table: str) -> str:
+    """The DuckDB name of a released table: ``release.<table>``."""
+    return f"{RELEASE_SCHEMA}.{table}"
+
+
+def table_columns(table: str) -> list[Col]:
+    """A table's columns: ``TABLES[table]``, or ``RELEASE_TABLES`` for ``release.<table>``."""
+    prefix = f"{RELEASE_SCHEMA}."
+    if table.startswith(prefix):
+        return RELEASE_TABLES[table[len(prefix) :]]
+    return TABLES[table]
 
 
 def column_names(table: str) -> list[str]:
     """The columns of a published table, in order (the one definition of each table's layout)."""
-    return [c.name for c in TABLES[table]]
+    return [c.name for c in table_columns(table)]
 
 
 def arrow_schema(table: str) -> pa_arrow.Schema:
-    return pa_arrow.schema([pa_arrow.field(c.name, c.type, nullable=c.nullable) for c in TABLES[table]])
+    columns = table_columns(table)
+    return pa_arrow.schema([pa_arrow.field(c.name, c.type, nullable=c.nullable) for c in columns])
 
 
 def _pandera_column(col: Col) -> pa.Column:
@@ -514,7 +627,9 @@ def _pandera_column(col: Col) -> pa.Column:
 
 def pandera_schema(table: str) -> pa.DataFrameSchema:
     """Checks a table before it is written: columns present, required values filled, codes allowed."""
-    return pa.DataFrameSchema({c.name: _pandera_column(c) for c in TABLES[table]}, strict=True, name=table)
+    return pa.DataFrameSchema(
+        {c.name: _pandera_column(c) for c in table_columns(table)}, strict=True, name=table
+    )
 
 
 class OutputSchemaError(ValueError):
@@ -532,7 +647,7 @@ def validate_arrow(data: pa_arrow.Table, table: str) -> pa_arrow.Table:
         raise OutputSchemaError(f"{table}: columns {data.column_names} are not the defined {expected}")
     data = data.cast(arrow_schema(table))
     failures = []
-    for col in TABLES[table]:
+    for col in table_columns(table):
         values = data.column(col.name)
         if not col.nullable and values.null_count:
             failures.append(f"{col.name}: {values.null_count} empty value(s) in a required column")

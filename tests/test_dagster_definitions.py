@@ -20,7 +20,7 @@ import yaml
 from icare.checks import unmapped_codes
 from icare.discovery import discover
 from icare.pipeline import RunOptions, bundled_samples, run
-from icare.publish import DATABASE, PARQUET_DIR, RUN_SUMMARY
+from icare.publish import DATABASE, PARQUET_DIR, RELEASE_DIR, RUN_SUMMARY
 from icare.sources.base import SourceInputError
 from icare.sources.registry import UnknownSourceError, available_sources
 from icare.sources.spec import load_source_spec
@@ -33,11 +33,12 @@ from pipelines.assets import (
     files_by_partition,
     published_tables,
     quarantine_check,
+    release_key,
     table_key,
 )
 from pipelines.definitions import ASSETS, defs
 from pipelines.resources import IcareSettings
-from schemas.outputs import TABLES, column_names
+from schemas.outputs import RELEASE_DESCRIPTIONS, RELEASE_TABLES, TABLES, column_names, release_name
 
 REPO = Path(__file__).resolve().parents[1]
 # Published tables whose content may differ between two runs on the same input (timings, clock).
@@ -65,8 +66,13 @@ def _expected_graph(sources) -> dict[str, set[str]]:
         graph[f"icare/{table}"] = {"statistics_tables"}
     graph["icare/runs"] = {"harmonised_tables", "statistics_tables"} | harmonised
     graph["icare/data_dictionary"] = set()
-    graph["icare_duckdb"] = set(tables)
+    released = {f"icare_release/{table}" for table in RELEASE_DESCRIPTIONS}
+    for table in RELEASE_DESCRIPTIONS:
+        graph[f"icare_release/{table}"] = {f"icare/{table}"}
+    graph["icare_release/disclosure_summary"] = released - {"icare_release/disclosure_summary"}
+    graph["icare_duckdb"] = tables | released
     graph["parquet_release"] = set(tables)
+    graph["disclosure_release"] = released
     return graph
 
 
@@ -129,6 +135,12 @@ def test_every_published_table_has_an_asset_with_its_columns():
         assert [c.name for c in schema.columns] == expected, table
     for name in ("icare/quarantine", "icare/episodes", "icare/care_spells", "icare/placement_spells"):
         assert dg.AssetKey.from_user_string(name) in graph.get_all_asset_keys()
+    assert set(RELEASE_DESCRIPTIONS) == set(RELEASE_TABLES)
+    for table in RELEASE_TABLES:
+        node = graph.get(release_key(table))
+        assert node.group_name == "publication" and release_name(table) in node.description, table
+        schema = node.metadata["dagster/column_schema"]
+        assert [c.name for c in schema.columns] == column_names(release_name(table)), table
 
 
 DATA_DICTIONARY_COLUMNS = ("table_name", "column_name", "type", "nullable", "description")
@@ -154,7 +166,13 @@ def test_publishing_is_in_the_one_writer_pool():
     for key in (_key("icare_duckdb"), _key("parquet_release"), table_key("episodes")):
         assert graph.get(key).pools == {"icare_duckdb_writer"}
     writers = {k for k in graph.get_all_asset_keys() if graph.get(k).pools}
-    assert writers == {_key("icare_duckdb"), _key("parquet_release"), *map(table_key, published_tables())}
+    assert writers == {
+        _key("icare_duckdb"),
+        _key("parquet_release"),
+        _key("disclosure_release"),
+        *map(table_key, published_tables()),
+        *map(release_key, RELEASE_TABLES),
+    }
     config = yaml.safe_load((REPO / "dagster.yaml").read_text(encoding="utf-8"))
     assert config["concurrency"]["pools"]["default_limit"] == 1
     assert config["telemetry"]["enabled"] is False
@@ -277,10 +295,16 @@ def test_sample_needs_no_key_but_real_returns_do(tmp_path, monkeypatch):
 
 
 def _read_duckdb(path: Path) -> dict[str, pd.DataFrame]:
+    """Every table of the database, by name (``release.<table>`` for the schema ``release``)."""
     connection = duckdb.connect(str(path), read_only=True)
     try:
-        names = [row[0] for row in connection.execute("SELECT table_name FROM duckdb_tables()").fetchall()]
-        return {name: connection.execute(f'SELECT * FROM "{name}" ORDER BY ALL').df() for name in names}
+        names = connection.execute("SELECT schema_name, table_name FROM duckdb_tables()").fetchall()
+        return {
+            (table if schema == "main" else f"{schema}.{table}"): connection.execute(
+                f'SELECT * FROM "{schema}"."{table}" ORDER BY ALL'
+            ).df()
+            for schema, table in names
+        }
     finally:
         connection.close()
 
@@ -327,6 +351,11 @@ def test_materialised_outputs_equal_those_of_icare_run(case, tmp_path, monkeypat
         )
     if case != "bundled_sample":
         assert len(actual["quarantine"]) > 0  # the defects took the quarantine path on both sides
+    expected_release = _read_parquet(cli_dir / RELEASE_DIR)
+    actual_release = _read_parquet(dagster_dir / RELEASE_DIR)
+    assert set(actual_release) == set(expected_release) == set(RELEASE_TABLES)
+    for name in sorted(RELEASE_TABLES):
+        pd.testing.assert_frame_equal(actual_release[name], expected_release[name], obj=f"release: {name}")
 
     cli_summary = json.loads((cli_dir / RUN_SUMMARY).read_text(encoding="utf-8"))
     dagster_summary = json.loads((dagster_dir / RUN_SUMMARY).read_text(encoding="utf-8"))
@@ -335,11 +364,26 @@ def test_materialised_outputs_equal_those_of_icare_run(case, tmp_path, monkeypat
     published = _materialisation(result, _key("icare_duckdb"))
     assert published["run_id"].value == cli.run_id
     assert published["path"].value == str((dagster_dir / DATABASE).resolve())
+    in_database = _read_duckdb(dagster_dir / DATABASE)
     assert (
         published["tables"].value
-        == sorted(_read_duckdb(dagster_dir / DATABASE))
+        == sorted(t for t in in_database if "." not in t)
         == sorted(published_tables())
     )
+    assert published["release_tables"].value == sorted(t for t in in_database if "." in t)
+    assert published["release_tables"].value == sorted(map(release_name, RELEASE_TABLES))
+    summary = pd.read_parquet(dagster_dir / RELEASE_DIR / "disclosure_summary.parquet")
+    for table in RELEASE_TABLES:
+        metadata = _materialisation(result, release_key(table))
+        assert metadata["dagster/row_count"].value == len(in_database[release_name(table)]), table
+        assert metadata["run_id"].value == cli.run_id
+        assert metadata["disclosure_rules"].value == cli.summary["release"]["disclosure_rules"]
+        if table != "disclosure_summary":
+            rows = summary[summary["table_name"] == table]
+            assert metadata["primary_suppressed"].value == rows["primary_suppressed"].sum(), table
+            assert metadata["secondary_suppressed"].value == rows["secondary_suppressed"].sum(), table
+    folder = _materialisation(result, _key("disclosure_release"))
+    assert set(folder["files"].value) == {f"{t}.parquet" for t in RELEASE_TABLES}
     parquet = _read_parquet(dagster_dir / PARQUET_DIR)
     for table in published_tables():
         metadata = _materialisation(result, table_key(table))
@@ -610,8 +654,10 @@ def test_warning_checks_fail_on_defects_but_publication_goes_on(tmp_path, monkey
     evaluations = {c.check_name: c for c in result.get_asset_check_evaluations()}
     assert not evaluations["no_quarantine"].passed
     assert evaluations["no_quarantine"].severity == dg.AssetCheckSeverity.WARN
-    assert len(result.asset_materializations_for_node(PUBLISH_NODE)) == len(published_tables()) + 2
-    assert (output / DATABASE).exists()
+    # every published table, every released table, the database, the Parquet files and the release
+    expected = len(published_tables()) + len(RELEASE_TABLES) + 3
+    assert len(result.asset_materializations_for_node(PUBLISH_NODE)) == expected
+    assert (output / DATABASE).exists() and (output / RELEASE_DIR / "stock.parquet").exists()
 
 
 def test_unmapped_codes_check_fails_on_crafted_quarantine():

@@ -26,7 +26,7 @@ from icare.sources.registry import available_sources
 from icare.sources.spec import load_source_spec
 from schemas import ssda903
 from schemas.checks import split_check_error
-from schemas.outputs import TABLE_DESCRIPTIONS, TABLES
+from schemas.outputs import RELEASE_DESCRIPTIONS, RELEASE_TABLES, TABLE_DESCRIPTIONS, TABLES, release_name
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -64,7 +64,8 @@ def column_reference() -> str:
     Type, nullability and description are those of the ``data_dictionary`` table in the database.
     """
     lines = [BEGIN_COLUMNS]
-    for table, columns in TABLES.items():
+    released = [(release_name(table), columns) for table, columns in RELEASE_TABLES.items()]
+    for table, columns in [*TABLES.items(), *released]:
         lines += ["", f"#### `{table}`", "", TABLE_HEAD]
         for column in columns:
             description = column.description
@@ -105,6 +106,13 @@ def test_readme_table_list_matches_the_table_descriptions():
     start = text.index("| table | one row per |")
     rows = dict(re.findall(r"^\| `([a-z_]+)` \| (.*) \|$", text[start : text.index("\n\n", start)], re.M))
     assert rows == {**TABLE_DESCRIPTIONS, "data_dictionary": DATA_DICTIONARY_DESCRIPTION}
+
+
+def test_readme_release_table_list_matches_the_release_descriptions():
+    text = _readme()
+    start = text.index("| released table | one row per |")
+    rows = dict(re.findall(r"^\| `([a-z_.]+)` \| (.*) \|$", text[start : text.index("\n\n", start)], re.M))
+    assert rows == {release_name(table): description for table, description in RELEASE_DESCRIPTIONS.items()}
 
 
 def test_readme_has_the_two_set_up_commands_in_one_code_block():

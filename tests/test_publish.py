@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from icare import publish
-from schemas.outputs import TABLES, arrow_schema
+from schemas.outputs import RELEASE_TABLES, TABLES, arrow_schema, release_name
 from tests.builders import episode, header, write_return
 
 
@@ -45,7 +45,7 @@ def test_every_table_is_in_duckdb_and_parquet_with_the_declared_arrow_schema(ret
         assert len(database[table]) == parquet.num_rows, table
     assert set(database) == set(TABLES) | {"data_dictionary"}
     dictionary = database["data_dictionary"]
-    assert set(dictionary["table_name"]) == set(TABLES)
+    assert set(dictionary["table_name"]) == set(TABLES) | {release_name(t) for t in RELEASE_TABLES}
     assert dictionary["description"].str.len().gt(0).all()
 
 
@@ -76,6 +76,9 @@ def test_rerun_on_the_same_input_gives_identical_tables(returns, run_on, tmp_pat
         if table != "runs":
             a = (tmp_path / "a" / "parquet" / f"{table}.parquet").read_bytes()
             assert a == (tmp_path / "b" / "parquet" / f"{table}.parquet").read_bytes(), table
+    for name in [*(f"{table}.parquet" for table in RELEASE_TABLES), "disclosure.json"]:
+        a = (tmp_path / "a" / "release" / name).read_bytes()
+        assert a == (tmp_path / "b" / "release" / name).read_bytes(), name
 
 
 def test_failed_run_leaves_previous_outputs_intact(returns, run_on, tmp_path, monkeypatch):
@@ -95,17 +98,20 @@ def test_failed_run_leaves_previous_outputs_intact(returns, run_on, tmp_path, mo
     after = read_database(out / "icare.duckdb")
     pd.testing.assert_frame_equal(before["episodes"], after["episodes"])
     assert len(pq.read_table(out / "parquet" / "episodes.parquet")) == len(first["episodes"])
-    assert sorted(p.name for p in out.iterdir()) == ["icare.duckdb", "parquet", "run.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["icare.duckdb", "parquet", "release", "run.json"]
 
 
-def test_failure_while_swapping_restores_previous_outputs(returns, run_on, tmp_path, monkeypatch):
+@pytest.mark.parametrize("failing", ["parquet", "release"])
+def test_failure_while_swapping_restores_previous_outputs(returns, run_on, tmp_path, monkeypatch, failing):
     out = tmp_path / "out"
     run_on(returns, out)
     before = (out / "run.json").read_text()
+    released_before = (out / "release" / "stock.parquet").read_bytes()
+    write_return(returns, 2025, headers=[header("9", sex="M")], episodes=[episode("9", "01/05/2024")])
     real_replace = publish.os.replace
 
     def flaky_replace(src, dst):
-        if "staging" in str(src) and str(dst).endswith("parquet"):
+        if "staging" in str(src) and str(dst).endswith(failing):
             raise OSError("rename failed")
         return real_replace(src, dst)
 
@@ -115,3 +121,5 @@ def test_failure_while_swapping_restores_previous_outputs(returns, run_on, tmp_p
     assert (out / "run.json").read_text() == before
     assert (out / "parquet" / "episodes.parquet").exists()
     assert read_database(out / "icare.duckdb")["episodes"].shape[0] == 3
+    assert (out / "release" / "stock.parquet").read_bytes() == released_before
+    assert sorted(p.name for p in out.iterdir()) == ["icare.duckdb", "parquet", "release", "run.json"]

@@ -1,0 +1,457 @@
+"""Disclosure control: the rules file, primary and secondary suppression on crafted tables (expected
+values worked out by hand), the release tables and their schemas, and the invariants on the sample.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from icare.disclosure import DisclosureRulesError, load_disclosure_rules
+from icare.disclosure.control import (
+    FREE,
+    PRIMARY,
+    SECONDARY,
+    control_table,
+    group_ids,
+    release_tables,
+    suppress,
+)
+from icare.disclosure.rules import DerivedRule, TableRules
+from icare.pipeline import RunOptions, bundled_samples, run
+from schemas.outputs import (
+    RELEASE_COUNTS,
+    RELEASE_TABLES,
+    OutputSchemaError,
+    arrow_schema,
+    column_names,
+    release_name,
+    validate_arrow,
+)
+from tests.test_cli import icare
+
+RULES = load_disclosure_rules()
+F, A, D = "F", "A", "D"
+CODES = {FREE: F, PRIMARY: A, SECONDARY: D}
+
+
+def _statuses(controlled, column: str = "n") -> list[str]:
+    return [CODES[s] for s in controlled.status[column]]
+
+
+def _grid(rows: list[tuple[str, str, int]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["r", "c", "n"])
+
+
+ONE_MARGIN = TableRules(counts=("n",), margins=(("r",),))
+TWO_MARGINS = TableRules(counts=("n",), margins=(("r",), ("c",)))
+
+
+# -- the rules file --------------------------------------------------------------------------------
+def _rules_file(tmp_path: Path, change) -> Path:
+    raw = yaml.safe_load(RULES.path.read_text(encoding="utf-8"))
+    change(raw)
+    path = tmp_path / "disclosure.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    return path
+
+
+def test_shipped_rules_cover_every_released_table():
+    assert RULES.version_id == "icare-disclosure@0.1.0"
+    assert RULES.method == "suppress" and RULES.threshold == 5
+    assert set(RULES.tables) == set(RELEASE_COUNTS)
+    assert ("source", "area_code", "reference_date") in RULES.tables["stock"].margins
+    assert RULES.tables["flow_check"].identities == (("stock_start", "entries", "exits", "stock_end"),)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda r: r.pop("threshold"), "required key 'threshold' is missing"),
+        (lambda r: r.update(threshold=0), "threshold must be a whole number of at least 1"),
+        (lambda r: r.update(threshold=True), "threshold must be a whole number"),
+        (lambda r: r.update(method="blur"), "method 'blur' is not one of suppress, round"),
+        (lambda r: r["tables"].pop("moves"), "missing ['moves']"),
+        (lambda r: r["tables"].update(runs={"counts": []}), "unknown ['runs']"),
+        (
+            lambda r: r["tables"]["stock"].update(counts=["children"]),
+            "tables.stock.counts must name every count column",
+        ),
+        (
+            lambda r: r["tables"]["stock"]["margins"].append(["source", "area_cod"]),
+            "tables.stock.margins[9]: ['area_cod']",
+        ),
+        (
+            lambda r: r["tables"]["exits"]["margins"].append(["source", "children"]),
+            "tables.exits.margins[8]: ['children']",
+        ),
+        (
+            lambda r: r["tables"]["entries"]["follow"].update(re_entries=["spell"]),
+            "tables.entries.follow.re_entries: ['spell'] are not counts",
+        ),
+        (
+            lambda r: r["tables"]["durations"]["derived"][0].update(min_observations=0),
+            "tables.durations.derived[0].min_observations must be a whole number of at least 1",
+        ),
+        (lambda r: r["tables"]["durations"].pop("derived"), "tables.durations.derived must cover"),
+    ],
+)
+def test_malformed_rules_name_the_file_and_the_key(tmp_path, change, message):
+    path = _rules_file(tmp_path, change)
+    with pytest.raises(DisclosureRulesError) as raised:
+        load_disclosure_rules(path)
+    assert str(path) in str(raised.value)
+    assert message in str(raised.value)
+
+
+def test_cli_stops_with_exit_2_on_bad_rules_and_writes_nothing(tmp_path):
+    path = _rules_file(tmp_path, lambda r: r.update(threshold="five"))
+    done = icare("run", "--disclosure", str(path), "--output", str(tmp_path / "out"))
+    assert done.returncode == 2, done.stderr
+    assert "icare: error:" in done.stderr and "threshold" in done.stderr and str(path) in done.stderr
+    assert not (tmp_path / "out").exists()
+    assert "read and validate" not in done.stderr  # refused before any input was read
+
+
+# -- suppression on crafted tables ------------------------------------------------------------------
+def test_a_lone_small_cell_gets_the_smallest_other_cell_as_secondary_partner():
+    # group a: 3 is small; the smallest published non-zero cell beside it (7) is withheld too.
+    frame = _grid([("a", "x", 3), ("a", "y", 9), ("a", "z", 7), ("b", "x", 6), ("b", "y", 8)])
+    controlled = suppress(frame, ONE_MARGIN, threshold=5)
+    assert _statuses(controlled) == [A, F, D, F, F]
+
+
+def test_zeros_stay_published_and_are_never_partners():
+    frame = _grid([("a", "x", 2), ("a", "y", 0), ("a", "z", 6), ("a", "w", 8)])
+    controlled = suppress(frame, ONE_MARGIN, threshold=5)
+    assert _statuses(controlled) == [A, F, D, F]
+
+
+def test_two_small_cells_whose_sum_reaches_the_threshold_need_no_secondary():
+    # 3 + 4 = 7 >= 5: the group total tells only that the two withheld cells add up to 7.
+    frame = _grid([("a", "x", 3), ("a", "y", 4), ("a", "z", 10)])
+    assert _statuses(suppress(frame, ONE_MARGIN, threshold=5)) == [A, A, F]
+
+
+def test_two_small_cells_whose_sum_is_below_the_threshold_get_a_partner():
+    # 1 + 1 = 2: from the total, each withheld cell must be 1 (zeros are published), so 10 goes too.
+    frame = _grid([("a", "x", 1), ("a", "y", 1), ("a", "z", 10), ("a", "w", 12)])
+    assert _statuses(suppress(frame, ONE_MARGIN, threshold=5)) == [A, A, D, F]
+
+
+def test_secondary_suppression_cascades_across_two_margins():
+    #        x   y   z           x  y  z
+    #   a    2   6   9      a    A  D  F
+    #   b    7   8  10      b    D  D  F
+    # Row a: 2 alone -> 6. Column x: 2 alone -> 7. Column y: 6 alone -> 8. Then every row and column
+    # withholds two cells summing to at least 5.
+    frame = _grid([("a", "x", 2), ("a", "y", 6), ("a", "z", 9), ("b", "x", 7), ("b", "y", 8), ("b", "z", 10)])
+    assert _statuses(suppress(frame, TWO_MARGINS, threshold=5)) == [A, D, F, D, D, F]
+
+
+def test_ties_are_broken_by_row_order_and_a_rerun_gives_the_same_result():
+    frame = _grid([("a", "x", 2), ("a", "y", 6), ("a", "z", 6)])
+    first = _statuses(suppress(frame, ONE_MARGIN, threshold=5))
+    assert first == [A, D, F]
+    assert _statuses(suppress(frame.copy(), ONE_MARGIN, threshold=5)) == first
+    swapped = frame.iloc[[0, 2, 1]].reset_index(drop=True)
+    assert _statuses(suppress(swapped, ONE_MARGIN, threshold=5)) == [A, D, F]  # the first 6 in order
+
+
+def test_empty_values_of_a_margin_column_form_their_own_group():
+    frame = pd.DataFrame(
+        {"r": pd.array(["a", None, None], dtype="str"), "c": ["x", "y", "z"], "n": [2, 3, 9]}
+    )
+    assert group_ids(frame, ["r"]).tolist() == [0, 1, 1]
+    assert _statuses(suppress(frame, ONE_MARGIN, threshold=5)) == [A, A, D]
+
+
+def test_a_subset_count_is_withheld_with_the_count_it_is_part_of():
+    frame = pd.DataFrame({"r": ["a", "a", "a"], "spells": [3, 9, 12], "re_entries": [0, 6, 2]})
+    rules = TableRules(("spells", "re_entries"), (("r",),), follow={"re_entries": ("spells",)})
+    controlled = suppress(frame, rules, threshold=5)
+    assert _statuses(controlled, "spells") == [A, D, F]
+    # Row 0: a zero stays published although its spells are withheld. Row 1: 6 is not small, but its
+    # 9 spells are withheld, so it goes with them (it would show that spells >= 6). Row 2: 2 is small.
+    # re_entries' group then withholds 6 + 2 = 8 >= 5: nothing more.
+    assert _statuses(controlled, "re_entries") == [F, D, A]
+
+
+def test_one_withheld_term_of_the_flow_identity_gets_a_partner_in_the_row():
+    # stock_start 40 + entries 3 - exits 8 = stock_end 35: entries alone would be recovered.
+    frame = pd.DataFrame(
+        {"area": ["201", "202"], "start": [40, 50], "entries": [3, 9], "exits": [8, 7], "end": [35, 52]}
+    )
+    rules = TableRules(
+        ("start", "entries", "exits", "end"), (), identities=(("start", "entries", "exits", "end"),)
+    )
+    controlled = suppress(frame, rules, threshold=5)
+    assert [_statuses(controlled, c) for c in ("start", "entries", "exits", "end")] == [
+        [F, F],
+        [A, F],
+        [D, F],
+        [F, F],
+    ]
+
+
+# -- durations: quartiles withheld with their count -------------------------------------------------
+def _durations(rows: list[dict]) -> pa.Table:
+    base = {
+        "source": "ssda903",
+        "area_code": "201",
+        "period_start": pd.Timestamp("2023-04-01").date(),
+        "period_end": pd.Timestamp("2024-03-31").date(),
+        "unit": "care_spell",
+        "icare_level1": "AC.F",
+        "icare_level2": "AC.F1",
+        "sex": "F",
+        "spells_start_unknown": 0,
+        "days_q1": None,
+        "days_median": None,
+        "days_q3": None,
+        "classification_version": "icare-ac-provisional@0.1.0",
+    }
+    records = [base | row for row in rows]
+    return pa.Table.from_pylist(records).select(column_names("durations")).cast(arrow_schema("durations"))
+
+
+def test_duration_quartiles_are_withheld_with_their_count_or_below_the_minimum_of_spells():
+    rules = TableRules(
+        counts=("spells", "spells_start_unknown"),
+        margins=(("source", "area_code", "period_end", "unit"),),
+        follow={"spells_start_unknown": ("spells",)},
+        derived=(
+            DerivedRule(
+                ("days_q1", "days_median", "days_q3"), "days_status", "spells", "spells_start_unknown", 10
+            ),
+        ),
+    )
+    quartiles = {"days_q1": 10.0, "days_median": 20.0, "days_q3": 30.0}
+    table = _durations(
+        [
+            {"icare_code": "AC.F11", "age_band": "1-4", "spells": 3, **quartiles},  # small: A
+            {"icare_code": "AC.F12", "age_band": "1-4", "spells": 12, **quartiles},  # partner of 3: D
+            # alone in its group (another unit), published, but 8 spells < 10: quartiles A
+            {"icare_code": "AC.F13", "age_band": "1-4", "unit": "placement_spell", "spells": 8, **quartiles},
+            {"icare_code": "AC.F14", "age_band": "1-4", "spells": 15, "spells_start_unknown": 6, **quartiles},
+            {"icare_code": "AC.F15", "age_band": "1-4", "spells": 20, **quartiles},  # published
+        ]
+    )
+    released, summary = control_table("durations", table, _rules_with("durations", rules))
+    frame = released.to_pandas()
+    assert frame["spells_status"].tolist() == [A, D, F, F, F]
+    assert frame["spells"].tolist()[2:] == [8, 15, 20] and frame["spells"].isna().tolist()[:2] == [True, True]
+    # the 15 spells with 6 of unknown start have 9 days values behind their quartiles: A.
+    assert frame["days_status"].tolist() == [A, D, A, A, F]
+    assert frame["days_median"].isna().tolist() == [True, True, True, True, False]
+    assert frame["days_median"].iloc[4] == 20.0
+    days = next(row for row in summary if row["column_name"] == "days_q1, days_median, days_q3")
+    assert (days["published"], days["primary_suppressed"], days["secondary_suppressed"]) == (1, 3, 1)
+
+
+def _rules_with(table: str, table_rules: TableRules):
+    from dataclasses import replace
+
+    return replace(RULES, tables={**RULES.tables, table: table_rules})
+
+
+def test_rounding_rounds_every_count_and_withholds_nothing():
+    from dataclasses import replace
+
+    rounding = replace(RULES, method="round", rounding_base=5)
+    table = _durations(
+        [
+            {"icare_code": "AC.F11", "age_band": "1-4", "spells": 0},
+            {"icare_code": "AC.F12", "age_band": "1-4", "spells": 2},
+            {"icare_code": "AC.F13", "age_band": "1-4", "spells": 3},
+            {"icare_code": "AC.F14", "age_band": "1-4", "spells": 12, "days_median": 40.0},
+            {"icare_code": "AC.F15", "age_band": "1-4", "spells": 13},
+        ]
+    )
+    frame = control_table("durations", table, rounding)[0].to_pandas()
+    assert frame["spells"].tolist() == [0, 0, 5, 10, 15]
+    assert set(frame["spells_status"]) == {F}
+    assert frame["days_status"].tolist() == [A, A, A, F, F]  # quartiles of fewer than 10 spells withheld
+
+
+# -- the release tables and their schemas -----------------------------------------------------------
+def test_a_release_table_that_breaks_its_schema_is_refused():
+    table = _durations([{"icare_code": "AC.F11", "age_band": "1-4", "spells": 7}])
+    released, _ = control_table("durations", table, RULES)
+    broken = released.set_column(
+        released.column_names.index("spells_status"), "spells_status", pa.array(["X"], pa.string())
+    )
+    with pytest.raises(OutputSchemaError, match=r"spells_status: values \['X'\]"):
+        validate_arrow(broken, release_name("durations"))
+    missing = released.set_column(
+        released.column_names.index("days_status"), "days_status", pa.array([None], pa.string())
+    )
+    with pytest.raises(ValueError, match="days_status"):  # an empty status is refused
+        validate_arrow(missing, release_name("durations"))
+
+
+@pytest.fixture(scope="module")
+def sample_run(tmp_path_factory):
+    """``icare run`` on the bundled sample (development key), once for the tests below."""
+    output = tmp_path_factory.mktemp("sample") / "out"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("ICARE_PSEUDONYM_KEY", raising=False)
+        result = run(RunOptions(bundled_samples(), output))
+    return result, output
+
+
+@pytest.mark.slow
+def test_release_tables_are_written_with_their_schemas_and_metadata(sample_run):
+    result, output = sample_run
+    runs = result.tables["runs"]
+    rules = json.loads(runs["disclosure_rules"].iloc[0])
+    assert rules["version_id"] == RULES.version_id and rules["threshold"] == RULES.threshold
+    for table in RELEASE_TABLES:
+        parquet = pq.read_table(output / "release" / f"{table}.parquet")
+        assert parquet.schema.equals(arrow_schema(release_name(table)), check_metadata=False), table
+        metadata = parquet.schema.metadata
+        assert metadata[b"icare.run_id"] == result.run_id.encode()
+        assert metadata[b"icare.classification_version"] == b"icare-ac-provisional@0.1.0"
+        assert metadata[b"icare.disclosure_rules"] == RULES.version_id.encode()
+        validate_arrow(parquet, release_name(table))
+    import duckdb
+
+    with duckdb.connect(str(output / "icare.duckdb"), read_only=True) as connection:
+        for table in RELEASE_TABLES:
+            rows = connection.execute(f'SELECT count(*) FROM release."{table}"').fetchone()[0]
+            assert rows == result.release[table].num_rows, table
+    disclosure = json.loads((output / "release" / "disclosure.json").read_text(encoding="utf-8"))
+    assert disclosure["run_id"] == result.run_id and disclosure["rules"]["version_id"] == RULES.version_id
+    assert set(disclosure["tables"]) == set(RELEASE_COUNTS)
+
+
+def _released_and_internal(result, table: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    released = result.release[table].to_pandas()
+    internal = result.tables[table]
+    internal = internal.to_pandas() if isinstance(internal, pa.Table) else internal
+    return released, internal
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("table", sorted(RELEASE_COUNTS))
+def test_on_the_sample_no_small_count_is_published_and_no_margin_group_gives_one_away(sample_run, table):
+    result, _ = sample_run
+    released, internal = _released_and_internal(result, table)
+    threshold = RULES.threshold
+    table_rules = RULES.tables[table]
+    assert len(released) == len(internal) > 0
+    derived = {c for rule in table_rules.derived for c in rule.columns}
+    unchanged = [c for c in column_names(table) if c not in {*RELEASE_COUNTS[table], *derived}]
+    pd.testing.assert_frame_equal(released[unchanged], internal[unchanged])
+    summary = result.release["disclosure_summary"].to_pandas().set_index(["table_name", "column_name"])
+    for column in table_rules.counts:
+        values, status = internal[column].to_numpy(), released[f"{column}_status"].to_numpy()
+        withheld = status != F
+        published = released[column]
+        assert published.isna().to_numpy().tolist() == withheld.tolist(), column
+        assert (published[~withheld].to_numpy() == values[~withheld]).all(), column  # unchanged
+        assert not ((values[~withheld] >= 1) & (values[~withheld] < threshold)).any(), column
+        assert ((values[status == A] >= 1) & (values[status == A] < threshold)).all(), column
+        assert (values[status == D] > 0).all(), column
+        unprotected = 0
+        for margin in table_rules.margins:
+            groups = internal.groupby(list(margin), dropna=False, sort=False).ngroup().to_numpy()
+            frame = pd.DataFrame(
+                {"g": groups, "w": withheld, "wv": np.where(withheld, values, 0), "v": values}
+            )
+            frame["partner"] = ~frame["w"] & (frame["v"] > 0)
+            per_group = frame.groupby("g").agg(
+                n=("w", "sum"), s=("wv", "sum"), t=("v", "sum"), p=("partner", "any")
+            )
+            exposed = (per_group["n"] == 1) | ((per_group["n"] >= 2) & (per_group["s"] < threshold))
+            # A recoverable group is one with nothing left to withhold: its total is what it withholds.
+            assert not (exposed & per_group["p"]).any(), (column, margin)
+            unprotected += int((exposed & (per_group["t"] >= threshold)).sum())
+        for identity in table_rules.identities:
+            if column in identity:
+                terms = np.column_stack([released[f"{c}_status"].to_numpy() != F for c in identity])
+                unprotected += int(((terms.sum(axis=1) == 1) & withheld).sum())
+        assert summary.loc[(table, column), "unprotected_groups"] == unprotected, column
+        counted = summary.loc[(table, column)]
+        assert counted["primary_suppressed"] == (status == A).sum()
+        assert counted["secondary_suppressed"] == (status == D).sum()
+        assert counted["published"] + counted["primary_suppressed"] + counted["secondary_suppressed"] == len(
+            values
+        )
+    for column, parents in table_rules.follow.items():
+        for parent in parents:
+            followed = (released[f"{parent}_status"] != F) & (internal[column] > 0)
+            assert (released.loc[followed, f"{column}_status"] != F).all(), (column, parent)
+    for rule in table_rules.derived:
+        behind = internal[rule.count] - internal[rule.excluded]
+        shown = released[rule.status] == F
+        assert (behind[shown] >= rule.min_observations).all()
+        assert (released.loc[shown, f"{rule.count}_status"] == F).all()
+        for name in rule.columns:
+            assert released.loc[~shown, name].isna().all(), name
+
+
+@pytest.mark.slow
+def test_the_internal_tables_are_not_changed_by_disclosure_control(sample_run):
+    result, output = sample_run
+    for table in RELEASE_COUNTS:
+        written = pq.read_table(output / "parquet" / f"{table}.parquet")
+        internal = result.tables[table]
+        internal = internal if isinstance(internal, pa.Table) else pa.Table.from_pandas(internal)
+        assert written.equals(internal.cast(written.schema)), table
+        assert written.schema.equals(arrow_schema(table), check_metadata=False)
+
+
+# -- property: the two invariants on random small tables --------------------------------------------
+@st.composite
+def small_tables(draw):
+    rows = draw(st.integers(1, 4))
+    columns = draw(st.integers(1, 4))
+    cells = [(f"r{i}", f"c{j}") for i in range(rows) for j in range(columns)]
+    kept = draw(st.lists(st.booleans(), min_size=len(cells), max_size=len(cells)))
+    cells = [cell for cell, keep in zip(cells, kept, strict=True) if keep] or cells[:1]
+    values = draw(st.lists(st.integers(0, 15), min_size=len(cells), max_size=len(cells)))
+    threshold = draw(st.integers(2, 6))
+    return _grid([(r, c, n) for (r, c), n in zip(cells, values, strict=True)]), threshold
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(small_tables())
+def test_property_no_small_count_published_and_no_group_gives_a_withheld_value_away(drawn):
+    frame, threshold = drawn
+    rules = TableRules(counts=("n",), margins=(("r",), ("c",), ("r", "c")))
+    controlled = suppress(frame, rules, threshold)
+    status = controlled.status["n"]
+    values = frame["n"].to_numpy()
+    published = status == FREE
+    assert not ((values[published] >= 1) & (values[published] < threshold)).any()
+    assert (status[values == 0] == FREE).all()  # zeros are always published
+    for margin in rules.margins:
+        frame_g = frame.assign(
+            w=~published, wv=np.where(published, 0, values), partner=published & (values > 0)
+        )
+        per_group = frame_g.groupby(list(margin)).agg(n=("w", "sum"), s=("wv", "sum"), p=("partner", "any"))
+        exposed = (per_group["n"] == 1) | ((per_group["n"] >= 2) & (per_group["s"] < threshold))
+        assert not (exposed & per_group["p"]).any(), margin
+    again = suppress(frame.copy(), rules, threshold)
+    assert (again.status["n"] == status).all()  # deterministic
+
+
+def test_release_tables_of_empty_statistics_are_empty_and_valid():
+    empty = {table: arrow_schema(table).empty_table() for table in RELEASE_COUNTS}
+    released = release_tables(empty, RULES)
+    for table in RELEASE_COUNTS:
+        assert released[table].num_rows == 0
+        assert released[table].schema.equals(arrow_schema(release_name(table)), check_metadata=False)
+    assert released["disclosure_summary"].num_rows == sum(
+        len(RULES.tables[t].counts) + len(RULES.tables[t].derived) for t in RELEASE_COUNTS
+    )
