@@ -8,11 +8,15 @@ checking the stored tables again guards what is published, whoever produced it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from icare.concordance import RULE_UNMAPPED, RULE_UNMAPPED_YEAR
 from icare.reconciliation import OUTCOMES
+from schemas.outputs import CONF_FREE
 
 # The key of an episode: a child has at most one episode starting on a day (docs/episode-repair.md).
 EPISODE_KEY = ["source", "area_code", "child_key", "episode_start"]
@@ -53,3 +57,36 @@ def quarantine_sample(quarantine: pd.DataFrame, rows: int = 20) -> pd.DataFrame:
     """The first records of a (redacted) quarantine, in file order, for a report."""
     ordered = quarantine.sort_values(["file", "row_number"], kind="stable", na_position="first")
     return ordered[[c for c in SAMPLE_COLUMNS if c in ordered.columns]].head(rows)
+
+
+def release_disclosures(
+    release: Mapping[str, pa.Table], counts: Mapping[str, tuple[str, ...]], threshold: int | None
+) -> pd.DataFrame:
+    """Released values that disclosure control should have withheld, or whose status contradicts them.
+
+    An independent check of ``icare.disclosure`` (docs/disclosure.md): a withheld count (status A or
+    D) is empty, no count is empty without a withholding status and, under suppression (``threshold``
+    given), a published count (F) is 0 or at least ``threshold``. One row per offending value.
+    """
+    found = []
+    for table, columns in counts.items():
+        frame = _frame(release[table])
+        for column in columns:
+            values, status = frame[column], frame[f"{column}_status"]
+            published = status == CONF_FREE
+            small = published & values.notna() & (values > 0) & (values < (threshold or 0))
+            inconsistent = (published & values.isna()) | (~published & values.notna())
+            bad = np.flatnonzero((small | inconsistent).to_numpy(dtype=bool))
+            found.append(
+                pd.DataFrame(
+                    {
+                        "table_name": table,
+                        "column_name": column,
+                        "row": bad,
+                        "value": values.iloc[bad].astype("Int64").to_numpy(),
+                        "status": status.iloc[bad].to_numpy(),
+                    }
+                )
+            )
+    columns = ["table_name", "column_name", "row", "value", "status"]
+    return pd.concat(found, ignore_index=True)[columns] if found else pd.DataFrame(columns=columns)

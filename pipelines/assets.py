@@ -40,6 +40,7 @@ import pyarrow.parquet as pq
 
 from icare import checks
 from icare.disclosure import SUMMARY as DISCLOSURE_SUMMARY
+from icare.disclosure import DisclosureRules
 from icare.pipeline import (
     RunResult,
     SourceResult,
@@ -577,6 +578,16 @@ def publication_assets(source_names: Iterable[str]) -> list[dg.AssetsDefinition]
     @dg.multi_asset(
         name="publish_outputs",
         specs=[*table_specs, *controlled_specs, *release_specs],
+        check_specs=[
+            dg.AssetCheckSpec(
+                "release_protected",
+                asset=DISCLOSURE_RELEASE_KEY,
+                description="The written release shows no value its disclosure rules withhold (no "
+                "published count from 1 to threshold-1, every withheld count empty) and no declared "
+                "margin group gives a withheld value away (disclosure_summary.unprotected_groups = 0). "
+                "ERROR for the first (publication already refuses it), WARN for the second.",
+            )
+        ],
         pool=DUCKDB_POOL,
         ins={"harmonised_tables": dg.AssetIn(), "statistics_tables": dg.AssetIn(), **harmonised_ins},
         description="The run's tables plus its `runs` row, validated against the output schemas and written "
@@ -611,6 +622,7 @@ def publication_assets(source_names: Iterable[str]) -> list[dg.AssetsDefinition]
         )
         yield from release_materialisations(result, output_dir, classification.version_id)
         yield from controlled_materialisations(result, output_dir, classification.version_id)
+        yield release_check(output_dir, icare_settings.disclosure_rules())
         summary = result.summary
         yield dg.MaterializeResult(
             asset_key=DUCKDB_KEY,
@@ -753,6 +765,35 @@ def controlled_materialisations(
             "path": dg.MetadataValue.path(str(folder.resolve())),
             "files": dg.MetadataValue.json(files),
             "tables": dg.MetadataValue.json(result.summary["release"]["tables"]),
+        },
+    )
+
+
+def release_check(output_dir: Path, rules: DisclosureRules) -> dg.AssetCheckResult:
+    """``release_protected``, on the files as written (not the values in memory)."""
+    folder = output_dir / RELEASE_DIR
+    release = {table: pq.read_table(folder / f"{table}.parquet") for table in RELEASE_DESCRIPTIONS}
+    threshold = rules.threshold if rules.method == "suppress" else None
+    counts = {t: rules.tables[t].counts for t in RELEASE_DESCRIPTIONS if t != DISCLOSURE_SUMMARY}
+    disclosed = checks.release_disclosures(release, counts, threshold)
+    summary = release[DISCLOSURE_SUMMARY].to_pandas()
+    unprotected = summary.loc[summary["unprotected_groups"] > 0]
+    return dg.AssetCheckResult(
+        check_name="release_protected",
+        asset_key=DISCLOSURE_RELEASE_KEY,
+        passed=disclosed.empty and unprotected.empty,
+        severity=dg.AssetCheckSeverity.ERROR if len(disclosed) else dg.AssetCheckSeverity.WARN,
+        metadata={
+            "disclosure_rules": rules.version_id,
+            "values_that_must_not_be_released": len(disclosed),
+            "unprotected_groups": int(summary["unprotected_groups"].sum()),
+            "sample": _sample(disclosed.astype(str)),
+            "unprotected_by_column": dg.MetadataValue.json(
+                {
+                    f"{r.table_name}.{r.column_name}": int(r.unprotected_groups)
+                    for r in unprotected.itertuples()
+                }
+            ),
         },
     )
 

@@ -14,6 +14,7 @@ import dagster as dg
 import duckdb
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
@@ -159,6 +160,7 @@ def test_checks_are_wired_and_blocking_where_figures_would_be_wrong():
         ("statistics_tables", "flow_identity"),
     }
     assert {("ssda903_returns", "schema_valid"), ("ssda903_harmonised", "codes_mapped")} <= set(specs)
+    assert ("disclosure_release", "release_protected") in specs
 
 
 def test_publishing_is_in_the_one_writer_pool():
@@ -415,6 +417,16 @@ def test_materialised_outputs_equal_those_of_icare_run(case, tmp_path, monkeypat
     for name in ("reconciliation_balances", "no_duplicate_episodes", "flow_identity"):
         assert checks[name].passed, name
     assert checks["no_quarantine"].passed == (case == "bundled_sample")
+    protected = checks["release_protected"]
+    assert protected.asset_key == dg.AssetKey("disclosure_release")
+    assert protected.metadata["values_that_must_not_be_released"].value == 0
+    unprotected = int(
+        pq.read_table(dagster_dir / RELEASE_DIR / "disclosure_summary.parquet")["unprotected_groups"]
+        .to_numpy()
+        .sum()
+    )
+    assert protected.metadata["unprotected_groups"].value == unprotected
+    assert protected.passed == (unprotected == 0)
 
 
 @pytest.mark.slow

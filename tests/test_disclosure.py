@@ -16,7 +16,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from icare.disclosure import DisclosureRulesError, load_disclosure_rules
+from icare import checks
+from icare.disclosure import DisclosureRulesError, control, load_disclosure_rules
 from icare.disclosure.control import (
     FREE,
     PRIMARY,
@@ -455,3 +456,35 @@ def test_release_tables_of_empty_statistics_are_empty_and_valid():
     assert released["disclosure_summary"].num_rows == sum(
         len(RULES.tables[t].counts) + len(RULES.tables[t].derived) for t in RELEASE_COUNTS
     )
+
+
+# -- the guard: a release that shows what its rules withhold is never written ----------------------
+def _released(values: list[int | None], status: list[str]) -> dict[str, pa.Table]:
+    return {"t": pa.table({"n": pa.array(values, pa.int64()), "n_status": pa.array(status, pa.string())})}
+
+
+def test_release_check_finds_small_published_counts_and_contradicting_statuses():
+    release = _released([0, 3, 5, None, 7, None], [F, F, F, A, D, F])
+    found = checks.release_disclosures(release, {"t": ("n",)}, threshold=5)
+    # row 1: 3 published below the threshold; row 4: withheld (D) but shown; row 5: empty but "F"
+    assert found["row"].tolist() == [1, 4, 5]
+    assert found["value"].tolist()[:2] == [3, 7]
+    clean = _released([0, 5, None, None], [F, F, A, D])
+    assert checks.release_disclosures(clean, {"t": ("n",)}, threshold=5).empty
+    # under rounding there is no threshold: a published 3 is not a finding, contradictions still are
+    assert checks.release_disclosures(release, {"t": ("n",)}, threshold=None)["row"].tolist() == [4, 5]
+
+
+def test_broken_suppression_stops_the_release(monkeypatch):
+    """If primary suppression withheld nothing, the guard refuses the release instead of writing it."""
+    monkeypatch.setattr(control, "primary", lambda values, threshold: np.zeros(len(values), dtype=np.int8))
+    empty = {table: arrow_schema(table).empty_table() for table in RELEASE_COUNTS}
+    row = {c.name: None for c in arrow_schema("stock")} | {
+        "source": "s", "area_code": "1", "reference_date": pd.Timestamp("2025-03-31").date(),
+        "icare_code": "AC.F", "icare_level1": "AC.F", "sex": "F", "age_band": "1-4",
+        "provider_sector": "public", "children": 2, "temporary_moves_resolved": 0,
+        "classification_version": "v",
+    }  # fmt: skip
+    empty["stock"] = pa.Table.from_pylist([row], schema=arrow_schema("stock"))
+    with pytest.raises(control.DisclosureError, match="must not be released"):
+        release_tables(empty, RULES)

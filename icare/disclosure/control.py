@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from icare import checks
 from icare.disclosure.rules import DisclosureRules, TableRules
 from schemas.outputs import (
     CONF_FREE,
@@ -29,6 +30,10 @@ from schemas.outputs import (
 FREE, PRIMARY, SECONDARY = np.int8(0), np.int8(1), np.int8(2)
 _CODES = np.array([CONF_FREE, CONF_PRIMARY, CONF_SECONDARY], dtype=object)
 SUMMARY = "disclosure_summary"
+
+
+class DisclosureError(RuntimeError):
+    """The release would show a value its rules withhold (a bug): the run stops and writes nothing."""
 
 
 def primary(values: np.ndarray, threshold: int) -> np.ndarray:
@@ -249,6 +254,13 @@ def release_tables(tables: Mapping[str, object], rules: DisclosureRules) -> dict
             data = to_arrow(data, table)
         released[table], rows = control_table(table, data, rules)
         summary += rows
+    threshold = rules.threshold if rules.method == "suppress" else None
+    disclosed = checks.release_disclosures(released, {t: rules.tables[t].counts for t in released}, threshold)
+    if len(disclosed):
+        raise DisclosureError(
+            f"disclosure control left {len(disclosed)} value(s) that must not be released, e.g. "
+            f"{disclosed.head(5).to_dict('records')}; nothing was written"
+        )
     released[SUMMARY] = to_arrow(
         pa.Table.from_pylist(summary, schema=None).select(column_names(release_name(SUMMARY))),
         release_name(SUMMARY),
