@@ -166,10 +166,9 @@ def _rate_lines(summary: dict) -> list[str]:
         return []
     if not summary["population"]:
         return ["  Rates: none (no population file; give --population FILE, see docs/statistics.md)"]
-    lines = [
-        f"  Population: {p['population_source']} (vintage {p['vintage']}; {p['data']})"
-        for p in summary["population"]
-    ]
+    lines = []
+    for p in summary["population"]:
+        lines += [f"  Population: {p['population_source']}", f"    vintage {p['vintage']}, file {p['data']}"]
     latest = summary["latest_rates"]
     if latest:
         first = latest[0]

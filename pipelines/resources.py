@@ -2,7 +2,8 @@
 
 Every path can come from the run configuration (the fields) or, when a field is not set, from an
 environment variable of the process that runs the step or sensor (``ICARE_LANDING_DIR``,
-``ICARE_OUTPUT_DIR``, ``ICARE_CLASSIFICATION``, ``ICARE_CROSSWALK``, ``ICARE_STATISTICS``); nothing
+``ICARE_OUTPUT_DIR``, ``ICARE_CLASSIFICATION``, ``ICARE_CROSSWALK``, ``ICARE_STATISTICS``,
+``ICARE_POPULATION``); nothing
 is a constant in code except the fallbacks of ``icare run`` (bundled sample, ``outputs/``).
 
 Everything here only gathers settings and hands them to ``icare``: the same loaders and the same
@@ -27,11 +28,12 @@ import dagster as dg
 from pydantic import Field
 
 from icare.classification import Classification, load_classification
-from icare.pipeline import RunOptions, bundled_samples, pseudonymiser_for
+from icare.pipeline import RunOptions, bundled_samples, population_paths, pseudonymiser_for
+from icare.population import Population, load_population
 from icare.pseudonymise import Pseudonymiser
 from icare.sources.base import SourceInputError
 from icare.sources.registry import available_sources, reader_class
-from icare.statistics import StatisticsSettings, check_settings, load_statistics_settings
+from icare.statistics import StatisticsSettings, check_settings, load_statistics_settings, rate_age_bands
 
 OUTPUT_DIR_ENVIRONMENT_VARIABLE = "ICARE_OUTPUT_DIR"
 DEFAULT_OUTPUT_DIR = "outputs"
@@ -40,6 +42,7 @@ LANDING_DIR_ENVIRONMENT_VARIABLE = "ICARE_LANDING_DIR"
 CLASSIFICATION_ENVIRONMENT_VARIABLE = "ICARE_CLASSIFICATION"
 CROSSWALK_ENVIRONMENT_VARIABLE = "ICARE_CROSSWALK"
 STATISTICS_ENVIRONMENT_VARIABLE = "ICARE_STATISTICS"
+POPULATION_ENVIRONMENT_VARIABLE = "ICARE_POPULATION"
 
 
 def _setting(value: str | None, variable: str) -> Path | None:
@@ -95,6 +98,21 @@ class IcareSettings(dg.ConfigurableResource):
         f"${STATISTICS_ENVIRONMENT_VARIABLE} if set, else config/statistics.yaml.",
     )
 
+    population_path: str | None = Field(
+        default=None,
+        description="Child population for rates: the YAML description naming its CSV "
+        f"(docs/statistics.md). Default: ${POPULATION_ENVIRONMENT_VARIABLE} if set, else the bundled "
+        "sample's population when every source is its bundled sample, else no rates (empty tables).",
+    )
+
+    def population(self) -> Population | None:
+        """The checked population (the rule of ``icare run``: ``icare.pipeline.population_paths``)."""
+        options = self.run_options()
+        population = load_population(population_paths(options.sources, options.population_path))
+        if population is not None:
+            rate_age_bands(self.statistics_settings())
+        return population
+
     def statistics_settings(self) -> StatisticsSettings:
         settings = load_statistics_settings(_setting(self.statistics_path, STATISTICS_ENVIRONMENT_VARIABLE))
         return check_settings(settings, self.classification())
@@ -131,6 +149,7 @@ class IcareSettings(dg.ConfigurableResource):
             crosswalk_path=_setting(self.crosswalk_path, CROSSWALK_ENVIRONMENT_VARIABLE),
             progress=progress,
             statistics_path=_setting(self.statistics_path, STATISTICS_ENVIRONMENT_VARIABLE),
+            population_path=_setting(self.population_path, POPULATION_ENVIRONMENT_VARIABLE),
         )
 
     def classification(self) -> Classification:
