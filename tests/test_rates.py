@@ -478,3 +478,21 @@ def test_command_on_own_returns_says_there_are_no_rates(tmp_path):
     assert "Population: crafted test population" in done.stdout
     # One child aged 11 in care on 31/03/2024, of 2,000 children: 50.0 per 100,000.
     assert re.search(r"ssda903 +201 +1 / +2,000 = +50\.0\n", done.stdout), done.stdout
+
+
+def test_dagster_settings_choose_the_population_as_the_command_does(tmp_path, monkeypatch):
+    from pipelines.resources import IcareSettings
+
+    monkeypatch.delenv("ICARE_POPULATION", raising=False)
+    monkeypatch.delenv("ICARE_LANDING_DIR", raising=False)
+    sample = IcareSettings().population()  # the bundled sample: its population
+    assert sample is not None and sample.files[0].vintage.startswith("icare-synthetic")
+    assert IcareSettings(sources={"ssda903": str(tmp_path)}).population() is None  # own returns: none
+    crafted = write_population(tmp_path / "population")
+    monkeypatch.setenv("ICARE_POPULATION", str(crafted))
+    assert IcareSettings().run_options().population_path == crafted
+    assert [f.vintage for f in IcareSettings().population().files] == ["test-1"]
+    other = write_population(
+        tmp_path / "other", description='population_source: "b"\nvintage: "2"\ndata: population.csv\n'
+    )
+    assert [f.vintage for f in IcareSettings(population_path=str(other)).population().files] == ["2"]
