@@ -12,6 +12,7 @@ from icare.classification import ClassificationError
 from icare.codelists import CodelistError
 from icare.concordance import ConcordanceError
 from icare.disclosure.rules import DisclosureRulesError
+from icare.population import PopulationError
 from icare.pseudonymise import MissingKeyError
 from icare.sources.base import SourceInputError
 from icare.sources.registry import UnknownSourceError
@@ -29,6 +30,7 @@ USAGE_ERRORS = (
     SourceSpecError,
     StatisticsSettingsError,
     DisclosureRulesError,
+    PopulationError,
 )
 
 
@@ -92,6 +94,13 @@ def main() -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Other disclosure rules (YAML) for the release, instead of config/disclosure.yaml.",
 )
+@click.option(
+    "--population",
+    "population_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Child population for rates: the YAML description naming its CSV (docs/statistics.md). "
+    "Default: the bundled sample's population when every source is its bundled sample, else no rates.",
+)
 @click.option("--quiet", is_flag=True, help="Print only the summary.")
 def run(
     sources: tuple[str, ...],
@@ -100,6 +109,7 @@ def run(
     crosswalk_path: Path | None,
     statistics_path: Path | None,
     disclosure_path: Path | None,
+    population_path: Path | None,
     quiet: bool,
 ) -> None:
     """Read, validate and harmonise returns; write Parquet and DuckDB outputs atomically."""
@@ -114,7 +124,14 @@ def run(
             click.echo(f"[{time.perf_counter() - started:6.1f}s] {message}", err=True)
 
     options = RunOptions(
-        chosen, output_dir, classification_path, crosswalk_path, progress, statistics_path, disclosure_path
+        chosen,
+        output_dir,
+        classification_path,
+        crosswalk_path,
+        progress,
+        statistics_path,
+        disclosure_path=disclosure_path,
+        population_path=population_path,
     )
     try:
         result = run_pipeline(options)
@@ -150,6 +167,7 @@ def format_summary(summary: dict, output_dir: Path, seconds: float) -> str:
             f"  {figures['source']}: {figures['period_start']} to {figures['reference_date']}: "
             f"{figures['entries']:,} entries and {figures['exits']:,} exits (care spells)"
         )
+    lines += _rate_lines(summary)
     if summary["quarantine_by_rule"]:
         lines.append("  Quarantine records by rule (see the quarantine table):")
         for rule, count in summary["quarantine_by_rule"].items():
@@ -167,6 +185,32 @@ def format_summary(summary: dict, output_dir: Path, seconds: float) -> str:
     if release:
         lines.append(f"  For publication: {output_dir / 'release'}/ (disclosure-controlled aggregates)")
     return "\n".join(lines)
+
+
+def _rate_lines(summary: dict) -> list[str]:
+    """The population used and the latest rates per area, or why there are none."""
+    if "population" not in summary:
+        return []
+    if not summary["population"]:
+        return ["  Rates: none (no population file; give --population FILE, see docs/statistics.md)"]
+    lines = []
+    for p in summary["population"]:
+        lines += [f"  Population: {p['population_source']}", f"    vintage {p['vintage']}, file {p['data']}"]
+    latest = summary["latest_rates"]
+    if latest:
+        first = latest[0]
+        lines.append(
+            f"  Children aged 0-17 in care per 100,000 children on {first['reference_date']} "
+            f"(population of {first['population_year']}):"
+        )
+    for row in latest:
+        area = row["area_code"] or "(no area)"
+        if row["rate_per_100000"] is None:
+            figure = f"no rate: {row['rate_missing_reason']}"
+        else:
+            figure = f"{row['children']:>6,} / {row['population']:>10,} = {row['rate_per_100000']:>8,.1f}"
+        lines.append(f"    {row['source']:<10} {area:<10} {figure}")
+    return lines
 
 
 if __name__ == "__main__":

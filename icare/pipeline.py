@@ -26,6 +26,7 @@ from icare import quarantine
 from icare.classification import Classification, load_classification
 from icare.disclosure import DisclosureRules, load_disclosure_rules, release_tables
 from icare.memory import release_unused_memory, use_system_allocator
+from icare.population import Population, load_population
 from icare.pseudonymise import KeyedIds, Pseudonymiser
 from icare.publish import write_outputs
 from icare.reconciliation import OUTCOMES, reconcile
@@ -37,10 +38,11 @@ from icare.statistics import (
     check_settings,
     compute_statistics,
     load_statistics_settings,
+    rate_age_bands,
     reporting_periods,
 )
 from icare.vectorised import is_sorted, sort_order
-from schemas.outputs import column_names, to_arrow, with_level_columns
+from schemas.outputs import TOTAL, column_names, to_arrow, with_level_columns
 
 Progress = Callable[[str], None]
 
@@ -58,6 +60,7 @@ class RunOptions:
     progress: Progress = _silent
     statistics_path: Path | None = None  # another config/statistics.yaml
     disclosure_path: Path | None = None  # another config/disclosure.yaml
+    population_path: Path | None = None  # described population file (YAML) for rates; see population_paths
 
 
 @dataclass
@@ -118,6 +121,20 @@ def pseudonymiser_for(sources: Mapping[str, Path]) -> Pseudonymiser:
     """The key from the environment; the public development key only if every input is a sample."""
     sample_only = all(is_bundled_sample(name, path) for name, path in sources.items())
     return Pseudonymiser.from_environment(sample_only=sample_only)
+
+
+def population_paths(sources: Mapping[str, Path], population_path: Path | None) -> list[Path]:
+    """The population file given; else, when every input is a bundled sample, the samples' populations.
+
+    Real returns without a population file get no rates (the tables are published empty): a
+    population is an input with its own source and vintage, never assumed.
+    """
+    if population_path is not None:
+        return [Path(population_path)]
+    if not all(is_bundled_sample(name, path) for name, path in sources.items()):
+        return []
+    candidates = [load_source_spec(name).sample_population for name in sorted(sources)]
+    return [path for path in candidates if path.is_file()]
 
 
 def open_source(name: str, classification: Classification, pseudonymiser: Pseudonymiser) -> Source:
@@ -225,6 +242,7 @@ def run_id_for(
     classification: Classification,
     settings: StatisticsSettings,
     disclosure: DisclosureRules | None = None,
+    population: Population | None = None,
 ) -> str:
     """Same inputs, versions, settings and rules -> same id, so a re-run is recognisable in ``runs``."""
     digest = hashlib.sha256()
@@ -233,6 +251,8 @@ def run_id_for(
     digest.update(settings.to_json().encode())
     if disclosure is not None:
         digest.update(disclosure.to_json().encode())
+    for file in population.files if population is not None else ():
+        digest.update(f"population|{file.sha256}".encode())
     for result in results:
         digest.update(result.harmonised.versions.get("concordance", "").encode())
         for f in result.files:
@@ -250,6 +270,9 @@ def run(options: RunOptions) -> RunResult:
     classification = load_classification(options.classification_path, options.crosswalk_path)
     settings = check_settings(load_statistics_settings(options.statistics_path), classification)
     disclosure = load_disclosure_rules(options.disclosure_path)
+    population = load_population(population_paths(options.sources, options.population_path))
+    if population is not None:
+        rate_age_bands(settings)  # settings that rates cannot honour stop before any input is read
     pseudonymiser = pseudonymiser_for(options.sources)
     results = []
     for name, path in sorted(options.sources.items()):
@@ -263,7 +286,7 @@ def run(options: RunOptions) -> RunResult:
     tables["episodes"] = timer.step("validate episodes", lambda: to_arrow(tables["episodes"], "episodes"))
     tables |= timer.step(
         "statistics",
-        lambda: statistics_tables(tables, [r.name for r in results], classification, settings),
+        lambda: statistics_tables(tables, [r.name for r in results], classification, settings, population),
     )
     return publish(
         results,
@@ -275,6 +298,7 @@ def run(options: RunOptions) -> RunResult:
         timer,
         started_at,
         disclosure,
+        population=population,
     )
 
 
@@ -283,12 +307,21 @@ def statistics_tables(
     source_names: list[str],
     classification: Classification,
     settings: StatisticsSettings,
+    population: Population | None = None,
 ) -> dict[str, object]:
-    """Spells and the published statistics, computed in DuckDB over the assembled episodes."""
+    """Spells and the published statistics, computed in DuckDB over the assembled episodes; rates
+    when a population is given."""
     specs = {name: load_source_spec(name) for name in source_names}
     periods = reporting_periods(tables["inputs"], specs)
     gap_days = {name: spec.care_spell_gap_days for name, spec in specs.items()}
-    return compute_statistics(tables["episodes"], periods, classification, settings, gap_days)
+    return compute_statistics(
+        tables["episodes"],
+        periods,
+        classification,
+        settings,
+        gap_days,
+        population=population.table if population is not None else None,
+    )
 
 
 def publish(
@@ -301,20 +334,31 @@ def publish(
     timer: StepTimer,
     started_at: datetime,
     disclosure: DisclosureRules | None = None,
+    population: Population | None = None,
 ) -> RunResult:
     """Add the ``runs`` row, apply disclosure control to the aggregates for the release, and write
     everything atomically (tables as pandas frames or Arrow). ``disclosure`` defaults to
     ``config/disclosure.yaml``."""
     disclosure = disclosure or load_disclosure_rules()
-    run_id = run_id_for(results, classification, settings, disclosure)
+    run_id = run_id_for(results, classification, settings, disclosure, population)
     tables = dict(tables)
     release = timer.step("disclosure control", lambda: release_tables(tables, disclosure))
-    summary = summarise(tables, classification) | {
-        "run_id": run_id,
-        "release": release_summary(release, disclosure),
-    }
+    summary = (
+        summarise(tables, classification)
+        | {"run_id": run_id, "release": release_summary(release, disclosure)}
+        | rate_summary(tables, population)
+    )
     tables["runs"] = runs_table(
-        run_id, started_at, classification, pseudonymiser, settings, results, summary, timer, disclosure
+        run_id,
+        started_at,
+        classification,
+        pseudonymiser,
+        settings,
+        results,
+        summary,
+        timer,
+        disclosure,
+        population,
     )
     timer.step(
         "write outputs",
@@ -493,6 +537,40 @@ def latest_figures(tables: Mapping[str, object], labels: Mapping[str, str]) -> l
     return figures
 
 
+def rate_summary(tables: Mapping[str, object], population: Population | None) -> dict:
+    """The population used, and per source the rate of children aged 0-17 in care on the latest
+    reference date, per area (the ``total`` row of ``rates``); an empty list without a population."""
+    if population is None or "rates" not in tables:
+        return {"population": None, "latest_rates": []}
+    rates = _frame(tables["rates"])
+    headline = rates[
+        (rates["measure"] == "stock")
+        & (rates["icare_code"] == TOTAL)
+        & (rates["sex"] == TOTAL)
+        & (rates["age_band"] == TOTAL)
+    ]
+    latest = []
+    for source, rows in headline.groupby("source", sort=True):
+        on_date = rows[rows["period_end"] == rows["period_end"].max()]
+        for row in on_date.itertuples():
+            rate = None if pd.isna(row.rate_per_100000) else round(float(row.rate_per_100000), 1)
+            latest.append(
+                {
+                    "source": source,
+                    "area_code": None if pd.isna(row.area_code) else row.area_code,
+                    "reference_date": str(pd.Timestamp(row.period_end).date()),
+                    "children": int(row.children),
+                    "population_year": int(row.population_year),
+                    "population": None if pd.isna(row.population) else int(row.population),
+                    "rate_per_100000": rate,
+                    "rate_missing_reason": None
+                    if pd.isna(row.rate_missing_reason)
+                    else row.rate_missing_reason,
+                }
+            )
+    return {"population": population.records(), "latest_rates": latest}
+
+
 def _spells_in_period(flows: pd.DataFrame, source: str, period_end: object) -> int:
     return int(flows.loc[(flows["source"] == source) & (flows["period_end"] == period_end), "spells"].sum())
 
@@ -507,6 +585,7 @@ def runs_table(
     summary: dict,
     timer: StepTimer,
     disclosure: DisclosureRules | None = None,
+    population: Population | None = None,
 ) -> pd.DataFrame:
     """The ``runs`` row: versions, inputs with checksums, counts and timings of this run."""
     return pd.DataFrame(
@@ -527,6 +606,7 @@ def runs_table(
                 "timings": json.dumps(timer.timings),
                 "statistics_settings": settings.to_json(),
                 "disclosure_rules": (disclosure or load_disclosure_rules()).to_json(),
+                "population": json.dumps(population.records()) if population is not None else None,
             }
         ]
     )

@@ -469,7 +469,8 @@ def publication_assets(source_names: Iterable[str]) -> list[dg.AssetsDefinition]
         ],
         description="Care spells, placement spells and the published statistics (stock, entries, exits, "
         "moves, transitions, pathways, durations, flow_check, findings), computed in DuckDB SQL over the "
-        "harmonised episodes as docs/statistics.md defines them.",
+        "harmonised episodes as docs/statistics.md defines them; the population (icare_settings."
+        "population_path or $ICARE_POPULATION) and the rates per 100,000 children computed from it.",
     )
     def statistics_asset(
         context: dg.AssetExecutionContext,
@@ -479,10 +480,13 @@ def publication_assets(source_names: Iterable[str]) -> list[dg.AssetsDefinition]
     ) -> Iterator:
         names = [h.result.name for h in _selected(harmonised)]
         settings = icare_settings.statistics_settings()
+        population = icare_settings.population()
         timer = StepTimer(context.log.info)
         tables = timer.step(
             "statistics",
-            lambda: statistics_tables(harmonised_tables, names, icare_settings.classification(), settings),
+            lambda: statistics_tables(
+                harmonised_tables, names, icare_settings.classification(), settings, population
+            ),
         )
         failures = checks.flow_identity_failures(tables["flow_check"])
         yield dg.Output(
@@ -490,6 +494,7 @@ def publication_assets(source_names: Iterable[str]) -> list[dg.AssetsDefinition]
             metadata={
                 "table_rows": dg.MetadataValue.json({name: table.num_rows for name, table in tables.items()}),
                 "statistics_settings": settings.version_id,
+                "population": dg.MetadataValue.json(population.records() if population else []),
                 "flow_check_differences": len(failures),
                 "timings_seconds": dg.MetadataValue.json(timer.timings),
             },
@@ -619,6 +624,7 @@ def publication_assets(source_names: Iterable[str]) -> list[dg.AssetsDefinition]
             timer,
             _run_started_at(context),
             icare_settings.disclosure_rules(),
+            population=icare_settings.population(),
         )
         yield from release_materialisations(result, output_dir, classification.version_id)
         yield from controlled_materialisations(result, output_dir, classification.version_id)

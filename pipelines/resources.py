@@ -3,8 +3,8 @@
 Every path can come from the run configuration (the fields) or, when a field is not set, from an
 environment variable of the process that runs the step or sensor (``ICARE_LANDING_DIR``,
 ``ICARE_OUTPUT_DIR``, ``ICARE_CLASSIFICATION``, ``ICARE_CROSSWALK``, ``ICARE_STATISTICS``,
-``ICARE_DISCLOSURE``); nothing is a constant in code except the fallbacks of ``icare run`` (bundled
-sample, ``outputs/``).
+``ICARE_DISCLOSURE``, ``ICARE_POPULATION``); nothing is a constant in code except the fallbacks of
+``icare run`` (bundled sample, ``outputs/``).
 
 Everything here only gathers settings and hands them to ``icare``: the same loaders and the same
 key rule as the ``icare run`` command, so both paths see the same inputs.
@@ -29,11 +29,12 @@ from pydantic import Field
 
 from icare.classification import Classification, load_classification
 from icare.disclosure import DisclosureRules, load_disclosure_rules
-from icare.pipeline import RunOptions, bundled_samples, pseudonymiser_for
+from icare.pipeline import RunOptions, bundled_samples, population_paths, pseudonymiser_for
+from icare.population import Population, load_population
 from icare.pseudonymise import Pseudonymiser
 from icare.sources.base import SourceInputError
 from icare.sources.registry import available_sources, reader_class
-from icare.statistics import StatisticsSettings, check_settings, load_statistics_settings
+from icare.statistics import StatisticsSettings, check_settings, load_statistics_settings, rate_age_bands
 
 OUTPUT_DIR_ENVIRONMENT_VARIABLE = "ICARE_OUTPUT_DIR"
 DEFAULT_OUTPUT_DIR = "outputs"
@@ -43,6 +44,7 @@ CLASSIFICATION_ENVIRONMENT_VARIABLE = "ICARE_CLASSIFICATION"
 CROSSWALK_ENVIRONMENT_VARIABLE = "ICARE_CROSSWALK"
 STATISTICS_ENVIRONMENT_VARIABLE = "ICARE_STATISTICS"
 DISCLOSURE_ENVIRONMENT_VARIABLE = "ICARE_DISCLOSURE"
+POPULATION_ENVIRONMENT_VARIABLE = "ICARE_POPULATION"
 
 
 def _setting(value: str | None, variable: str) -> Path | None:
@@ -107,6 +109,21 @@ class IcareSettings(dg.ConfigurableResource):
     def disclosure_rules(self) -> DisclosureRules:
         return load_disclosure_rules(_setting(self.disclosure_path, DISCLOSURE_ENVIRONMENT_VARIABLE))
 
+    population_path: str | None = Field(
+        default=None,
+        description="Child population for rates: the YAML description naming its CSV "
+        f"(docs/statistics.md). Default: ${POPULATION_ENVIRONMENT_VARIABLE} if set, else the bundled "
+        "sample's population when every source is its bundled sample, else no rates (empty tables).",
+    )
+
+    def population(self) -> Population | None:
+        """The checked population (the rule of ``icare run``: ``icare.pipeline.population_paths``)."""
+        options = self.run_options()
+        population = load_population(population_paths(options.sources, options.population_path))
+        if population is not None:
+            rate_age_bands(self.statistics_settings())
+        return population
+
     def statistics_settings(self) -> StatisticsSettings:
         settings = load_statistics_settings(_setting(self.statistics_path, STATISTICS_ENVIRONMENT_VARIABLE))
         return check_settings(settings, self.classification())
@@ -144,6 +161,7 @@ class IcareSettings(dg.ConfigurableResource):
             progress=progress,
             statistics_path=_setting(self.statistics_path, STATISTICS_ENVIRONMENT_VARIABLE),
             disclosure_path=_setting(self.disclosure_path, DISCLOSURE_ENVIRONMENT_VARIABLE),
+            population_path=_setting(self.population_path, POPULATION_ENVIRONMENT_VARIABLE),
         )
 
     def classification(self) -> Classification:

@@ -73,6 +73,16 @@ PERIOD = [
     Col("period_end", DATE, False, "last day of the reporting period"),
 ]
 
+# Rates (docs/statistics.md "Rates"): what is counted, the marker of total rows, why a rate is empty.
+SEXES = ("M", "F", "U")
+TOTAL = "total"
+RATE_MEASURES = ("stock", "entries", "exits")
+RATE_MISSING_REASONS = ("no_population", "sex_not_recorded", "zero_population")
+POPULATION_SOURCE = Col(
+    "population_source", STRING, False, "source of the population figures (e.g. a publisher's estimates)"
+)
+POPULATION_VINTAGE = Col("population_vintage", STRING, False, "vintage (edition) of the population figures")
+
 TABLES: dict[str, list[Col]] = {
     "episodes": [
         SOURCE,
@@ -428,6 +438,61 @@ TABLES: dict[str, list[Col]] = {
         Col("detail", STRING, False, "the finding in words"),
         CLASSIFICATION_VERSION,
     ],
+    "population": [
+        SOURCE,
+        Col("area_code", STRING, True, "reporting area the population is of (as in the returns' area_code)"),
+        Col("year", INT, False, "year of the estimate (mid-year estimates: 30 June of that year)"),
+        Col("sex", STRING, False, "harmonised sex", ("M", "F", "U")),
+        Col("age", INT, False, "single year of age, completed years (0-17)"),
+        Col("population", INT, False, "children of that area, year, sex and age"),
+        POPULATION_SOURCE,
+        POPULATION_VINTAGE,
+    ],
+    "rates": [
+        SOURCE,
+        AREA,
+        *PERIOD,
+        Col(
+            "measure",
+            STRING,
+            False,
+            "stock (children in care on period_end), entries or exits (children entering or leaving in the "
+            "period)",
+            RATE_MEASURES,
+        ),
+        Col("icare_code", STRING, False, "ICare category as counted (finest code), or total over categories"),
+        ICARE_LEVEL1,
+        ICARE_LEVEL2,
+        Col(
+            "sex",
+            STRING,
+            True,
+            "harmonised sex, or total over sexes (empty when not recorded)",
+            (*SEXES, TOTAL),
+        ),
+        Col("age_band", STRING, False, "age band inside 0-17, or total (ages 0-17)"),
+        Col("children", INT, False, "children counted (the count the rate is computed from)"),
+        Col(
+            "population_year",
+            INT,
+            False,
+            "year of the population estimate used (settings: population_year_offset)",
+        ),
+        Col("population", INT, True, "children aged 0-17 of the same source, area, year, sex and age band"),
+        Col(
+            "rate_per_100000", FLOAT, True, "100,000 x children / population, not rounded (empty: see reason)"
+        ),
+        Col(
+            "rate_missing_reason",
+            STRING,
+            True,
+            "why the rate is empty: no population figure, sex not recorded, or a population of 0",
+            RATE_MISSING_REASONS,
+        ),
+        Col("population_source", STRING, True, "source of the population used (empty when none was found)"),
+        Col("population_vintage", STRING, True, "vintage of the population used (empty when none was found)"),
+        CLASSIFICATION_VERSION,
+    ],
     "runs": [
         Col("run_id", STRING, False, "run identifier"),
         Col("started_at", TIMESTAMP, False, "start time (UTC)"),
@@ -446,6 +511,12 @@ TABLES: dict[str, list[Col]] = {
             STRING,
             False,
             "JSON: disclosure rules applied to the release (config/disclosure.yaml)",
+        ),
+        Col(
+            "population",
+            STRING,
+            True,
+            "JSON: population files used for rates (names, checksum, source, vintage)",
         ),
     ],
     "inputs": [
@@ -501,8 +572,16 @@ TABLE_DESCRIPTIONS: dict[str, str] = {
     "flow_check": "source × area × period: stock at start + entries − exits against stock at end",
     "statistics_findings": "data-quality finding met while building spells (overlaps, broken chains, ...)",
     "runs": (
-        "run: versions, key fingerprint, inputs, row counts, timings, statistics settings and "
-        "disclosure rules"
+        "run: versions, key fingerprint, inputs, row counts, timings, statistics settings, "
+        "disclosure rules and population files"
+    ),
+    "population": (
+        "source × area × year × sex × single year of age 0-17: the child population given as the rates' "
+        "denominator, with its source and vintage"
+    ),
+    "rates": (
+        "period × stock/entries/exits × category × sex × age band 0-17 (and totals): children, population "
+        "and rate per 100,000 children"
     ),
 }
 

@@ -318,8 +318,14 @@ def _read_parquet(folder: Path) -> dict[str, pd.DataFrame]:
 @pytest.mark.slow
 @pytest.mark.parametrize("case", ["bundled_sample", "own_returns_with_defects"])
 def test_materialised_outputs_equal_those_of_icare_run(case, tmp_path, monkeypatch):
-    """Same input, same functions: every published table but ``runs`` is identical, row for row."""
+    """Same input, same functions: every published table but ``runs`` is identical, row for row.
+
+    The bundled sample takes its population by default on both sides; own returns get the population
+    as ``--population`` (``RunOptions.population_path``) and as ``$ICARE_POPULATION``.
+    """
     monkeypatch.delenv("ICARE_OUTPUT_DIR", raising=False)
+    monkeypatch.delenv("ICARE_POPULATION", raising=False)
+    population = None
     if case == "bundled_sample":
         monkeypatch.delenv("ICARE_PSEUDONYM_KEY", raising=False)  # the development key, both ways
         sources, configured = bundled_samples(), {}
@@ -328,8 +334,11 @@ def test_materialised_outputs_equal_those_of_icare_run(case, tmp_path, monkeypat
         returns = generate_returns(tmp_path / "returns", children=120, fmt="xlsx", defects=True).root
         sources = {"ssda903": returns}
         configured = {"ssda903": str(returns)}
+        # The generated returns have the sample's areas and years, so its population fits them.
+        population = load_source_spec("ssda903").sample_population
+        monkeypatch.setenv("ICARE_POPULATION", str(population))
     cli_dir, dagster_dir = tmp_path / "cli", tmp_path / "dagster"
-    cli = run(RunOptions(sources, cli_dir))
+    cli = run(RunOptions(sources, cli_dir, population_path=population))
 
     years, result = materialise_everything(
         tmp_path, IcareSettings(sources=configured, output_dir=str(dagster_dir))
@@ -351,6 +360,9 @@ def test_materialised_outputs_equal_those_of_icare_run(case, tmp_path, monkeypat
             runs["pseudonym_key_fingerprint"].tolist()
             == expected["runs"]["pseudonym_key_fingerprint"].tolist()
         )
+        # Rates were computed on both sides (so the population path is compared, not two empty tables).
+        assert len(actual["population"]) > 0 and actual["rates"]["rate_per_100000"].notna().any()
+        assert json.loads(runs["population"].iloc[0]) == json.loads(expected["runs"]["population"].iloc[0])
     if case != "bundled_sample":
         assert len(actual["quarantine"]) > 0  # the defects took the quarantine path on both sides
     expected_release = _read_parquet(cli_dir / RELEASE_DIR)

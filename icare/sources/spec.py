@@ -68,6 +68,11 @@ class SourceSpec:
     def sample_dir(self) -> Path:
         return self.folder / "sample"
 
+    @property
+    def sample_population(self) -> Path:
+        """The described synthetic population of the sample's areas (rates of the sample run)."""
+        return self.folder / "sample_population" / "population.yaml"
+
 
 def load_source_spec(name_or_folder: str | Path) -> SourceSpec:
     folder = Path(name_or_folder)

@@ -7,6 +7,7 @@ from icare.statistics.settings import (
     StatisticsSettingsError,
     check_settings,
     load_statistics_settings,
+    rate_age_bands,
 )
 
 __all__ = [
@@ -16,5 +17,6 @@ __all__ = [
     "check_settings",
     "compute_statistics",
     "load_statistics_settings",
+    "rate_age_bands",
     "reporting_periods",
 ]

@@ -17,8 +17,8 @@ import pandas as pd
 import pyarrow as pa
 
 from icare.classification import Classification
-from icare.statistics.settings import FINEST, StatisticsSettings
-from schemas.outputs import arrow_schema, column_names
+from icare.statistics.settings import FINEST, StatisticsSettings, rate_age_bands
+from schemas.outputs import TOTAL, arrow_schema, column_names
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
 _PARAMETER = re.compile(r"\$([a-z_]+)")
@@ -38,6 +38,8 @@ STATISTICS_TABLES = (
     "durations",
     "flow_check",
     "statistics_findings",
+    "population",
+    "rates",
 )
 
 # Code columns that get level-1 and level-2 roll-ups: code column -> (level-1 column, level-2 column).
@@ -55,6 +57,7 @@ ROLL_UPS: dict[str, dict[str, tuple[str, str]]] = {
     "exits": {"icare_code": ("icare_level1", "icare_level2")},
     "moves": {"icare_code": ("icare_level1", "icare_level2")},
     "durations": {"icare_code": ("icare_level1", "icare_level2")},
+    "rates": {"icare_code": ("icare_level1", "icare_level2")},
     "transitions": {
         "from_code": ("from_level1", "from_level2"),
         "to_code": ("to_level1", "to_level2"),
@@ -142,12 +145,15 @@ def compute_statistics(
     settings: StatisticsSettings,
     care_spell_gap_days: Mapping[str, int],
     on_statement: Callable[[str, Callable[[], object]], object] | None = None,
+    population: pa.Table | None = None,
 ) -> dict[str, pa.Table]:
     """Every statistics table for the given episodes and reporting periods, as Arrow tables.
 
     ``periods`` has one row per source, area and reporting period (``reporting_periods``);
     ``care_spell_gap_days`` gives each source's tolerance for chaining episodes into a care spell.
     ``on_statement(name, run)``, when given, is called to run each SQL file (profiling hooks in).
+    ``population`` (``icare.population.Population.table``, checked) gives the rates' denominators;
+    without it the ``population`` and ``rates`` tables are empty.
     """
     run_statement = on_statement or (lambda _name, run: run())
     values: dict[str, object] = {
@@ -156,7 +162,9 @@ def compute_statistics(
         "re_entry_months": settings.re_entry_months,
         "rare_threshold": settings.rare_pathway_threshold,
         "classification_version": classification.version_id,
+        "population_year_offset": settings.population_year_offset,
     }
+    population = _population_arrow(population, settings, classification)
     episodes = _episodes_arrow(episodes)
     connection = duckdb.connect()
     try:
@@ -173,6 +181,7 @@ def compute_statistics(
             ),
         )
         connection.register("codes", _codes(classification))
+        connection.register("population_in", population)
         connection.register("age_lookup", _age_lookup(settings))
         connection.register("pathway_levels", _pathway_levels(settings))
         connection.register(
@@ -191,6 +200,20 @@ def compute_statistics(
         return tables
     finally:
         connection.close()
+
+
+def _population_arrow(
+    population: pa.Table | None, settings: StatisticsSettings, classification: Classification
+) -> pa.Table:
+    """The denominators as the rates SQL reads them; settings that rates cannot honour stop here."""
+    from icare.population import ARROW_SCHEMA  # icare.population imports the settings module
+
+    if population is None or population.num_rows == 0:
+        return ARROW_SCHEMA.empty_table()
+    rate_age_bands(settings)  # raises on a band holding both 17 and 18, or one named "total"
+    if TOTAL in classification.codes():
+        raise ValueError(f"{classification.version_id} has a code {TOTAL!r}, the marker of the rates' totals")
+    return population.select(ARROW_SCHEMA.names).cast(ARROW_SCHEMA)
 
 
 def _episodes_arrow(episodes: pd.DataFrame | pa.Table) -> pa.Table:

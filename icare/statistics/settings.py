@@ -11,6 +11,7 @@ import yaml
 
 from icare import resources
 from icare.classification import Classification
+from schemas.outputs import TOTAL
 
 DEFAULT_SETTINGS = "statistics.yaml"
 FINEST = "finest"
@@ -39,6 +40,8 @@ class StatisticsSettings:
     rare_pathway_threshold: int
     age_band_set: str
     age_bands: tuple[AgeBand, ...]
+    # Rates: the population year of a period is the calendar year of its last day plus this offset.
+    population_year_offset: int = 0
     path: Path | None = None
 
     @property
@@ -128,8 +131,44 @@ def load_statistics_settings(
         rare_pathway_threshold=threshold,
         age_band_set=chosen,
         age_bands=_age_bands(file, raw, chosen),
+        population_year_offset=_population_year_offset(file, raw),
         path=file,
     )
+
+
+def _population_year_offset(path: Path, raw: dict) -> int:
+    offset = _require(path, raw, "population_year_offset")
+    if isinstance(offset, bool) or not isinstance(offset, int) or abs(offset) > 5:
+        raise StatisticsSettingsError(
+            f"{path}: population_year_offset must be a whole number of years from -5 to 5, got {offset!r}"
+        )
+    return offset
+
+
+# The rates' denominator is the population aged 0-17 (statistics.md "Rates").
+RATE_LAST_AGE = 17
+
+
+def rate_age_bands(settings: StatisticsSettings) -> tuple[AgeBand, ...]:
+    """The age bands that get rates: those inside 0-17.
+
+    A band that holds both 17 and 18 cannot be matched to a population aged 0-17, and a band named
+    like the total marker would be mistaken for a total row, so either stops a run that computes rates.
+    """
+    where = settings.path or DEFAULT_SETTINGS
+    for band in settings.age_bands:
+        if band.band == TOTAL:
+            raise StatisticsSettingsError(
+                f"{where}: age band {TOTAL!r} is reserved for the total rows of the rates table; rename it"
+            )
+        last = band.last_age
+        if band.first_age <= RATE_LAST_AGE and (last is None or last > RATE_LAST_AGE):
+            raise StatisticsSettingsError(
+                f"{where}: age_band_sets.{settings.age_band_set}: band {band.band!r} holds ages on both "
+                f"sides of {RATE_LAST_AGE}/{RATE_LAST_AGE + 1}; rates per child aged 0-{RATE_LAST_AGE} "
+                f"need a band that ends at {RATE_LAST_AGE}"
+            )
+    return tuple(b for b in settings.age_bands if b.last_age is not None and b.last_age <= RATE_LAST_AGE)
 
 
 def check_settings(settings: StatisticsSettings, classification: Classification) -> StatisticsSettings:
