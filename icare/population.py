@@ -17,9 +17,9 @@ from pathlib import Path
 import pandas as pd
 import pandera.pandas as pa
 import pyarrow as pa_arrow
-import yaml
 from pandera.errors import SchemaErrors
 
+from icare import resources
 from icare.sources.registry import available_sources
 from icare.statistics.settings import RATE_LAST_AGE
 from schemas.checks import row_rule, split_check_error
@@ -106,13 +106,13 @@ def _text(path: Path, raw: dict, key: str, required: bool) -> str | None:
 
 
 def _describe(path: Path) -> tuple[str, str, str | None, str | None, Path]:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise PopulationError(f"{path}: cannot read the population description ({exc})") from exc
-    if not isinstance(raw, dict):
-        hint = " (give the YAML description, which names the CSV in `data`)" if path.suffix == ".csv" else ""
-        raise PopulationError(f"{path}: expected a mapping with population_source, vintage and data{hint}")
+    hint = " (give the YAML description, which names the CSV in `data`)" if path.suffix == ".csv" else ""
+    raw = resources.read_yaml_mapping(
+        path,
+        PopulationError,
+        "the population description",
+        f"a mapping with population_source, vintage and data{hint}",
+    )
     unknown = sorted(set(raw) - DESCRIPTION_KEYS)
     if unknown:
         raise PopulationError(f"{path}: unknown key(s) {unknown}; known: {sorted(DESCRIPTION_KEYS)}")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import yaml
+
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
 
@@ -35,3 +37,18 @@ def config_dir() -> Path:
 def source_dir(name: str) -> Path:
     """The data folder of one national source (reader spec, code lists, concordance, sample)."""
     return data_root() / "sources" / name
+
+
+def read_yaml_mapping(path: Path, error: type[Exception], what: str, expected: str) -> dict:
+    """A reviewed YAML file that must hold a mapping; any problem raises ``error`` naming the file.
+
+    ``what`` names the file's content ("the statistics settings"), ``expected`` the mapping wanted
+    ("a mapping of settings").
+    """
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise error(f"{path}: cannot read {what} ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise error(f"{path}: expected {expected}")
+    return raw

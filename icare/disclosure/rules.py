@@ -12,8 +12,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from icare import resources
 from schemas.outputs import RELEASE_COUNTS, RELEASE_DERIVED, column_names
 
@@ -167,12 +165,9 @@ def _derived(path: Path, table: str, i: int, raw: Any, counts: tuple[str, ...]) 
 def load_disclosure_rules(path: str | Path | None = None) -> DisclosureRules:
     """Read and check the rules (``config/disclosure.yaml`` unless another file is given)."""
     file = Path(path) if path is not None else resources.config_dir() / DEFAULT_RULES
-    try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise DisclosureRulesError(f"{file}: cannot read the disclosure rules ({exc})") from exc
-    if not isinstance(raw, dict):
-        raise DisclosureRulesError(f"{file}: expected a mapping of rules")
+    raw = resources.read_yaml_mapping(
+        file, DisclosureRulesError, "the disclosure rules", "a mapping of rules"
+    )
     method = _require(file, raw, "method")
     if method not in METHODS:
         raise DisclosureRulesError(f"{file}: method {method!r} is not one of {', '.join(METHODS)}")

@@ -7,8 +7,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from icare import resources
 from icare.classification import Classification
 from schemas.outputs import TOTAL
@@ -104,12 +102,9 @@ def load_statistics_settings(
 ) -> StatisticsSettings:
     """Read and check the settings; ``age_bands`` chooses another set of ``age_band_sets``."""
     file = Path(path) if path is not None else resources.config_dir() / DEFAULT_SETTINGS
-    try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise StatisticsSettingsError(f"{file}: cannot read the statistics settings ({exc})") from exc
-    if not isinstance(raw, dict):
-        raise StatisticsSettingsError(f"{file}: expected a mapping of settings")
+    raw = resources.read_yaml_mapping(
+        file, StatisticsSettingsError, "the statistics settings", "a mapping of settings"
+    )
     levels = tuple(_require(file, raw, "pathway_levels"))
     for level in levels:
         if level != FINEST and not (isinstance(level, int) and level >= 1):
