@@ -41,6 +41,7 @@ import pyarrow.parquet as pq
 from icare import checks
 from icare.disclosure import SUMMARY as DISCLOSURE_SUMMARY
 from icare.disclosure import DisclosureRules
+from icare.disclosure.control import disclosures
 from icare.pipeline import (
     RunResult,
     SourceResult,
@@ -614,6 +615,7 @@ def publication_assets(source_names: Iterable[str]) -> list[dg.AssetsDefinition]
             timer.timings.update(h.timings)
         output_dir = icare_settings.output_path()
         settings = icare_settings.statistics_settings()
+        disclosure = icare_settings.disclosure_rules()
         result = publish(
             [h.result for h in chosen],
             {**harmonised_tables, **statistics_tables},
@@ -623,12 +625,12 @@ def publication_assets(source_names: Iterable[str]) -> list[dg.AssetsDefinition]
             output_dir,
             timer,
             _run_started_at(context),
-            icare_settings.disclosure_rules(),
+            disclosure,
             population=icare_settings.population(),
         )
         yield from release_materialisations(result, output_dir, classification.version_id)
         yield from controlled_materialisations(result, output_dir, classification.version_id)
-        yield release_check(output_dir, icare_settings.disclosure_rules())
+        yield release_check(output_dir, disclosure)
         summary = result.summary
         yield dg.MaterializeResult(
             asset_key=DUCKDB_KEY,
@@ -779,9 +781,7 @@ def release_check(output_dir: Path, rules: DisclosureRules) -> dg.AssetCheckResu
     """``release_protected``, on the files as written (not the values in memory)."""
     folder = output_dir / RELEASE_DIR
     release = {table: pq.read_table(folder / f"{table}.parquet") for table in RELEASE_DESCRIPTIONS}
-    threshold = rules.threshold if rules.method == "suppress" else None
-    counts = {t: rules.tables[t].counts for t in RELEASE_DESCRIPTIONS if t != DISCLOSURE_SUMMARY}
-    disclosed = checks.release_disclosures(release, counts, threshold)
+    disclosed = disclosures(release, rules)
     summary = release[DISCLOSURE_SUMMARY].to_pandas()
     unprotected = summary.loc[summary["unprotected_groups"] > 0]
     return dg.AssetCheckResult(

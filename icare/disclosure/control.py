@@ -244,6 +244,13 @@ def _summary_row(
     }
 
 
+def disclosures(release: Mapping[str, pa.Table], rules: DisclosureRules) -> pd.DataFrame:
+    """``icare.checks.release_disclosures`` with what the rules protect (no threshold when rounding)."""
+    threshold = rules.threshold if rules.method == "suppress" else None
+    counts = {table: rules.tables[table].counts for table in RELEASE_COUNTS if table in release}
+    return checks.release_disclosures(release, counts, threshold)
+
+
 def release_tables(tables: Mapping[str, object], rules: DisclosureRules) -> dict[str, pa.Table]:
     """Every released aggregate table plus ``disclosure_summary``, from the internal statistics tables."""
     released: dict[str, pa.Table] = {}
@@ -254,8 +261,7 @@ def release_tables(tables: Mapping[str, object], rules: DisclosureRules) -> dict
             data = to_arrow(data, table)
         released[table], rows = control_table(table, data, rules)
         summary += rows
-    threshold = rules.threshold if rules.method == "suppress" else None
-    disclosed = checks.release_disclosures(released, {t: rules.tables[t].counts for t in released}, threshold)
+    disclosed = disclosures(released, rules)
     if len(disclosed):
         raise DisclosureError(
             f"disclosure control left {len(disclosed)} value(s) that must not be released, e.g. "
