@@ -18,9 +18,12 @@ import pyarrow as pa
 
 from icare.classification import Classification
 from icare.statistics.settings import FINEST, StatisticsSettings, rate_age_bands
+from icare.statistics.timeline import timeline_steps
 from schemas.outputs import TOTAL, arrow_schema, column_names
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
+# The SQL file that reads the per-child steps computed in numpy (icare/statistics/timeline.py).
+TIMELINE_SQL = "01_timeline.sql"
 _PARAMETER = re.compile(r"\$([a-z_]+)")
 # Oldest age (completed years) the age-band lookup covers; older ages are published as "unknown".
 MAX_AGE = 130
@@ -188,7 +191,10 @@ def compute_statistics(
             "move_types", pa.table({"new_episode_type": pa.array(settings.placement_move_types, pa.string())})
         )
         for name, sql in _statements():
-            run_statement(name, lambda sql=sql: connection.execute(sql, _parameters(sql, values)))
+            if name == TIMELINE_SQL:
+                _store_timeline(connection, sql, episodes, values, run_statement)
+            else:
+                run_statement(name, lambda sql=sql: connection.execute(sql, _parameters(sql, values)))
         # The timeline is not published: dropping it before the tables are read out lowers the peak.
         connection.execute("DROP TABLE timeline")
         tables = {}
@@ -200,6 +206,23 @@ def compute_statistics(
         return tables
     finally:
         connection.close()
+
+
+def _store_timeline(
+    connection: duckdb.DuckDBPyConnection,
+    sql: str,
+    episodes: pa.Table,
+    values: Mapping[str, object],
+    run_statement: Callable[[str, Callable[[], object]], object],
+) -> None:
+    """The ``timeline`` table: the per-child steps computed in numpy (``timeline.py``: one sort instead
+    of a chain of SQL windows), stored by ``01_timeline.sql``."""
+    steps = run_statement("timeline steps (numpy)", lambda: timeline_steps(connection, episodes, values))
+    connection.register("timeline_steps", steps)
+    try:
+        run_statement(TIMELINE_SQL, lambda: connection.execute(sql, _parameters(sql, values)))
+    finally:
+        connection.unregister("timeline_steps")
 
 
 def _population_arrow(
@@ -217,8 +240,8 @@ def _population_arrow(
 
 
 def _episodes_arrow(episodes: pd.DataFrame | pa.Table) -> pa.Table:
-    """The columns the statistics read, plus ``episode_row``: the key that joins the narrow window steps
-    of the timeline back to the other columns."""
+    """The columns the statistics read, plus ``episode_row`` (the row's position): the timeline sorts
+    narrow rows and takes the other columns by it."""
     if isinstance(episodes, pd.DataFrame):
         episodes = pa.Table.from_pandas(episodes[list(EPISODE_COLUMNS)], preserve_index=False)
     else:
