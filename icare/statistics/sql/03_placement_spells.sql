@@ -18,18 +18,15 @@ WITH grouped AS (
     GROUP BY child_id, care_spell_no, placement_spell_no
 ),
 ended AS (
-    SELECT
-        g.*,
-        coalesce(
-            lead(g.placement_start) OVER (
-                PARTITION BY g.child_id, g.care_spell_no
-                ORDER BY g.placement_spell_no
-            ),
-            s.spell_end
-        ) AS placement_end
+    -- placement spells are numbered 1, 2, ... in each care spell: the next one is number + 1 (a join
+    -- on that is cheaper than a window, which sorts)
+    SELECT g.*, coalesce(next.placement_start, s.spell_end) AS placement_end
     FROM grouped AS g
     JOIN care_spells AS s
         ON s.child_id = g.child_id AND s.care_spell_no = g.care_spell_no
+    LEFT JOIN grouped AS next
+        ON next.child_id = g.child_id AND next.care_spell_no = g.care_spell_no
+        AND next.placement_spell_no = g.placement_spell_no + 1
 )
 SELECT
     e.child_id, e.source, e.area_code, ids.child_key, e.care_spell_no, e.placement_spell_no, sex, birth_month,
