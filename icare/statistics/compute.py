@@ -67,6 +67,14 @@ ROLL_UPS: dict[str, dict[str, tuple[str, str]]] = {
     },
 }
 
+# Tables whose leading published columns identify a row: ordering by them gives the order of
+# ORDER BY ALL (the published order), without comparing every column (a child is its source, area
+# and key; its care spells and their placement spells are numbered).
+UNIQUE_LEADING_COLUMNS: dict[str, tuple[str, ...]] = {
+    "care_spells": ("source", "area_code", "child_key", "care_spell_no"),
+    "placement_spells": ("source", "area_code", "child_key", "care_spell_no", "placement_spell_no"),
+}
+
 # Columns of the harmonised episodes the statistics read.
 EPISODE_COLUMNS = (
     "source",
@@ -138,7 +146,9 @@ def _final_select(table: str) -> str:
     produced["classification_version"] = "$classification_version"
     expressions = [produced.get(c, f't."{c}"') for c in columns]
     select = ", ".join(f'{expression} AS "{c}"' for expression, c in zip(expressions, columns, strict=True))
-    return f'SELECT {select} FROM "{table}" AS t {" ".join(joins)} ORDER BY ALL'
+    key = UNIQUE_LEADING_COLUMNS.get(table)
+    order = ", ".join(f'"{c}"' for c in key) if key else "ALL"
+    return f'SELECT {select} FROM "{table}" AS t {" ".join(joins)} ORDER BY {order}'
 
 
 def compute_statistics(
