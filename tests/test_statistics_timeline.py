@@ -271,7 +271,13 @@ def _timeline(rows: list[dict[str, object]], resolve: bool = True) -> tuple[pd.D
     connection.execute((SQL_DIR / TIMELINE_SQL).read_text())
     connection.execute(REFERENCE_SQL, values)
     ordered = "ORDER BY child_id, episode_start"
-    got = connection.sql(f"SELECT * FROM timeline {ordered}").df()
+    # the child key the timeline carries (the reference did not) is its child's
+    mismatched = connection.execute(
+        "SELECT count(*) FROM timeline AS t JOIN child_ids AS i USING (child_id) "
+        "WHERE t.child_key <> i.child_key OR t.source <> i.source OR t.area_code IS DISTINCT FROM i.area_code"
+    ).fetchall()
+    assert mismatched == [(0,)]
+    got = connection.sql(f"SELECT * EXCLUDE (child_key) FROM timeline {ordered}").df()
     want = connection.sql(f"SELECT * FROM reference {ordered}").df()
     # NULL and false are alike where the timeline is read (a filter and a sum)
     want["starts_placement_spell"] = want["starts_placement_spell"].fillna(False).astype(bool)

@@ -47,6 +47,7 @@ OPEN_END = int((np.datetime64("9999-12-31", "D") - np.datetime64("1970-01-01", "
 CARRIED = (
     "source",
     "area_code",
+    "child_key",
     "sex",
     "birth_month",
     "episode_end",

@@ -6,7 +6,7 @@
 -- timeline_steps with the episode columns the statistics read.
 CREATE TABLE timeline AS
 SELECT
-    child_id, source, area_code, sex, birth_month::DATE AS birth_month, episode_no,
+    child_id, source, area_code, child_key, sex, birth_month::DATE AS birth_month, episode_no,
     episode_start, episode_end::DATE AS episode_end, cover_end, next_start, overlaps_next,
     episode_end_type, new_episode_type, exit_destination,
     icare_code, is_temporary, temporary_resolved, normal_code, stat_code, stat_provider_sector,
