@@ -13,7 +13,7 @@ WITH first_episodes AS (
 ),
 reaching AS (
     -- reach_order sorts a child's episodes by how far they reach (open: for ever), then by start: the
-    -- two DATEs (32-bit day numbers) packed in one BIGINT, which arg_max compares faster than a list
+    -- two DATEs (32-bit day numbers) packed in one BIGINT, compared faster than a list
     SELECT
         *,
         (coalesce(cover_end, DATE '9999-12-31') - DATE '1970-01-01') * 4294967296
@@ -28,9 +28,11 @@ grouped AS (
             child_id, care_spell_no,
             -- the spell ends when its furthest-reaching episode ends (never while one is open)
             CASE WHEN bool_or(cover_end IS NULL) THEN NULL ELSE max(cover_end) END AS spell_end,
-            arg_max(episode_end_type, reach_order) AS last_end_type,
-            arg_max(exit_destination, reach_order) AS last_exit_destination,
-            arg_max(stat_code, reach_order) AS icare_code_end,
+            -- the furthest-reaching episode's values, empty or not (arg_max would skip an empty
+            -- destination and take another episode's)
+            arg_max_null(episode_end_type, reach_order) AS last_end_type,
+            arg_max_null(exit_destination, reach_order) AS last_exit_destination,
+            arg_max_null(stat_code, reach_order) AS icare_code_end,
             count(*) AS episodes,
             max(placement_spell_no) AS placement_spells,
             count(*) FILTER (WHERE overlaps_next) AS overlaps_resolved
