@@ -202,11 +202,11 @@ def compute_statistics(
         )
         for name, sql in _statements():
             if name == TIMELINE_SQL:
-                _store_timeline(connection, sql, episodes, values, run_statement)
-            else:
-                run_statement(name, lambda sql=sql: connection.execute(sql, _parameters(sql, values)))
+                _register_timeline_steps(connection, episodes, values, run_statement)
+            run_statement(name, lambda sql=sql: connection.execute(sql, _parameters(sql, values)))
         # The timeline is not published: dropping it before the tables are read out lowers the peak.
-        connection.execute("DROP TABLE timeline")
+        connection.execute("DROP VIEW timeline")
+        connection.unregister("timeline_steps")
         tables = {}
         for table in STATISTICS_TABLES:
             sql = _final_select(table)
@@ -218,21 +218,19 @@ def compute_statistics(
         connection.close()
 
 
-def _store_timeline(
+def _register_timeline_steps(
     connection: duckdb.DuckDBPyConnection,
-    sql: str,
     episodes: pa.Table,
     values: Mapping[str, object],
     run_statement: Callable[[str, Callable[[], object]], object],
 ) -> None:
-    """The ``timeline`` table: the per-child steps computed in numpy (``timeline.py``: one sort instead
-    of a chain of SQL windows), stored by ``01_timeline.sql``."""
+    """The per-child steps of the timeline, computed in numpy (``timeline.py``: one sort instead of a
+    chain of SQL windows), as the Arrow table ``timeline_steps`` that ``01_timeline.sql`` reads.
+
+    The connection holds the only reference, so unregistering it frees the memory.
+    """
     steps = run_statement("timeline steps (numpy)", lambda: timeline_steps(connection, episodes, values))
     connection.register("timeline_steps", steps)
-    try:
-        run_statement(TIMELINE_SQL, lambda: connection.execute(sql, _parameters(sql, values)))
-    finally:
-        connection.unregister("timeline_steps")
 
 
 def _population_arrow(

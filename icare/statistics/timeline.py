@@ -8,7 +8,7 @@ whole-array operations: a child's rows (or a care spell's) are a run of consecut
 such row before this one" is a running maximum of row positions. No Python loop visits an episode.
 
 Definitions: docs/statistics.md "Episodes and overlaps", "Care spells" and "Placement spells, moves
-and temporary moves". ``01_timeline.sql`` stores the result as the table ``timeline``.
+and temporary moves". ``01_timeline.sql`` reads the result as the view ``timeline``.
 """
 
 from __future__ import annotations
