@@ -17,7 +17,7 @@ import pytest
 
 from icare.statistics import timeline as tl
 from icare.statistics.compute import SQL_DIR, TIMELINE_SQL, _episodes_arrow
-from tests.statistics_builders import SETTINGS, ep
+from tests.statistics_builders import SETTINGS, compute, ep
 
 T, F = True, False
 OPEN = tl.OPEN_END
@@ -112,7 +112,8 @@ def test_temporary_moves_and_the_normal_placement():
     # the last non-temporary episode before, in the same care spell (row 6 starts a new one)
     assert normal.tolist() == [-1, 0, 0, 2, 2, 4, -1, -1]
     normal_code = np.where(normal >= 0, code[np.maximum(normal, 0)], -1)
-    after_temporary = np.concatenate([[False], temporary[:-1]])
+    after_temporary = tl.previous_in_group(temporary, np.array([T, F, F, F, F, F, F, F]))  # one child
+    assert after_temporary.tolist() == [F, F, T, F, T, F, F, T]
     starts = tl.starts_placement_spells(care_start, temporary, move_type, after_temporary, code, normal_code)
     # row 2 returns to A after a temporary move: same placement; row 4 moves to B; row 5 is not a move
     # type; row 7 follows a temporary move but its care spell has no normal placement: a move
@@ -324,3 +325,9 @@ def test_one_episode_and_empty_provider_sectors():
     got, want = _timeline([ep("a", "01/01/2021", provider=None, purpose="temporary_move")])
     pd.testing.assert_frame_equal(got, want, check_dtype=False)
     assert got["stat_provider_sector"].isna().all()
+
+
+def test_no_episodes_give_empty_spells():
+    tables = compute([])
+    assert len(tables["care_spells"]) == len(tables["placement_spells"]) == 0
+    assert set(tables["flow_check"]["status"]) == {"balanced"}

@@ -90,9 +90,8 @@ def timeline_steps(
     earlier_reach, furthest_earlier = earlier_reaches(reach, first)
     starts_care_spell = starts_care_spells(start, first, earlier_reach, ends_continuing, furthest_earlier)
     normal_row = normal_placement_rows(is_temporary, starts_care_spell)
-    has_normal = normal_row >= 0
-    normal_code_id = np.where(has_normal, code_id[normal_row], -1)
-    after_temporary = np.concatenate([[False], is_temporary[:-1]]) & ~first
+    normal_code_id = np.where(normal_row >= 0, code_id[normal_row], -1)
+    after_temporary = previous_in_group(is_temporary, first)
     starts_placement_spell = starts_placement_spells(
         starts_care_spell, is_temporary, move_type, after_temporary, code_id, normal_code_id
     )
@@ -104,10 +103,10 @@ def timeline_steps(
     kept = np.zeros(episodes.num_rows, dtype=bool)
     kept[order] = True
 
-    def back(values: np.ndarray) -> np.ndarray:
+    def back(column: np.ndarray) -> np.ndarray:
         """Values in the child's order, put in the episodes' order (rows without a timeline: 0)."""
-        out = np.zeros(episodes.num_rows, dtype=values.dtype)
-        out[order] = values
+        out = np.zeros(episodes.num_rows, dtype=column.dtype)
+        out[order] = column
         return out
 
     table = pa.table(
@@ -151,6 +150,13 @@ def numbered(starts: np.ndarray, first: np.ndarray) -> np.ndarray:
     a care spell's first episode starts a placement spell."""
     count = np.cumsum(starts, dtype=np.int64)
     return count - count[group_starts(first)] + 1
+
+
+def previous_in_group(flags: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """The flag of the group's previous row (False on its first row)."""
+    previous = np.zeros(len(flags), dtype=bool)
+    previous[1:] = flags[:-1]
+    return previous & ~first
 
 
 def next_starts(start: np.ndarray, first: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
