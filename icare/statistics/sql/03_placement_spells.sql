@@ -13,12 +13,14 @@ WITH first_episodes AS (
     WHERE starts_placement_spell
 ),
 grouped AS (
-    SELECT f.*, c.icare_code_end, c.episodes, c.temporary_episodes
+    SELECT f.*, c.icare_code_end, c.following_start, c.episodes, c.temporary_episodes
     FROM first_episodes AS f
     JOIN (
         SELECT
             child_id, care_spell_no, placement_spell_no,
             last(stat_code ORDER BY episode_start) AS icare_code_end,
+            -- the start of the child's episode after this spell's last one
+            last(next_start ORDER BY episode_start) AS following_start,
             count(*) AS episodes,
             count(*) FILTER (WHERE is_temporary) AS temporary_episodes
         FROM timeline
@@ -26,15 +28,15 @@ grouped AS (
     ) AS c USING (child_id, care_spell_no, placement_spell_no)
 ),
 ended AS (
-    -- placement spells are numbered 1, 2, ... in each care spell: the next one is number + 1 (a join
-    -- on that is cheaper than a window, which sorts)
-    SELECT g.*, coalesce(next.placement_start, s.spell_end) AS placement_end
+    -- a care spell's episodes are in consecutive placement spells: the episode after the last one of
+    -- a placement spell starts the next placement spell, unless this is the care spell's last
+    SELECT
+        g.*,
+        CASE WHEN g.placement_spell_no < s.placement_spells THEN g.following_start ELSE s.spell_end END
+            AS placement_end
     FROM grouped AS g
     JOIN care_spells AS s
         ON s.child_id = g.child_id AND s.care_spell_no = g.care_spell_no
-    LEFT JOIN grouped AS next
-        ON next.child_id = g.child_id AND next.care_spell_no = g.care_spell_no
-        AND next.placement_spell_no = g.placement_spell_no + 1
 )
 SELECT
     child_id, source, area_code, child_key, care_spell_no, placement_spell_no, sex, birth_month,
