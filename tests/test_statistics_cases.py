@@ -166,6 +166,21 @@ def test_overlapping_records_count_once_in_the_later_one_and_join_one_spell():
     ]
 
 
+def test_spell_exit_is_the_furthest_reaching_records_even_without_a_destination():
+    # Overlapping exits; the record that ends last gives no destination (England always does, another
+    # source might not). The spell's exit is that record's: destination not known, not taken from
+    # the record that ended earlier.
+    tables = compute(
+        [
+            ep("a", "01/01/2023", "30/04/2023", new="care_entry", destination="adoption"),
+            ep("a", "01/03/2023", "30/06/2023", code="AC.F29") | {"exit_destination": None},
+        ]
+    )
+    assert rows_of(tables["care_spells"], "spell_end", "exit_destination", "icare_code_end") == [
+        (date(2023, 6, 30), "not_known", "AC.F29")
+    ]
+
+
 def test_record_nested_inside_a_longer_one_does_not_shorten_care():
     tables = compute(
         [

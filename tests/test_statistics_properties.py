@@ -26,7 +26,8 @@ from hypothesis import strategies as st
 from icare.classification import load_classification
 from icare.sources.ssda903.synthetic import generate_returns
 from icare.statistics import compute_statistics, load_statistics_settings
-from icare.statistics.compute import EPISODE_COLUMNS, MAX_AGE
+from icare.statistics.compute import EPISODE_COLUMNS, MAX_AGE, UNIQUE_LEADING_COLUMNS
+from schemas.outputs import column_names
 from tests.conftest import run_with_test_key
 
 SOURCE = "ssda903"
@@ -583,6 +584,18 @@ def test_statistics_are_deterministic_and_ignore_row_order(data, rnd: random.Ran
     for name, table in first.items():
         assert table.equals(again[name]), name
         assert table.equals(reordered[name]), name
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ANY)
+def test_tables_ordered_by_leading_columns_have_one_row_per_key(data):
+    # ordering by the leading columns gives ORDER BY ALL's (the published) order only if they
+    # identify a row
+    tables = compute_statistics(data.episode_table(), data.period_frame(), CLASSIFICATION, STATS, GAP_DAYS)
+    for name, key in UNIQUE_LEADING_COLUMNS.items():
+        assert tuple(column_names(name)[: len(key)]) == key, name
+        keys = [tuple(row.values()) for row in tables[name].select(list(key)).to_pylist()]
+        assert len(set(keys)) == len(keys), name
 
 
 # --------------------------------------------------------------------------------------------------

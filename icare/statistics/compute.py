@@ -18,9 +18,12 @@ import pyarrow as pa
 
 from icare.classification import Classification
 from icare.statistics.settings import FINEST, StatisticsSettings, rate_age_bands
+from icare.statistics.timeline import timeline_steps
 from schemas.outputs import TOTAL, arrow_schema, column_names
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
+# The SQL file that reads the per-child steps computed in numpy (icare/statistics/timeline.py).
+TIMELINE_SQL = "01_timeline.sql"
 _PARAMETER = re.compile(r"\$([a-z_]+)")
 # Oldest age (completed years) the age-band lookup covers; older ages are published as "unknown".
 MAX_AGE = 130
@@ -62,6 +65,14 @@ ROLL_UPS: dict[str, dict[str, tuple[str, str]]] = {
         "from_code": ("from_level1", "from_level2"),
         "to_code": ("to_level1", "to_level2"),
     },
+}
+
+# Tables whose leading published columns identify a row: ordering by them gives the order of
+# ORDER BY ALL (the published order), without comparing every column (a child is its source, area
+# and key; its care spells and their placement spells are numbered).
+UNIQUE_LEADING_COLUMNS: dict[str, tuple[str, ...]] = {
+    "care_spells": ("source", "area_code", "child_key", "care_spell_no"),
+    "placement_spells": ("source", "area_code", "child_key", "care_spell_no", "placement_spell_no"),
 }
 
 # Columns of the harmonised episodes the statistics read.
@@ -135,7 +146,9 @@ def _final_select(table: str) -> str:
     produced["classification_version"] = "$classification_version"
     expressions = [produced.get(c, f't."{c}"') for c in columns]
     select = ", ".join(f'{expression} AS "{c}"' for expression, c in zip(expressions, columns, strict=True))
-    return f'SELECT {select} FROM "{table}" AS t {" ".join(joins)} ORDER BY ALL'
+    key = UNIQUE_LEADING_COLUMNS.get(table)
+    order = ", ".join(f'"{c}"' for c in key) if key else "ALL"
+    return f'SELECT {select} FROM "{table}" AS t {" ".join(joins)} ORDER BY {order}'
 
 
 def compute_statistics(
@@ -188,9 +201,12 @@ def compute_statistics(
             "move_types", pa.table({"new_episode_type": pa.array(settings.placement_move_types, pa.string())})
         )
         for name, sql in _statements():
+            if name == TIMELINE_SQL:
+                _register_timeline_steps(connection, episodes, values, run_statement)
             run_statement(name, lambda sql=sql: connection.execute(sql, _parameters(sql, values)))
         # The timeline is not published: dropping it before the tables are read out lowers the peak.
-        connection.execute("DROP TABLE timeline")
+        connection.execute("DROP VIEW timeline")
+        connection.unregister("timeline_steps")
         tables = {}
         for table in STATISTICS_TABLES:
             sql = _final_select(table)
@@ -200,6 +216,21 @@ def compute_statistics(
         return tables
     finally:
         connection.close()
+
+
+def _register_timeline_steps(
+    connection: duckdb.DuckDBPyConnection,
+    episodes: pa.Table,
+    values: Mapping[str, object],
+    run_statement: Callable[[str, Callable[[], object]], object],
+) -> None:
+    """The per-child steps of the timeline, computed in numpy (``timeline.py``: one sort instead of a
+    chain of SQL windows), as the Arrow table ``timeline_steps`` that ``01_timeline.sql`` reads.
+
+    The connection holds the only reference, so unregistering it frees the memory.
+    """
+    steps = run_statement("timeline steps (numpy)", lambda: timeline_steps(connection, episodes, values))
+    connection.register("timeline_steps", steps)
 
 
 def _population_arrow(
@@ -217,8 +248,8 @@ def _population_arrow(
 
 
 def _episodes_arrow(episodes: pd.DataFrame | pa.Table) -> pa.Table:
-    """The columns the statistics read, plus ``episode_row``: the key that joins the narrow window steps
-    of the timeline back to the other columns."""
+    """The columns the statistics read, plus ``episode_row`` (the row's position): the timeline sorts
+    narrow rows and takes the other columns by it."""
     if isinstance(episodes, pd.DataFrame):
         episodes = pa.Table.from_pandas(episodes[list(EPISODE_COLUMNS)], preserve_index=False)
     else:

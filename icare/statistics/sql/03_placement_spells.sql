@@ -2,38 +2,44 @@
 -- Legal-status-only and same-carer changes and temporary moves continue it; it ends when the next
 -- placement spell starts or the care spell ends. docs/statistics.md "Placement spells".
 CREATE TABLE placement_spells AS
-WITH grouped AS (
+WITH first_episodes AS (
+    -- a placement spell's first episode is the one that starts it (timeline.starts_placement_spell):
+    -- read directly, cheaper than first(x ORDER BY episode_start) over the spell's episodes
     SELECT
-        child_id, care_spell_no, placement_spell_no,
-        any_value(source) AS source, any_value(area_code) AS area_code,
-        first(sex ORDER BY episode_start) AS sex,
-        first(birth_month ORDER BY episode_start) AS birth_month,
-        min(episode_start) AS placement_start,
-        first(stat_code ORDER BY episode_start) AS icare_code_start,
-        last(stat_code ORDER BY episode_start) AS icare_code_end,
-        first(stat_provider_sector ORDER BY episode_start) AS provider_sector,
-        count(*) AS episodes,
-        count(*) FILTER (WHERE is_temporary) AS temporary_episodes
+        child_id, care_spell_no, placement_spell_no, source, area_code, child_key, sex, birth_month,
+        episode_start AS placement_start, stat_code AS icare_code_start,
+        stat_provider_sector AS provider_sector
     FROM timeline
-    GROUP BY child_id, care_spell_no, placement_spell_no
+    WHERE starts_placement_spell
+),
+grouped AS (
+    SELECT f.*, c.icare_code_end, c.following_start, c.episodes, c.temporary_episodes
+    FROM first_episodes AS f
+    JOIN (
+        SELECT
+            child_id, care_spell_no, placement_spell_no,
+            last(stat_code ORDER BY episode_start) AS icare_code_end,
+            -- the start of the child's episode after this spell's last one
+            last(next_start ORDER BY episode_start) AS following_start,
+            count(*) AS episodes,
+            count(*) FILTER (WHERE is_temporary) AS temporary_episodes
+        FROM timeline
+        GROUP BY child_id, care_spell_no, placement_spell_no
+    ) AS c USING (child_id, care_spell_no, placement_spell_no)
 ),
 ended AS (
+    -- a care spell's episodes are in consecutive placement spells: the episode after the last one of
+    -- a placement spell starts the next placement spell, unless this is the care spell's last
     SELECT
         g.*,
-        coalesce(
-            lead(g.placement_start) OVER (
-                PARTITION BY g.child_id, g.care_spell_no
-                ORDER BY g.placement_spell_no
-            ),
-            s.spell_end
-        ) AS placement_end
+        CASE WHEN g.placement_spell_no < s.placement_spells THEN g.following_start ELSE s.spell_end END
+            AS placement_end
     FROM grouped AS g
     JOIN care_spells AS s
         ON s.child_id = g.child_id AND s.care_spell_no = g.care_spell_no
 )
 SELECT
-    e.child_id, e.source, e.area_code, ids.child_key, e.care_spell_no, e.placement_spell_no, sex, birth_month,
+    child_id, source, area_code, child_key, care_spell_no, placement_spell_no, sex, birth_month,
     placement_start, placement_end, icare_code_start, icare_code_end, provider_sector,
     episodes, temporary_episodes, placement_end - placement_start AS duration_days
-FROM ended AS e
-JOIN child_ids AS ids USING (child_id)
+FROM ended

@@ -3,15 +3,20 @@
 -- A child with two records open that day (overlap) is counted once, in the later-starting one.
 -- docs/statistics.md "Stock".
 CREATE TABLE stock AS
-WITH open_on_date AS (
-    SELECT p.source, p.area_code, p.period_end AS reference_date, t.*
+WITH latest_open AS (
+    -- a child's episodes are numbered in start order: the later-starting record open that day has the
+    -- highest number (found on two integers, then its other columns joined once)
+    SELECT p.period_end AS reference_date, t.child_id, max(t.episode_no) AS episode_no
     FROM periods AS p
     JOIN timeline AS t
         ON t.source = p.source AND t.area_code IS NOT DISTINCT FROM p.area_code
         AND t.episode_start <= p.period_end AND (t.cover_end IS NULL OR t.cover_end > p.period_end)
-    QUALIFY row_number() OVER (
-        PARTITION BY p.period_end, t.child_id ORDER BY t.episode_start DESC
-    ) = 1
+    GROUP BY p.period_end, t.child_id
+),
+open_on_date AS (
+    SELECT l.reference_date, t.*
+    FROM latest_open AS l
+    JOIN timeline AS t ON t.child_id = l.child_id AND t.episode_no = l.episode_no
 )
 SELECT
     o.source, o.area_code, o.reference_date,

@@ -3,12 +3,11 @@
 -- docs/statistics.md "Moves".
 CREATE TABLE moves AS
 WITH in_period AS (
+    -- a child's episodes are numbered in start order: the last episode in the period has the highest
+    -- number (found on integers, then its other columns joined once)
     SELECT
         p.source, p.area_code, p.period_start, p.period_end, t.child_id,
-        last(t.stat_code ORDER BY t.episode_start) AS icare_code,
-        last(t.sex ORDER BY t.episode_start) AS sex,
-        last(date_sub('year', t.birth_month, least(p.period_end, coalesce(t.cover_end, p.period_end)))
-             ORDER BY t.episode_start) AS age,
+        max(t.episode_no) AS last_episode_no,
         count(*) FILTER (
             WHERE t.starts_placement_spell AND NOT t.starts_care_spell
             AND t.episode_start BETWEEN p.period_start AND p.period_end
@@ -20,11 +19,13 @@ WITH in_period AS (
     GROUP BY ALL
 )
 SELECT
-    m.source, m.area_code, m.period_start, m.period_end, m.icare_code, m.sex,
+    m.source, m.area_code, m.period_start, m.period_end, t.stat_code AS icare_code, t.sex,
     coalesce(a.age_band, 'unknown') AS age_band,
     CASE WHEN m.moves >= 3 THEN '3 or more' ELSE m.moves::VARCHAR END AS moves_in_period,
     count(*) AS children,
     sum(m.moves) AS moves
 FROM in_period AS m
-LEFT JOIN age_lookup AS a ON a.age = m.age
+JOIN timeline AS t ON t.child_id = m.child_id AND t.episode_no = m.last_episode_no
+LEFT JOIN age_lookup AS a
+    ON a.age = date_sub('year', t.birth_month, least(m.period_end, coalesce(t.cover_end, m.period_end)))
 GROUP BY ALL

@@ -51,11 +51,18 @@ spells_in_period AS (
     JOIN spell_steps AS st ON st.child_id = s.child_id AND st.care_spell_no = s.care_spell_no
     LEFT JOIN age_lookup AS a ON a.age = date_sub('year', s.birth_month, s.spell_start)
 ),
+same_steps AS (
+    -- spells with the same steps (and period, status, sex and age band) have the same pathway at every
+    -- level: counted first, so each level maps and collapses every distinct list once
+    SELECT source, area_code, period_start, period_end, spell_status, sex, age_band, codes, count(*) AS spells
+    FROM spells_in_period
+    GROUP BY ALL
+),
 at_level AS (
     SELECT
         sp.* EXCLUDE (codes), l.level_name,
         list_transform(sp.codes, lambda x: l.category_of[x]) AS categories
-    FROM spells_in_period AS sp
+    FROM same_steps AS sp
     CROSS JOIN level_maps AS l
 ),
 counted AS (
@@ -64,7 +71,7 @@ counted AS (
         -- consecutive repeats collapsed: a step is kept when its category differs from the one before
         list_filter(categories, lambda x, i: i = 1 OR x <> categories[i - 1]) AS pathway_codes,
         sex, age_band,
-        count(*) AS spells
+        sum(spells)::BIGINT AS spells
     FROM at_level
     GROUP BY ALL
 ),

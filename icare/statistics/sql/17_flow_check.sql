@@ -23,16 +23,21 @@ open_records AS (
         ON t.source = d.source AND t.area_code IS NOT DISTINCT FROM d.area_code
         AND t.episode_start <= d.period_end AND (t.cover_end IS NULL OR t.cover_end > d.period_end)
 ),
+children_open AS (
+    -- each child open on a date once, with its number of open records (one grouping, cheaper than
+    -- counting distinct children per side)
+    SELECT source, area_code, period_start, side, child_id, count(*) AS records
+    FROM open_records
+    GROUP BY ALL
+),
 stocks AS (
     SELECT
         source, area_code, period_start,
-        count(DISTINCT child_id) FILTER (WHERE side = 'start') AS stock_start,
-        count(DISTINCT child_id) FILTER (WHERE side = 'end') AS stock_end,
-        count(*) FILTER (WHERE side = 'start') - count(DISTINCT child_id) FILTER (WHERE side = 'start')
-            AS set_aside_start,
-        count(*) FILTER (WHERE side = 'end') - count(DISTINCT child_id) FILTER (WHERE side = 'end')
-            AS set_aside_end
-    FROM open_records
+        count(*) FILTER (WHERE side = 'start') AS stock_start,
+        count(*) FILTER (WHERE side = 'end') AS stock_end,
+        coalesce(sum(records - 1) FILTER (WHERE side = 'start'), 0)::BIGINT AS set_aside_start,
+        coalesce(sum(records - 1) FILTER (WHERE side = 'end'), 0)::BIGINT AS set_aside_end
+    FROM children_open
     GROUP BY ALL
 ),
 flows AS (

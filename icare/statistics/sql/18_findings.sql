@@ -3,7 +3,7 @@
 CREATE TABLE statistics_findings AS
 WITH findings AS (
 SELECT
-    child_id, source, area_code, care_spell_no, episode_start AS finding_date,
+    source, area_code, child_key, care_spell_no, episode_start AS finding_date,
     'overlap_resolved' AS finding,
     'episode from ' || strftime(episode_start, '%Y-%m-%d') || ' was still running when the next one started on '
         || strftime(next_start, '%Y-%m-%d') || '; on the days both run, the later-starting record counts'
@@ -12,7 +12,7 @@ FROM timeline
 WHERE overlaps_next
 UNION ALL
 SELECT
-    child_id, source, area_code, care_spell_no, episode_end,
+    source, area_code, child_key, care_spell_no, episode_end,
     'continues_without_next_episode',
     'episode ended on ' || strftime(episode_end, '%Y-%m-%d')
         || ' as continuing into a new episode, but none starts then; counted as an exit, destination not known'
@@ -20,7 +20,7 @@ FROM timeline
 WHERE episode_end_type = 'continues' AND (next_start IS NULL OR next_start > cover_end)
 UNION ALL
 SELECT
-    child_id, source, area_code, care_spell_no, episode_start,
+    source, area_code, child_key, care_spell_no, episode_start,
     'care_spell_starts_without_entry',
     'first episode of the care spell has new-episode type ' || coalesce(new_episode_type, 'empty')
         || ', not care_entry'
@@ -28,12 +28,11 @@ FROM timeline
 WHERE starts_care_spell AND new_episode_type IS DISTINCT FROM 'care_entry'
 UNION ALL
 SELECT
-    child_id, source, area_code, care_spell_no, episode_start,
+    source, area_code, child_key, care_spell_no, episode_start,
     'temporary_move_without_normal_placement',
     'temporary move with no earlier placement in the care spell to attribute it to; counted in its own category'
 FROM timeline
 WHERE is_temporary AND normal_code IS NULL
 )
-SELECT f.source, f.area_code, ids.child_key, f.care_spell_no, f.finding_date, f.finding, f.detail
-FROM findings AS f
-JOIN child_ids AS ids USING (child_id)
+SELECT source, area_code, child_key, care_spell_no, finding_date, finding, detail
+FROM findings

@@ -1,0 +1,285 @@
+"""The timeline's per-child steps, computed in numpy over the episodes sorted once by child and start.
+
+In SQL each step (next start, how far earlier episodes reach, care spell number, normal placement,
+placement spell number) is a window over the previous step's result, and every window level is a
+full sort of the episodes. Here the rows are sorted once (``ORDER_SQL``) and each step is a few
+whole-array operations: a child's rows (or a care spell's) are a run of consecutive rows, so
+"within the child" is a boundary mask, a running maximum or sum restarts at each run, and "the last
+such row before this one" is a running maximum of row positions. No Python loop visits an episode.
+
+Definitions: docs/statistics.md "Episodes and overlaps", "Care spells" and "Placement spells, moves
+and temporary moves". ``01_timeline.sql`` reads the result as the view ``timeline``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+# The narrow rows the steps read, in each child's order (text is taken from the episodes by row: a
+# sort moves every column it carries). child_id comes from 00_child_ids.sql;
+# episodes of a source without rules, or without a child key, have no timeline (inner joins).
+ORDER_SQL = """
+SELECT
+    e.episode_row, ids.child_id,
+    e.episode_start::DATE AS episode_start, e.episode_end::DATE AS episode_end,
+    coalesce(e.episode_end_type = 'continues', false) AS ends_continuing,
+    r.care_spell_gap_days::INTEGER AS care_spell_gap_days,
+    coalesce(e.purpose = $temporary_purpose, false) AS is_temporary,
+    coalesce(e.new_episode_type IN (SELECT new_episode_type FROM move_types), false) AS move_type
+FROM episodes_in AS e
+JOIN child_ids AS ids
+    ON ids.source = e.source AND ids.area_code IS NOT DISTINCT FROM e.area_code
+    AND ids.child_key = e.child_key
+JOIN source_rules AS r ON r.source = e.source
+ORDER BY ids.child_id, e.episode_start
+"""
+
+# An open episode reaches "for ever": the latest DATE, as in SQL's coalesce(cover_end, '9999-12-31').
+OPEN_END = int((np.datetime64("9999-12-31", "D") - np.datetime64("1970-01-01", "D")).astype(np.int64))
+
+
+# Episode columns the timeline carries as they are (01_timeline.sql casts the dates).
+CARRIED = (
+    "source",
+    "area_code",
+    "child_key",
+    "sex",
+    "birth_month",
+    "episode_end",
+    "episode_end_type",
+    "new_episode_type",
+    "exit_destination",
+    "icare_code",
+    "legal_basis",
+)
+
+
+def timeline_steps(
+    connection: duckdb.DuckDBPyConnection, episodes: pa.Table, values: Mapping[str, object]
+) -> pa.Table:
+    """The ``CARRIED`` columns of every episode with a timeline, beside its place in the child's
+    timeline. ``episodes`` is the table registered as ``episodes_in`` (row i has ``episode_row`` i).
+
+    The steps run in each child's order; their results are put back in the episodes' order, so the
+    other columns are not moved (taking text rows in another order is slow), and text results are
+    looked up from the few distinct codes.
+    """
+    query = connection.sql(ORDER_SQL, params={"temporary_purpose": values["temporary_purpose"]})
+    rows = query.to_arrow_table().combine_chunks()
+    order = _ints(rows["episode_row"])  # position in the child's order -> episode row
+    codes, sectors = _Texts(episodes["icare_code"]), _Texts(episodes["provider_sector"])
+    child = _ints(rows["child_id"])
+    start = _days(rows["episode_start"])
+    end = _days(rows["episode_end"])
+    end_missing = _nulls(rows["episode_end"])
+    ends_continuing = _bools(rows["ends_continuing"])
+    is_temporary = _bools(rows["is_temporary"])
+    move_type = _bools(rows["move_type"])
+    gap = _ints(rows["care_spell_gap_days"])
+    code_id, sector_id = codes.ids[order], sectors.ids[order]
+
+    first = first_of_group(child)
+    next_start, has_next = next_starts(start, first)
+    cover_end, cover_missing = cover_ends(end, end_missing, ends_continuing, next_start, has_next, gap)
+    reach = np.where(cover_missing, OPEN_END, cover_end)
+    earlier_reach, furthest_earlier = earlier_reaches(reach, first)
+    starts_care_spell = starts_care_spells(start, first, earlier_reach, ends_continuing, furthest_earlier)
+    normal_row = normal_placement_rows(is_temporary, starts_care_spell)
+    normal_code_id = np.where(normal_row >= 0, code_id[normal_row], -1)
+    after_temporary = previous_in_group(is_temporary, first)
+    starts_placement_spell = starts_placement_spells(
+        starts_care_spell, is_temporary, move_type, after_temporary, code_id, normal_code_id
+    )
+    temporary_resolved = is_temporary & bool(values["resolve_temporary"]) & (normal_code_id >= 0)
+    # The category and provider sector counted: the normal placement's for a resolved temporary move.
+    stat_code_id = np.where(temporary_resolved, normal_code_id, code_id)
+    stat_sector_id = np.where(temporary_resolved, sector_id[normal_row], sector_id)
+
+    kept = np.zeros(episodes.num_rows, dtype=bool)
+    kept[order] = True
+
+    def back(column: np.ndarray) -> np.ndarray:
+        """Values in the child's order, put in the episodes' order (rows without a timeline: 0)."""
+        out = np.zeros(episodes.num_rows, dtype=column.dtype)
+        out[order] = column
+        return out
+
+    table = pa.table(
+        {
+            **{name: episodes[name] for name in CARRIED},
+            "child_id": back(child),
+            "episode_no": back(np.arange(len(child)) - group_starts(first) + 1),
+            "episode_start": _dates(back(start), ~kept),
+            "cover_end": _dates(back(cover_end), back(cover_missing)),
+            "next_start": _dates(back(next_start), back(~has_next)),
+            "overlaps_next": back(has_next & (next_start < reach)),
+            "is_temporary": back(is_temporary),
+            "temporary_resolved": back(temporary_resolved),
+            "normal_code": codes.text(back(normal_code_id)),
+            "stat_code": codes.text(back(stat_code_id)),
+            "stat_provider_sector": sectors.text(back(stat_sector_id)),
+            "starts_care_spell": back(starts_care_spell),
+            "care_spell_no": back(numbered(starts_care_spell, first)),
+            "starts_placement_spell": back(starts_placement_spell),
+            "placement_spell_no": back(numbered(starts_placement_spell, starts_care_spell)),
+        }
+    )
+    return table if kept.all() else table.filter(kept)
+
+
+def first_of_group(group: np.ndarray) -> np.ndarray:
+    """True on the first row of each run of equal keys (rows sorted by the key)."""
+    first = np.ones(len(group), dtype=bool)
+    first[1:] = group[1:] != group[:-1]
+    return first
+
+
+def group_starts(first: np.ndarray) -> np.ndarray:
+    """Position of the first row of each row's group."""
+    return np.maximum.accumulate(np.where(first, np.arange(len(first)), 0))
+
+
+def numbered(starts: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """1, 2, ... : how many rows of the group so far start something (a running sum restarted at each
+    group). Every group's first row must start one, as a child's first episode starts a care spell and
+    a care spell's first episode starts a placement spell."""
+    count = np.cumsum(starts, dtype=np.int64)
+    return count - count[group_starts(first)] + 1
+
+
+def previous_in_group(flags: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """The flag of the group's previous row (False on its first row)."""
+    previous = np.zeros(len(flags), dtype=bool)
+    previous[1:] = flags[:-1]
+    return previous & ~first
+
+
+def next_starts(start: np.ndarray, first: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The start of the child's next episode, and whether there is one (not on the child's last row)."""
+    next_start = np.empty_like(start)
+    next_start[:-1] = start[1:]
+    next_start[-1:] = 0
+    has_next = np.zeros(len(start), dtype=bool)
+    has_next[:-1] = ~first[1:]
+    return next_start, has_next
+
+
+def cover_ends(
+    end: np.ndarray,
+    end_missing: np.ndarray,
+    ends_continuing: np.ndarray,
+    next_start: np.ndarray,
+    has_next: np.ndarray,
+    gap: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The day after the last day the episode covers, and whether it has none (open).
+
+    The child is in care on every day d with episode_start <= d < cover_end. An episode that ended
+    as "continues" covers the gap to the next one when that starts within the source's tolerated
+    gap (``care_spell_gap_days``); otherwise it covers up to its end (statistics.md "Care spells").
+    """
+    bridges = ends_continuing & has_next & ~end_missing & (next_start >= end) & (next_start <= end + gap)
+    return np.where(bridges, next_start, end), end_missing & ~bridges
+
+
+def earlier_reaches(reach: np.ndarray, first: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """How far the child's earlier episodes reach (their latest ``reach``), and the position of the
+    earlier episode reaching furthest (the later-starting one on a tie); -1 on a child's first row.
+
+    A running maximum restarted at each child: adding child number x a span larger than any reach
+    makes every later child's values exceed every earlier child's.
+    """
+    positions = np.arange(len(reach))
+    low = int(reach.min()) if len(reach) else 0
+    span = (int(reach.max()) - low + 1) if len(reach) else 1
+    offset = (np.cumsum(first, dtype=np.int64) - 1) * span
+    reach_so_far = np.maximum.accumulate(offset + (reach - low)) - offset + low  # this row included
+    # A row reaching at least as far as every earlier row of its child is the furthest so far.
+    furthest = first.copy()
+    furthest[1:] |= reach[1:] >= reach_so_far[:-1]
+    furthest_so_far = np.maximum.accumulate(np.where(furthest, positions, 0))
+    earlier_reach = np.empty_like(reach)
+    earlier_reach[1:] = reach_so_far[:-1]
+    furthest_earlier = np.full(len(reach), -1, dtype=np.int64)
+    furthest_earlier[1:] = furthest_so_far[:-1]
+    furthest_earlier[first] = -1
+    earlier_reach[first] = 0
+    return earlier_reach, furthest_earlier
+
+
+def starts_care_spells(
+    start: np.ndarray,
+    first: np.ndarray,
+    earlier_reach: np.ndarray,
+    ends_continuing: np.ndarray,
+    furthest_earlier: np.ndarray,
+) -> np.ndarray:
+    """An episode starts a new care spell unless an earlier episode of the child still runs on its
+    start day, or the one reaching furthest ended as "continues" on that day (statistics.md "Care
+    spells")."""
+    continued = ends_continuing[np.maximum(furthest_earlier, 0)]
+    return first | (start > earlier_reach) | ((start == earlier_reach) & ~continued)
+
+
+def normal_placement_rows(is_temporary: np.ndarray, starts_care_spell: np.ndarray) -> np.ndarray:
+    """Position of the normal placement: the last non-temporary episode of the same care spell before
+    this one (-1 when there is none). statistics.md "Placement spells, moves and temporary moves"."""
+    positions = np.arange(len(is_temporary))
+    last_placement = np.maximum.accumulate(np.where(~is_temporary, positions, -1))
+    before = np.full(len(positions), -1, dtype=np.int64)
+    before[1:] = last_placement[:-1]
+    return np.where(before >= group_starts(starts_care_spell), before, -1)
+
+
+def starts_placement_spells(
+    starts_care_spell: np.ndarray,
+    is_temporary: np.ndarray,
+    move_type: np.ndarray,
+    after_temporary: np.ndarray,
+    code_id: np.ndarray,
+    normal_code_id: np.ndarray,
+) -> np.ndarray:
+    """A placement spell starts with the care spell, and at a non-temporary episode whose new-episode
+    type is a move type, unless it follows a temporary move and returns to the normal placement's
+    category (statistics.md "Placement spells, moves and temporary moves")."""
+    returns = after_temporary & (code_id == normal_code_id)
+    return starts_care_spell | (~is_temporary & move_type & ~returns)
+
+
+def _ints(column: pa.ChunkedArray) -> np.ndarray:
+    return column.to_numpy().astype(np.int64, copy=False)
+
+
+def _days(column: pa.ChunkedArray) -> np.ndarray:
+    """Days since 1970-01-01 (0 where empty)."""
+    return pc.fill_null(column.cast(pa.int32()), 0).to_numpy().astype(np.int64)
+
+
+def _nulls(column: pa.ChunkedArray) -> np.ndarray:
+    return column.is_null().to_numpy()
+
+
+def _bools(column: pa.ChunkedArray) -> np.ndarray:
+    return pc.fill_null(column, False).to_numpy()
+
+
+class _Texts:
+    """A text column as an integer per row (-1 for empty) and its distinct values: "is not distinct
+    from" becomes an integer compare, and results are looked up from the distinct values."""
+
+    def __init__(self, column: pa.ChunkedArray) -> None:
+        encoded = pc.dictionary_encode(column.combine_chunks())
+        self.ids = pc.fill_null(encoded.indices, -1).to_numpy().astype(np.int64)
+        self.distinct = encoded.dictionary
+
+    def text(self, ids: np.ndarray) -> pa.Array:
+        return self.distinct.take(pa.array(np.maximum(ids, 0), mask=ids < 0))
+
+
+def _dates(days: np.ndarray, missing: np.ndarray) -> pa.Array:
+    return pa.array(days.astype(np.int32), mask=missing).cast(pa.date32())

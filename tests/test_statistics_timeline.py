@@ -1,0 +1,333 @@
+"""The timeline's per-child steps in numpy (icare/statistics/timeline.py).
+
+Hand-computed cases for each step, and a check that the whole timeline equals the chain of SQL windows
+it replaced (kept below as the reference) on many random children.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import date, timedelta
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from icare.statistics import timeline as tl
+from icare.statistics.compute import SQL_DIR, TIMELINE_SQL, _episodes_arrow
+from tests.statistics_builders import SETTINGS, compute, ep
+
+T, F = True, False
+OPEN = tl.OPEN_END
+
+
+def steps(child, start, end, end_type, gap=0):
+    """The care spell steps of rows sorted by child and start (end None: open)."""
+    child = np.array(child)
+    start = np.array(start)
+    end_missing = np.array([e is None for e in end])
+    end = np.array([0 if e is None else e for e in end])
+    ends_continuing = np.array([t == "continues" for t in end_type])
+    gap = np.full(len(child), gap)
+    first = tl.first_of_group(child)
+    next_start, has_next = tl.next_starts(start, first)
+    cover_end, cover_missing = tl.cover_ends(end, end_missing, ends_continuing, next_start, has_next, gap)
+    reach = np.where(cover_missing, OPEN, cover_end)
+    earlier_reach, furthest = tl.earlier_reaches(reach, first)
+    starts = tl.starts_care_spells(start, first, earlier_reach, ends_continuing, furthest)
+    return {
+        "cover_end": [None if m else int(c) for c, m in zip(cover_end, cover_missing, strict=True)],
+        "overlaps_next": (has_next & (next_start < reach)).tolist(),
+        "earlier_reach": [None if f else int(r) for r, f in zip(earlier_reach, first, strict=True)],
+        "furthest_earlier": furthest.tolist(),
+        "starts_care_spell": starts.tolist(),
+        "care_spell_no": tl.numbered(starts, first).tolist(),
+    }
+
+
+def test_same_day_chain_reentry_and_overlap():
+    # continues into the next the same day; an exit and a new episode the same day is a re-entry; an
+    # open episode starting before the previous one ended overlaps it
+    got = steps([1, 1, 1, 1], [0, 10, 20, 25], [10, 20, 30, None], ["continues", "exit", "exit", "open"])
+    assert got == {
+        "cover_end": [10, 20, 30, None],
+        "overlaps_next": [F, F, T, F],
+        "earlier_reach": [None, 10, 20, 30],
+        "furthest_earlier": [-1, 0, 1, 2],
+        "starts_care_spell": [T, F, T, F],
+        "care_spell_no": [1, 1, 2, 2],
+    }
+
+
+def test_tie_on_reach_goes_to_the_later_starting_episode():
+    # rows 0 and 1 both reach day 200: row 1 (later start) continues into row 2, so no new spell
+    got = steps([7, 7, 7], [100, 120, 200], [200, 200, 210], ["exit", "continues", "exit"])
+    assert got["cover_end"] == [200, 200, 210]
+    assert got["overlaps_next"] == [T, F, F]
+    assert got["furthest_earlier"] == [-1, 0, 1]
+    assert got["starts_care_spell"] == [T, F, F]
+
+
+def test_nested_episode_does_not_shorten_the_spell():
+    # row 1 is nested in row 0 and says continues, but nothing starts on its end: the furthest-reaching
+    # earlier episode (row 0) ended with an exit on day 400, so row 2 starts a new spell
+    got = steps([3, 3, 3], [300, 310, 400], [400, 320, None], ["exit", "continues", "open"])
+    assert got["cover_end"] == [400, 320, None]
+    assert got["earlier_reach"] == [None, 400, 400]
+    assert got["furthest_earlier"] == [-1, 0, 0]
+    assert got["starts_care_spell"] == [T, F, T]
+    assert got["care_spell_no"] == [1, 1, 2]
+
+
+def test_gap_tolerated_by_the_source_bridges_a_continuing_episode():
+    got = steps([3, 3, 3], [300, 310, 400], [400, 320, None], ["exit", "continues", "open"], gap=80)
+    assert got["cover_end"] == [400, 400, None]  # 320 + 80 = 400: the gap is covered
+    assert got["furthest_earlier"] == [-1, 0, 1]  # tie at 400: the later-starting row 1 continues
+    assert got["starts_care_spell"] == [T, F, F]
+
+
+def test_open_episode_runs_for_ever_and_children_are_apart():
+    got = steps(
+        [4, 4, 5, 6, 6],
+        [500, 600, 0, 10, 20],
+        [None, 610, 30, 15, 25],
+        ["open", "exit", "exit", "exit", "exit"],
+    )
+    assert got["cover_end"] == [None, 610, 30, 15, 25]
+    assert got["overlaps_next"] == [T, F, F, F, F]
+    assert got["earlier_reach"] == [None, OPEN, None, None, 15]
+    assert got["starts_care_spell"] == [T, F, T, T, T]  # another child's episodes never chain
+    assert got["care_spell_no"] == [1, 1, 1, 1, 2]
+
+
+def test_temporary_moves_and_the_normal_placement():
+    # codes: 0 = A, 1 = B, 2 = C, 9 = the temporary category
+    care_start = np.array([T, F, F, F, F, F, T, F])
+    temporary = np.array([F, T, F, T, F, F, T, F])
+    move_type = np.array([T, T, T, T, T, F, T, T])
+    code = np.array([0, 9, 0, 9, 1, 2, 9, 0])
+    normal = tl.normal_placement_rows(temporary, care_start)
+    # the last non-temporary episode before, in the same care spell (row 6 starts a new one)
+    assert normal.tolist() == [-1, 0, 0, 2, 2, 4, -1, -1]
+    normal_code = np.where(normal >= 0, code[np.maximum(normal, 0)], -1)
+    after_temporary = tl.previous_in_group(temporary, np.array([T, F, F, F, F, F, F, F]))  # one child
+    assert after_temporary.tolist() == [F, F, T, F, T, F, F, T]
+    starts = tl.starts_placement_spells(care_start, temporary, move_type, after_temporary, code, normal_code)
+    # row 2 returns to A after a temporary move: same placement; row 4 moves to B; row 5 is not a move
+    # type; row 7 follows a temporary move but its care spell has no normal placement: a move
+    assert starts.tolist() == [T, F, F, F, T, F, T, T]
+    assert tl.numbered(starts, care_start).tolist() == [1, 1, 1, 1, 2, 2, 1, 2]
+
+
+def test_empty_episode_code_matches_an_empty_normal_code():
+    # "is not distinct from": an empty code returning after a temporary move from an empty-coded
+    # placement is the same placement
+    care_start = np.array([T, F, F])
+    temporary = np.array([F, T, F])
+    code = np.array([-1, 9, -1])
+    normal = tl.normal_placement_rows(temporary, care_start)
+    normal_code = np.where(normal >= 0, code[np.maximum(normal, 0)], -1)
+    starts = tl.starts_placement_spells(
+        care_start, temporary, np.array([T, T, T]), np.array([F, F, T]), code, normal_code
+    )
+    assert starts.tolist() == [T, F, F]
+
+
+# The chain of SQL windows the numpy steps replaced (01_timeline.sql at commit 695dc21): the reference.
+REFERENCE_SQL = """
+CREATE TABLE reference AS
+WITH ordered AS (
+    SELECT
+        e.episode_row, ids.child_id,
+        e.episode_start::DATE AS episode_start, e.episode_end::DATE AS episode_end, e.episode_end_type,
+        e.icare_code, e.provider_sector, r.care_spell_gap_days,
+        coalesce(e.purpose = $temporary_purpose, false) AS is_temporary,
+        e.new_episode_type IN (SELECT new_episode_type FROM move_types) AS move_type,
+        lead(e.episode_start::DATE) OVER child AS next_start,
+        row_number() OVER child AS episode_no
+    FROM episodes_in AS e
+    JOIN child_ids AS ids
+        ON ids.source = e.source AND ids.area_code IS NOT DISTINCT FROM e.area_code
+        AND ids.child_key = e.child_key
+    JOIN source_rules AS r ON r.source = e.source
+    WINDOW child AS (PARTITION BY ids.child_id ORDER BY e.episode_start)
+),
+covered AS (
+    -- The child is in care on every day d with episode_start <= d < cover_end (no end: open). An
+    -- episode that "continues" into the next one within the source's tolerated gap covers the gap.
+    SELECT
+        *,
+        CASE
+            WHEN episode_end_type = 'continues'
+                AND next_start BETWEEN episode_end AND episode_end + care_spell_gap_days::INTEGER
+            THEN next_start
+            ELSE episode_end
+        END AS cover_end
+    FROM ordered
+),
+reach AS (
+    -- How far the child's earlier episodes reach, and how the one reaching furthest ended.
+    SELECT
+        *,
+        max(coalesce(cover_end, DATE '9999-12-31')) OVER earlier AS earlier_reach,
+        arg_max(episode_end_type, [coalesce(cover_end, DATE '9999-12-31'), episode_start]) OVER earlier
+            AS earlier_reach_end_type,
+        coalesce(lag(is_temporary) OVER child, false) AS after_temporary
+    FROM covered
+    WINDOW
+        child AS (PARTITION BY child_id ORDER BY episode_start),
+        earlier AS (
+            PARTITION BY child_id ORDER BY episode_start
+            ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
+        )
+),
+spells AS (
+    SELECT
+        *,
+        -- a new care spell unless an earlier episode still runs, or continues into this one
+        earlier_reach IS NULL
+            OR episode_start > earlier_reach
+            OR (episode_start = earlier_reach AND earlier_reach_end_type IS DISTINCT FROM 'continues')
+            AS starts_care_spell,
+        next_start IS NOT NULL AND next_start < coalesce(cover_end, DATE '9999-12-31') AS overlaps_next
+    FROM reach
+),
+numbered AS (
+    SELECT
+        *,
+        sum(starts_care_spell::INTEGER) OVER (
+            PARTITION BY child_id ORDER BY episode_start
+            ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+        ) AS care_spell_no
+    FROM spells
+),
+normal AS (
+    -- The normal placement: the last non-temporary episode of the same care spell before this one.
+    SELECT
+        *,
+        -- one struct, so an empty provider sector of the normal placement is kept, not skipped
+        last_value(
+            CASE WHEN NOT is_temporary THEN {'code': icare_code, 'sector': provider_sector} END IGNORE NULLS
+        ) OVER before_this AS normal_placement
+    FROM numbered
+    WINDOW before_this AS (
+        PARTITION BY child_id, care_spell_no ORDER BY episode_start
+        ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
+    )
+),
+placements AS (
+    SELECT
+        *,
+        normal_placement.code AS normal_code,
+        normal_placement.sector AS normal_provider_sector,
+        starts_care_spell
+            OR (NOT is_temporary AND move_type
+                AND NOT (after_temporary AND icare_code IS NOT DISTINCT FROM normal_code))
+            AS starts_placement_spell,
+        is_temporary AND $resolve_temporary AND normal_code IS NOT NULL AS temporary_resolved
+    FROM normal
+),
+core AS (
+    SELECT
+        episode_row, child_id, episode_no, episode_start, cover_end, next_start, overlaps_next,
+        is_temporary, temporary_resolved, normal_code,
+        CASE WHEN temporary_resolved THEN normal_code ELSE icare_code END AS stat_code,
+        CASE WHEN temporary_resolved THEN normal_provider_sector ELSE provider_sector END
+            AS stat_provider_sector,
+        starts_care_spell, care_spell_no, starts_placement_spell,
+        sum(starts_placement_spell::INTEGER) OVER (
+            PARTITION BY child_id, care_spell_no ORDER BY episode_start
+            ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+        ) AS placement_spell_no
+    FROM placements
+)
+SELECT
+    c.child_id, e.source, e.area_code, e.sex, e.birth_month::DATE AS birth_month, c.episode_no,
+    c.episode_start, e.episode_end::DATE AS episode_end, c.cover_end, c.next_start, c.overlaps_next,
+    e.episode_end_type, e.new_episode_type, e.exit_destination,
+    e.icare_code, c.is_temporary, c.temporary_resolved, c.normal_code, c.stat_code, c.stat_provider_sector,
+    e.legal_basis, c.starts_care_spell, c.care_spell_no, c.starts_placement_spell, c.placement_spell_no
+FROM core AS c
+JOIN episodes_in AS e USING (episode_row)
+"""
+
+
+def _timeline(rows: list[dict[str, object]], resolve: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The timeline from the numpy steps and from the reference SQL, in the same row order."""
+    frame = pd.DataFrame(rows)
+    for column in ("birth_month", "episode_start", "episode_end"):
+        frame[column] = pd.to_datetime(frame[column])
+    episodes = _episodes_arrow(frame)
+    values = {"temporary_purpose": SETTINGS.temporary_move_purpose, "resolve_temporary": resolve}
+    connection = duckdb.connect()
+    connection.register("episodes_in", episodes)
+    connection.register("source_rules", pa.table({"source": ["ssda903"], "care_spell_gap_days": [0]}))
+    connection.register(
+        "move_types", pa.table({"new_episode_type": pa.array(SETTINGS.placement_move_types, pa.string())})
+    )
+    connection.execute((SQL_DIR / "00_child_ids.sql").read_text())
+    connection.register("timeline_steps", tl.timeline_steps(connection, episodes, values))
+    connection.execute((SQL_DIR / TIMELINE_SQL).read_text())
+    connection.execute(REFERENCE_SQL, values)
+    ordered = "ORDER BY child_id, episode_start"
+    # the child key the timeline carries (the reference did not) is its child's
+    mismatched = connection.execute(
+        "SELECT count(*) FROM timeline AS t JOIN child_ids AS i USING (child_id) "
+        "WHERE t.child_key <> i.child_key OR t.source <> i.source OR t.area_code IS DISTINCT FROM i.area_code"
+    ).fetchall()
+    assert mismatched == [(0,)]
+    got = connection.sql(f"SELECT * EXCLUDE (child_key) FROM timeline {ordered}").df()
+    want = connection.sql(f"SELECT * FROM reference {ordered}").df()
+    # NULL and false are alike where the timeline is read (a filter and a sum)
+    want["starts_placement_spell"] = want["starts_placement_spell"].fillna(False).astype(bool)
+    return got, want
+
+
+def _random_child(rnd: random.Random, child: str) -> list[dict[str, object]]:
+    """A child's episodes with same-day chains, gaps, overlaps, nesting, open ends and temporary moves."""
+    day = date(2020, 1, 1) + timedelta(days=rnd.randrange(30))
+    rows = []
+    for _ in range(rnd.randrange(1, 8)):
+        length = rnd.choice([0, 1, 5, 40, 200])
+        end = day + timedelta(days=length)
+        end_type = rnd.choice(["continues", "continues", "exit", "open"])
+        rows.append(
+            ep(
+                child,
+                day.strftime("%d/%m/%Y"),
+                None if end_type == "open" else end.strftime("%d/%m/%Y"),
+                end_type=end_type,
+                code=rnd.choice(["AC.F12", "AC.R11", "AC.X6"]),
+                new=rnd.choice(["care_entry", "placement_change", "legal_status_change", "unknown"]),
+                purpose=rnd.choice(["general_care", "general_care", "temporary_move"]),
+                provider=rnd.choice(["public_own_authority", "private", None]),
+            )
+        )
+        # next start: the same day as this end, a little before (overlap) or after (gap)
+        day = max(day + timedelta(days=1), end + timedelta(days=rnd.choice([0, 0, 0, -3, 2, 30])))
+    return rows
+
+
+@pytest.mark.parametrize("resolve", [True, False])
+def test_numpy_steps_equal_the_sql_windows_they_replaced(resolve: bool):
+    rnd = random.Random(20240331)
+    rows = [row for n in range(400) for row in _random_child(rnd, f"c{n}")]
+    rnd.shuffle(rows)
+    rows.append(ep("no-key", "01/01/2021") | {"child_key": None})  # no child key: no timeline
+    got, want = _timeline(rows, resolve)
+    assert len(got) == len(rows) - 1
+    pd.testing.assert_frame_equal(got, want, check_dtype=False)
+
+
+def test_one_episode_and_empty_provider_sectors():
+    got, want = _timeline([ep("a", "01/01/2021", provider=None, purpose="temporary_move")])
+    pd.testing.assert_frame_equal(got, want, check_dtype=False)
+    assert got["stat_provider_sector"].isna().all()
+
+
+def test_no_episodes_give_empty_spells():
+    tables = compute([])
+    assert len(tables["care_spells"]) == len(tables["placement_spells"]) == 0
+    assert set(tables["flow_check"]["status"]) == {"balanced"}
