@@ -134,8 +134,20 @@ def stable_order(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
             return ordered.index.to_numpy()
     if _in_order(keys):  # e.g. rows de-duplication left sorted: one pass instead of a sort
         return np.arange(len(frame))
+    first = frame[columns[0]].to_numpy()
+    if first.dtype.kind in "iub" and _in_order(keys[:-1]):
+        # Already in order within each value of the first column (e.g. episodes sorted by child,
+        # the children's areas interleaved): a stable sort on that one column is enough.
+        return _stable_argsort(first)
     packed = _packed(keys)
     return np.lexsort(keys) if packed is None else np.argsort(packed, kind="stable")
+
+
+def _stable_argsort(values: np.ndarray) -> np.ndarray:
+    """``np.argsort(values, kind="stable")``, as a radix sort (linear) when the values span few codes."""
+    if len(values) and int(values.max()) - int(values.min()) < 2**16:
+        values = (values.astype("int64") - int(values.min())).astype("uint16")
+    return np.argsort(values, kind="stable")
 
 
 def _packed(keys: list[np.ndarray]) -> np.ndarray | None:

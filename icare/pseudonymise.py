@@ -22,6 +22,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from icare.vectorised import categorical
+
 KEY_ENVIRONMENT_VARIABLE = "ICARE_PSEUDONYM_KEY"
 # Public on purpose: it is used only for the bundled synthetic sample, never for real returns.
 DEVELOPMENT_KEY = "icare-development-key-for-the-bundled-synthetic-sample-only"
@@ -75,24 +77,30 @@ class Pseudonymiser:
         return self._hash_rows(_composite(source, area, child), child.index)
 
     def key_tables(
-        self, source: str, tables: Sequence[tuple[pd.Series, pd.Series]]
+        self, source: str, tables: Sequence[tuple[pd.Series, pd.Series]], *, encoded: bool = False
     ) -> list[tuple[pd.Series, np.ndarray]]:
         """Child keys and dense integer child ids for several tables of one source at once.
 
         Each distinct child is hashed once; the integer id (shared across the tables) lets later
         steps sort and join on numbers instead of text. Ids follow the order of the keys, so
-        sorting by id is sorting by ``child_key``.
+        sorting by id is sorting by ``child_key``. With ``encoded`` the keys come as a categorical
+        over the sorted distinct keys (its codes are the ids), so gathering them moves integers.
         """
         composites = [_composite(source, area, child) for area, child in tables]
         # One hash pass over every row: distinct composites (first-seen order) and each row's position.
-        encoded = pc.dictionary_encode(
+        dictionary = pc.dictionary_encode(
             pa.chunked_array(composites, type=_TEXT).combine_chunks(), null_encoding="encode"
         )
-        hashed = self.hash_array(encoded.dictionary)
-        order, row_ids = _ids_in_key_order(hashed, encoded.indices)
+        hashed = self.hash_array(dictionary.dictionary)
+        order, row_ids = _ids_in_key_order(hashed, dictionary.indices)
         hashed = hashed.take(order)
         return [
-            (hashed.take(ids).to_pandas().set_axis(child.index), ids)
+            (
+                categorical(ids, hashed, child.index)
+                if encoded
+                else hashed.take(ids).to_pandas().set_axis(child.index),
+                ids,
+            )
             for (_, child), ids in zip(tables, _per_table(row_ids, composites), strict=True)
         ]
 
@@ -135,11 +143,17 @@ class KeyedIds:
         return pa.array(child, type=_TEXT, from_pandas=True).to_pandas().set_axis(child.index)
 
     def key_tables(
-        self, source: str, tables: Sequence[tuple[pd.Series, pd.Series]]
+        self, source: str, tables: Sequence[tuple[pd.Series, pd.Series]], *, encoded: bool = False
     ) -> list[tuple[pd.Series, np.ndarray]]:
         arrays = [pa.array(child, type=_TEXT, from_pandas=True) for _, child in tables]
-        encoded = pc.dictionary_encode(pa.chunked_array(arrays, type=_TEXT).combine_chunks())
-        _, row_ids = _ids_in_key_order(encoded.dictionary, encoded.indices)
+        dictionary = pc.dictionary_encode(pa.chunked_array(arrays, type=_TEXT).combine_chunks())
+        order, row_ids = _ids_in_key_order(dictionary.dictionary, dictionary.indices)
+        if encoded:
+            keys = dictionary.dictionary.take(order)
+            return [
+                (categorical(ids, keys, child.index), ids)
+                for (_, child), ids in zip(tables, _per_table(row_ids, arrays), strict=True)
+            ]
         return [
             (array.to_pandas().set_axis(child.index), ids)
             for (_, child), array, ids in zip(tables, arrays, _per_table(row_ids, arrays), strict=True)
