@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from pandas.api.types import union_categoricals
 
 _TEXT = pa.large_string()
 
@@ -113,6 +114,19 @@ def decoded_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with every categorical column decoded to plain text (see ``decoded``)."""
     text = {c: decoded(frame[c]) for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)}
     return frame.assign(**text) if text else frame
+
+
+def concat_encoded(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """``pd.concat(frames, ignore_index=True)``, keeping a column categorical when it is in every frame
+    (pandas turns categoricals with different categories into Python objects)."""
+    columns = {}
+    for column in frames[0].columns:
+        parts = [frame[column] for frame in frames]
+        if all(isinstance(part.dtype, pd.CategoricalDtype) for part in parts):
+            columns[column] = pd.Series(union_categoricals([part.array for part in parts]), copy=False)
+        else:
+            columns[column] = pd.concat(parts, ignore_index=True)
+    return pd.DataFrame(columns, copy=False)
 
 
 def text_rank(values: pd.Series) -> np.ndarray:

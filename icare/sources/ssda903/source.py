@@ -30,6 +30,7 @@ from icare.sources.base import Extraction, Harmonised, InputFile
 from icare.sources.spec import SourceSpec, load_source_spec
 from icare.vectorised import (
     categorical,
+    concat_encoded,
     decoded,
     decoded_frame,
     encoded,
@@ -195,13 +196,13 @@ class Ssda903Source:
         narrow["overlaps_next"] = episode_rules.flag_overlaps(narrow)
 
         uasc_known = np.isin(uasc["child_id"].to_numpy(), children.ids)
-        accepted = pd.concat(
+        # Only the reconciliation reads these: left encoded, which it counts without decoding.
+        accepted = concat_encoded(
             [
                 _origin_rows(episodes, narrow["row_id"].to_numpy()),
                 _origin_rows(header, children.row_ids),
                 _origin_rows(uasc, np.flatnonzero(uasc_known)),
-            ],
-            ignore_index=True,
+            ]
         )
         parts.rejected.append(
             _for_rows(
@@ -522,7 +523,7 @@ def _child_ids_of(keys: pd.Series, reference: pd.DataFrame) -> np.ndarray:
 
 
 def _origin_rows(frame: pd.DataFrame, row_ids: np.ndarray) -> pd.DataFrame:
-    return decoded_frame(frame[["file", "sheet", "row_number", "table_name"]].iloc[row_ids])
+    return frame[["file", "sheet", "row_number", "table_name"]].iloc[row_ids]
 
 
 def _for_rows(rows: pd.DataFrame, column: str, rule: str, message, value_column: str) -> pd.DataFrame:
