@@ -48,26 +48,34 @@ def is_sorted(*columns: pd.Series) -> bool:
     """True when the rows are already in ``sort_order``'s order (so sorting would not move them).
 
     One pass of element-wise comparisons of each row with the one before, far cheaper than ranking
-    text; a column with missing values gives False, leaving the decision to ``sort_order``.
+    text. Missing text comes first, as in ``sort_order``; a number or date column with missing
+    values gives False, leaving the decision to ``sort_order``.
     """
     if not columns or len(columns[0]) < 2:
         return True
     undecided = np.ones(len(columns[0]) - 1, dtype=bool)  # rows equal to the previous one so far
     for column in columns:
-        if column.isna().any():
-            return False
         if column.dtype.kind in "iufbM":
+            if column.isna().any():
+                return False
             values = column.to_numpy()
             before, after = values[:-1], values[1:]
             if (undecided & (after < before)).any():
                 return False
             undecided &= after == before
         else:
-            values = pa.array(column, type=_TEXT, from_pandas=True)
-            before, after = values[:-1], values[1:]
-            if pc.any(pc.and_(pa.array(undecided), pc.less(after, before))).as_py():
+            try:
+                values = pa.array(column, type=_TEXT, from_pandas=True)
+            except (pa.ArrowInvalid, pa.ArrowTypeError):  # not text after all: let sort_order decide
                 return False
-            undecided &= pc.equal(after, before).to_numpy(zero_copy_only=False)
+            before, after = values[:-1], values[1:]
+            missing_before = before.is_null().to_numpy(zero_copy_only=False)
+            missing_after = after.is_null().to_numpy(zero_copy_only=False)
+            less = pc.fill_null(pc.less(after, before), False).to_numpy(zero_copy_only=False)
+            if (undecided & (less | (missing_after & ~missing_before))).any():
+                return False
+            equal = pc.fill_null(pc.equal(after, before), False).to_numpy(zero_copy_only=False)
+            undecided &= equal | (missing_after & missing_before)
         if not undecided.any():
             return True
     return True

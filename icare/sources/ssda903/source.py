@@ -540,13 +540,9 @@ class _Parts:
     def add(self, split: episode_rules.Split, frame: pd.DataFrame) -> None:
         """Record a step's superseded and rejected rows, with their origin looked up by row id."""
         if len(split.superseded):
-            rows = decoded_frame(
-                frame[[*ORIGIN_COLUMNS, "table_name"]].iloc[split.superseded["row_id"].to_numpy()]
-            )
-            kept = decoded_frame(
-                frame[["file", "sheet", "row_number"]].iloc[split.superseded["kept_row_id"].to_numpy()]
-            )
-            self.superseded.append(
+            rows = frame[[*ORIGIN_COLUMNS, "table_name"]].iloc[split.superseded["row_id"].to_numpy()]
+            kept = frame[["file", "sheet", "row_number"]].iloc[split.superseded["kept_row_id"].to_numpy()]
+            self.superseded.append(  # still encoded: sorted, then decoded, in ``superseded_table``
                 pd.DataFrame(
                     {
                         **{c: rows[c].array for c in ORIGIN_COLUMNS},
@@ -565,10 +561,24 @@ class _Parts:
             )
 
     def superseded_table(self) -> pd.DataFrame:
+        """The superseded rows in their published order (source, file, sheet, row number).
+
+        Sorted while the text is still encoded, on the ranks of the few distinct values, so the
+        rows are gathered as integers and the published table needs no sort of its own.
+        """
         columns = column_names("superseded")
         if not self.superseded:
             return pd.DataFrame(columns=columns)
-        return pd.concat(self.superseded, ignore_index=True)[columns]
+        table = concat_encoded(self.superseded)
+        order = np.lexsort(
+            (
+                table["row_number"].to_numpy(),
+                text_rank(table["sheet"]),
+                text_rank(table["file"]),
+                text_rank(table["source"]),
+            )
+        )
+        return decoded_frame(table.iloc[order].reset_index(drop=True))[columns]
 
 
 def _end_type(end: pd.Series, exit_destination: pd.Series) -> pd.Series:
