@@ -140,14 +140,24 @@ def stable_order(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
         # the children's areas interleaved): a stable sort on that one column is enough.
         return _stable_argsort(first)
     packed = _packed(keys)
-    return np.lexsort(keys) if packed is None else np.argsort(packed, kind="stable")
+    return np.lexsort(keys) if packed is None else _stable_argsort(packed)
 
 
 def _stable_argsort(values: np.ndarray) -> np.ndarray:
-    """``np.argsort(values, kind="stable")``, as a radix sort (linear) when the values span few codes."""
-    if len(values) and int(values.max()) - int(values.min()) < 2**16:
-        values = (values.astype("int64") - int(values.min())).astype("uint16")
-    return np.argsort(values, kind="stable")
+    """``np.argsort(values, kind="stable")``; values spanning at most 32 bits are sorted as one or two
+    16-bit digits, which NumPy radix-sorts in linear time (measured: 2x faster than its merge sort on a
+    million rows; more digits are slower than the merge sort)."""
+    if not len(values):
+        return np.argsort(values, kind="stable")
+    lowest = int(values.min())
+    span = int(values.max()) - lowest
+    if span >= 2**32:
+        return np.argsort(values, kind="stable")
+    shifted = (values.astype("int64") - lowest).astype("uint32")
+    order = np.argsort((shifted & 0xFFFF).astype("uint16"), kind="stable")
+    if span >= 2**16:  # least significant digit first, then the high digit, stably
+        order = order[np.argsort((shifted[order] >> 16).astype("uint16"), kind="stable")]
+    return order
 
 
 def _packed(keys: list[np.ndarray]) -> np.ndarray | None:

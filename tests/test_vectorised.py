@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from icare.episodes import stable_order
+from icare.episodes import _stable_argsort, stable_order
 from icare.vectorised import (
     concat_encoded,
     decoded,
@@ -82,3 +83,9 @@ def test_encoded_text_decodes_ranks_and_concatenates_as_the_plain_text(values, m
     pd.testing.assert_frame_equal(
         decoded_frame(both), pd.DataFrame({"t": pd.concat([plain, other], ignore_index=True)})
     )
+
+
+@pytest.mark.parametrize("span", [1, 2**10, 2**16, 2**20, 2**32 - 1, 2**40])
+def test_radix_sort_is_a_stable_argsort(span):
+    values = np.random.default_rng(span % 1000).integers(-5, span, 5000)
+    assert np.array_equal(_stable_argsort(values), np.argsort(values, kind="stable"))

@@ -259,7 +259,9 @@ class Ssda903Source:
                 schemas.parsed_date_column("DOB"),
             ]
         ].iloc[ordered]
-        years = narrow.groupby("child_id")["collection_year"].agg(["min", "max"])
+        first_year, last_year = _year_span(
+            narrow["child_id"].to_numpy(), narrow["collection_year"].to_numpy()
+        )
         dob = latest[schemas.parsed_date_column("DOB")]
         sex = decoded(latest["SEX"]).map(self.spec.sex_codes)
         # What each episode repeats of its child, kept encoded for the episodes' gather.
@@ -282,8 +284,8 @@ class Ssda903Source:
                 "birth_month": attributes["birth_month"].array,
                 "ethnicity": decoded(latest["ETHNIC"]).array,
                 "uasc": attributes["uasc"].to_numpy(),
-                "first_collection_year": years["min"].reindex(latest["child_id"]).array,
-                "last_collection_year": years["max"].reindex(latest["child_id"]).array,
+                "first_collection_year": first_year[latest["child_id"].to_numpy()],
+                "last_collection_year": last_year[latest["child_id"].to_numpy()],
                 "file": decoded(latest["file"]).array,
                 "sheet": decoded(latest["sheet"]).array,
                 "row_number": latest["row_number"].array,
@@ -335,9 +337,11 @@ class Ssda903Source:
     def _with_mapping(narrow: pd.DataFrame, mapped: pd.DataFrame) -> pd.DataFrame:
         """Keep the rows that mapped and add what the repair rules read from the mapping.
 
-        ``mapped`` was computed on ``narrow``'s rows in the same order, so the two align by position.
+        ``mapped`` was computed on ``narrow``'s rows in the same order, so the two align by position;
+        ``mapped_at`` keeps each row's position in ``mapped`` through the reordering that follows.
         """
         keep = ~mapped["_unmapped"].to_numpy()
+        narrow = narrow.assign(mapped_at=np.arange(len(narrow)))
         if not keep.all():  # usually every row mapped: no gathers
             narrow, mapped = narrow.loc[keep], mapped.loc[keep]
         # Arrays, not NumPy: text stays in Arrow rather than becoming Python objects and back.
@@ -454,11 +458,9 @@ class Ssda903Source:
         ]
         wide = decoded_frame(episodes[needed].iloc[rows])
         values = mapped[["icare_code", *DIMENSION_TARGETS, "concordance_rule"]].iloc[
-            mapped.index.get_indexer(rows)
+            narrow["mapped_at"].to_numpy()
         ]
-        child = decoded_frame(
-            children.attributes.iloc[pd.Index(children.ids).get_indexer(narrow["child_id"].to_numpy())]
-        )
+        child = decoded_frame(children.attributes.iloc[children.position_of(narrow["child_id"].to_numpy())])
         # The levels of each distinct code, then one gather by the codes.
         codes = values["icare_code"].cat
         per_code = with_level_columns(
@@ -507,6 +509,22 @@ class _Children:
     attributes: pd.DataFrame  # sex, birth_month, ethnicity, uasc of each row of ``table`` (encoded)
     ids: np.ndarray  # child_id of each row of ``table``
     row_ids: np.ndarray  # header rows that were used
+
+    def position_of(self, child_ids: np.ndarray) -> np.ndarray:
+        """The row of ``table`` of each child id (every id given has one): a lookup in a dense array."""
+        positions = np.full(int(self.ids.max()) + 1 if len(self.ids) else 0, -1, dtype="int64")
+        positions[self.ids] = np.arange(len(self.ids))
+        return positions[child_ids]
+
+
+def _year_span(child_ids: np.ndarray, years: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First and last collection year of each child id (dense arrays indexed by id)."""
+    size = int(child_ids.max()) + 1 if len(child_ids) else 0
+    first = np.full(size, np.iinfo("int64").max)
+    last = np.full(size, np.iinfo("int64").min)
+    np.minimum.at(first, child_ids, years)
+    np.maximum.at(last, child_ids, years)
+    return first, last
 
 
 def _child_ids_of(keys: pd.Series, reference: pd.DataFrame) -> np.ndarray:
@@ -570,14 +588,15 @@ class _Parts:
         if not self.superseded:
             return pd.DataFrame(columns=columns)
         table = concat_encoded(self.superseded)
-        order = np.lexsort(
-            (
-                table["row_number"].to_numpy(),
-                text_rank(table["sheet"]),
-                text_rank(table["file"]),
-                text_rank(table["source"]),
-            )
+        ranks = pd.DataFrame(
+            {
+                "source": text_rank(table["source"]),
+                "file": text_rank(table["file"]),
+                "sheet": text_rank(table["sheet"]),
+                "row_number": table["row_number"].to_numpy(),
+            }
         )
+        order = episode_rules.stable_order(ranks, list(ranks.columns))
         return decoded_frame(table.iloc[order].reset_index(drop=True))[columns]
 
 
