@@ -5,10 +5,18 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
-from icare.pseudonymise import KEY_ENVIRONMENT_VARIABLE, MissingKeyError, Pseudonymiser
+from icare.pseudonymise import (
+    KEY_ENVIRONMENT_VARIABLE,
+    MissingKeyError,
+    Pseudonymiser,
+    _distinct_keys,
+    _ids_in_key_order,
+)
 
 KEY = b"a-test-key-that-is-long-enough"
 
@@ -74,3 +82,31 @@ def test_child_ids_follow_the_order_of_the_child_keys():
     assert sorted(zip(ids, keys, strict=True)) == sorted(
         zip(ids, keys, strict=True), key=lambda pair: pair[1]
     )
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        [f"{n:032x}" for n in (5, 3, 2**100, 3, 2**127 + 1, 2**64, 0)],  # child keys, repeated
+        ["0" * 16 + "b" * 16, "0" * 16 + "a" * 16, "0" * 16 + "b" * 16],  # same first 16 digits
+        ["ABCDEF" + "0" * 26, "abcdef" + "0" * 26, "0" * 32],  # upper case: Arrow decides
+        ["201|1", "201|10", "202|1", "201|1"],  # not child keys
+    ],
+)
+def test_distinct_keys_and_their_order_are_arrows(keys):
+    array = pa.array(keys, type=pa.large_string())
+    distinct, indices = _distinct_keys(array)
+    assert distinct.take(pa.array(indices)).to_pylist() == keys
+    assert sorted(set(distinct.to_pylist())) == sorted(set(keys)) and len(distinct) == len(set(keys))
+    order, ids = _ids_in_key_order(distinct, indices)
+    assert distinct.take(pa.array(order)).to_pylist() == sorted(set(keys), key=lambda k: k.encode())
+    assert list(ids) == [sorted(set(keys), key=lambda k: k.encode()).index(k) for k in keys]
+
+
+def test_keys_that_mix_to_one_number_are_still_told_apart(monkeypatch):
+    import icare.pseudonymise as pseudonymise
+
+    monkeypatch.setattr(pseudonymise, "_MIX", np.uint64(0))  # every key mixes to its third word
+    keys = ["a" * 16 + "c" * 16, "b" * 16 + "c" * 16, "a" * 16 + "c" * 16]
+    distinct, indices = _distinct_keys(pa.array(keys, type=pa.large_string()))
+    assert distinct.take(pa.array(indices)).to_pylist() == keys and len(distinct) == 2
