@@ -213,12 +213,14 @@ class Ssda903Source:
                 "CHILD",
             )
         )
+        # Superseded rows first: their gathers are done before the episodes' records exist (a lower peak).
+        superseded = parts.superseded_table()
         return Harmonised(
             source=NAME,
             episodes=self._finish(episodes, mapped, narrow, children),
             children=children.table,
             quarantine=quarantine.combine(parts.rejected),
-            superseded=parts.superseded_table(),
+            superseded=superseded,
             accepted_rows=accepted,
             concordance=self.concordance.to_frame(),
             versions={"concordance": self.concordance.version_id},
@@ -588,6 +590,7 @@ class _Parts:
         if not self.superseded:
             return pd.DataFrame(columns=columns)
         table = concat_encoded(self.superseded)
+        self.superseded = []  # held once, not twice
         ranks = pd.DataFrame(
             {
                 "source": text_rank(table["source"]),
@@ -597,7 +600,8 @@ class _Parts:
             }
         )
         order = episode_rules.stable_order(ranks, list(ranks.columns))
-        return decoded_frame(table.iloc[order].reset_index(drop=True))[columns]
+        table = table.iloc[order].reset_index(drop=True)
+        return decoded_frame(table)[columns]
 
 
 def _end_type(end: pd.Series, exit_destination: pd.Series) -> pd.Series:
