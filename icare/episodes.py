@@ -104,7 +104,7 @@ def resolve_duplicates(frame: pd.DataFrame, key: list[str], content: pd.DataFram
     same_key_next = _shifted_up(_same_as_previous(ordered, key))
     latest = ~same_key_next
     last_of_group = np.flatnonzero(latest)
-    group = np.searchsorted(last_of_group, np.arange(len(ordered)))
+    group = np.cumsum(latest) - latest  # each row's group: the number of groups ended before it
     row_ids = ordered["row_id"].to_numpy()
     superseded.append(
         _superseded(row_ids[same_key_next], row_ids[last_of_group[group[same_key_next]]], REASON_LATER_RETURN)
