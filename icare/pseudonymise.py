@@ -22,7 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from icare.vectorised import categorical
+from icare.vectorised import categorical, text_categories
 
 KEY_ENVIRONMENT_VARIABLE = "ICARE_PSEUDONYM_KEY"
 # Public on purpose: it is used only for the bundled synthetic sample, never for real returns.
@@ -94,9 +94,10 @@ class Pseudonymiser:
         hashed = self.hash_array(dictionary.dictionary)
         order, row_ids = _ids_in_key_order(hashed, dictionary.indices)
         hashed = hashed.take(order)
+        dtype = text_categories(hashed) if encoded else None
         return [
             (
-                categorical(ids, hashed, child.index)
+                categorical(ids, dtype, child.index)
                 if encoded
                 else hashed.take(ids).to_pandas().set_axis(child.index),
                 ids,
@@ -149,9 +150,9 @@ class KeyedIds:
         distinct, indices = _distinct_keys(pa.chunked_array(arrays, type=_TEXT).combine_chunks())
         order, row_ids = _ids_in_key_order(distinct, indices)
         if encoded:
-            keys = distinct.take(order)
+            dtype = text_categories(distinct.take(order))  # one dtype for the tables' keys
             return [
-                (categorical(ids, keys, child.index), ids)
+                (categorical(ids, dtype, child.index), ids)
                 for (_, child), ids in zip(tables, _per_table(row_ids, arrays), strict=True)
             ]
         return [
@@ -203,7 +204,8 @@ def _distinct_keys(keys: pa.Array) -> tuple[pa.Array, np.ndarray]:
         codes, uniques = pd.factorize(mixed)
         sample = np.empty(len(uniques), dtype="int64")
         sample[codes] = np.arange(len(codes))  # one row of each group
-        if bool((words[sample][codes] == words).all()):
+        groups = words[sample]
+        if all(np.array_equal(groups[:, word][codes], words[:, word]) for word in range(4)):
             return keys.take(pa.array(sample)), codes
     dictionary = pc.dictionary_encode(keys)
     return dictionary.dictionary, dictionary.indices.to_numpy(zero_copy_only=False)

@@ -97,10 +97,18 @@ def encoded(values: pd.Series) -> pd.Series:
     return categorical(codes, dictionary.dictionary, values.index)
 
 
-def categorical(codes: np.ndarray, categories: pa.Array | list[str], index: pd.Index) -> pd.Series:
-    """A categorical Series from codes (-1 = missing) into distinct ``categories``, without copying text."""
-    dtype = pd.CategoricalDtype(pd.Index(categories, dtype="str"))
+def categorical(
+    codes: np.ndarray, categories: pa.Array | list[str] | pd.CategoricalDtype, index: pd.Index
+) -> pd.Series:
+    """A categorical Series from codes (-1 = missing) into distinct ``categories`` (or an existing
+    categorical dtype, shared by several columns: checking a dtype's categories is a hash pass)."""
+    dtype = categories if isinstance(categories, pd.CategoricalDtype) else text_categories(categories)
     return pd.Series(pd.Categorical.from_codes(codes, dtype=dtype, validate=False), index=index, copy=False)
+
+
+def text_categories(categories: pa.Array | list[str]) -> pd.CategoricalDtype:
+    """A categorical dtype over distinct text values."""
+    return pd.CategoricalDtype(pd.Index(categories, dtype="str"))
 
 
 def looked_up(table: pd.Series, codes: np.ndarray, index: pd.Index | None = None) -> pd.Series:
