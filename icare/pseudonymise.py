@@ -109,6 +109,19 @@ class Pseudonymiser:
         """Hash each distinct value once and map the result back onto the rows (nulls stay null)."""
         return self._hash_rows(pa.array(values, type=_TEXT, from_pandas=True), values.index)
 
+    def values_of(self, columns: Sequence[pd.Series]) -> list[pd.Series]:
+        """``values`` of several columns in one pass: each distinct value of them all hashed once."""
+        if not columns:
+            return []
+        arrays = [pa.array(column, type=_TEXT, from_pandas=True) for column in columns]
+        encoded = pc.dictionary_encode(pa.chunked_array(arrays, type=_TEXT).combine_chunks())
+        digests = self.hash_array(encoded.dictionary)
+        starts = np.cumsum([0, *(len(array) for array in arrays)])
+        return [  # one array per column (not slices of a shared one, which would be stored whole)
+            pc.take(digests, encoded.indices.slice(start, len(column))).to_pandas().set_axis(column.index)
+            for column, start in zip(columns, starts, strict=False)
+        ]
+
     def hash_array(self, values: pa.Array) -> pa.Array:
         """HMAC-SHA256 (hex, first 32 characters) of each value, nulls kept, computed in DuckDB."""
         block = self.key if len(self.key) <= _BLOCK_BYTES else hashlib.sha256(self.key).digest()

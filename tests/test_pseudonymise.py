@@ -110,3 +110,11 @@ def test_keys_that_mix_to_one_number_are_still_told_apart(monkeypatch):
     keys = ["a" * 16 + "c" * 16, "b" * 16 + "c" * 16, "a" * 16 + "c" * 16]
     distinct, indices = _distinct_keys(pa.array(keys, type=pa.large_string()))
     assert distinct.take(pa.array(indices)).to_pylist() == keys and len(distinct) == 2
+
+
+def test_values_of_several_columns_equal_values_of_each():
+    p = Pseudonymiser(KEY)
+    columns = [pd.Series(["2010-01-02", None, "2011-03-04"], index=[7, 8, 9]), pd.Series([], dtype="str")]
+    columns.append(pd.Series(["2011-03-04", "2012-05-06"]))
+    for combined, alone in zip(p.values_of(columns), (p.values(c) for c in columns), strict=True):
+        pd.testing.assert_series_equal(combined, alone)

@@ -107,9 +107,12 @@ class Ssda903Source:
             return extraction
         frames = [*extraction.valid.items(), *extraction.rejected.items()]
         keyed = self.pseudonymiser.key_tables(NAME, [(f["area_code"], f["CHILD"]) for _, f in frames])
+        # Every table's DOB digested in one pass (each distinct date of birth hashed once).
+        with_dob = [frame for _, frame in frames if "DOB" in frame.columns]
+        digests = iter(self.pseudonymiser.values_of([frame["DOB"] for frame in with_dob]))
         sealed: list[pd.DataFrame] = []
         for (_, frame), (keys, _) in zip(frames, keyed, strict=True):
-            sealed.append(self._sealed_frame(frame, keys))
+            sealed.append(self._sealed_frame(frame, keys, next(digests) if "DOB" in frame.columns else None))
         valid = dict(zip(extraction.valid, sealed[: len(extraction.valid)], strict=True))
         rejected = dict(zip(extraction.rejected, sealed[len(extraction.valid) :], strict=True))
         records = quarantine.redact(
@@ -119,7 +122,7 @@ class Ssda903Source:
         )
         return replace(extraction, valid=valid, rejected=rejected, quarantine=records, pseudonymised=True)
 
-    def _sealed_frame(self, frame: pd.DataFrame, keys: pd.Series) -> pd.DataFrame:
+    def _sealed_frame(self, frame: pd.DataFrame, keys: pd.Series, dob: pd.Series | None) -> pd.DataFrame:
         policy = self.spec.identifier_policy
         dropped = [
             column
@@ -129,8 +132,8 @@ class Ssda903Source:
             if column in frame.columns
         ]
         columns: dict[str, object] = {"CHILD": keys.array}
-        if "DOB" in frame.columns:
-            columns["DOB"] = self.pseudonymiser.values(frame["DOB"]).array
+        if dob is not None:
+            columns["DOB"] = dob.array
             parsed = schemas.parsed_date_column("DOB")
             if parsed in frame.columns:
                 month = frame[parsed].dt.to_period("M").dt.to_timestamp()
