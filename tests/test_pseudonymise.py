@@ -118,3 +118,26 @@ def test_values_of_several_columns_equal_values_of_each():
     columns.append(pd.Series(["2011-03-04", "2012-05-06"]))
     for combined, alone in zip(p.values_of(columns), (p.values(c) for c in columns), strict=True):
         pd.testing.assert_series_equal(combined, alone)
+
+
+@pytest.mark.parametrize(
+    "areas, children",
+    [
+        (["201", "202", None, "", "201"], ["7", "7", "7", "7", "8"]),  # a missing area is ""
+        (["201", "201", "202"], ["7", None, None]),  # no child id: no key
+        (["2\x1f01", "2"], ["7", "01\x1f7"]),  # separators inside: each row's text decides
+        ([], []),
+    ],
+)
+def test_key_tables_give_each_row_its_child_key(areas, children):
+    p = Pseudonymiser(KEY)
+    area, child = pd.Series(areas, dtype="str"), pd.Series(children, dtype="str")
+    half = len(areas) // 2
+    tables = [(area.iloc[:half], child.iloc[:half]), (area.iloc[half:], child.iloc[half:])]
+    keyed = p.key_tables("ssda903", tables)
+    keys = pd.concat([k for k, _ in keyed]) if areas else pd.Series([], dtype="str")
+    expected = p.child_keys("ssda903", area, child)
+    assert keys.tolist() == expected.tolist()
+    ids = np.concatenate([i for _, i in keyed])
+    ranks = {k: r for r, k in enumerate(sorted(set(keys.dropna()), key=str.encode))}
+    assert [ranks.get(k, len(ranks)) if isinstance(k, str) else len(ranks) for k in keys] == list(ids)
