@@ -114,7 +114,8 @@ class Pseudonymiser:
         if not columns:
             return []
         arrays = [pa.array(column, type=_TEXT, from_pandas=True) for column in columns]
-        encoded = pc.dictionary_encode(pa.chunked_array(arrays, type=_TEXT).combine_chunks())
+        chunks = [chunk for array in arrays for chunk in _chunks(array)]
+        encoded = pc.dictionary_encode(pa.chunked_array(chunks, type=_TEXT).combine_chunks())
         digests = self.hash_array(encoded.dictionary)
         starts = np.cumsum([0, *(len(array) for array in arrays)])
         return [  # one array per column (not slices of a shared one, which would be stored whole)
@@ -160,7 +161,8 @@ class KeyedIds:
         self, source: str, tables: Sequence[tuple[pd.Series, pd.Series]], *, encoded: bool = False
     ) -> list[tuple[pd.Series, np.ndarray]]:
         arrays = [pa.array(child, type=_TEXT, from_pandas=True) for _, child in tables]
-        distinct, indices = _distinct_keys(pa.chunked_array(arrays, type=_TEXT).combine_chunks())
+        chunks = [chunk for array in arrays for chunk in _chunks(array)]
+        distinct, indices = _distinct_keys(pa.chunked_array(chunks, type=_TEXT).combine_chunks())
         order, row_ids = _ids_in_key_order(distinct, indices)
         if encoded:
             dtype = text_categories(distinct.take(order))  # one dtype for the tables' keys
@@ -172,6 +174,11 @@ class KeyedIds:
             (array.to_pandas().set_axis(child.index), ids)
             for (_, child), array, ids in zip(tables, arrays, _per_table(row_ids, arrays), strict=True)
         ]
+
+
+def _chunks(array: pa.Array | pa.ChunkedArray) -> list[pa.Array]:
+    """The arrays a column is made of (a text column read from CSV is usually several chunks)."""
+    return array.chunks if isinstance(array, pa.ChunkedArray) else [array]
 
 
 def _ids_in_key_order(keys: pa.Array, indices: pa.Array | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
