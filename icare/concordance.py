@@ -37,6 +37,8 @@ import pandas as pd
 import pyarrow as pa
 import yaml
 
+from icare.vectorised import categorical
+
 CONFIG_FILE = "concordance.yaml"
 NONE_TOKEN = "(none)"
 CATEGORIES = "categories"
@@ -218,8 +220,14 @@ class Concordance:
 
     # -- apply --------------------------------------------------------------------------------------
 
-    def apply(self, frame: pd.DataFrame, year_column: str = "collection_year") -> MappingResult:
-        """Map every row of ``frame`` (vectorised; no loop over rows)."""
+    def apply(
+        self, frame: pd.DataFrame, year_column: str = "collection_year", *, encoded: bool = False
+    ) -> MappingResult:
+        """Map every row of ``frame`` (vectorised; no loop over rows).
+
+        With ``encoded`` the values come as pandas categoricals over each target's vocabulary (no
+        text is built per row): a caller that gathers them again decodes only what it keeps.
+        """
         needed = [*self.input_columns, year_column]
         missing = [c for c in needed if c not in frame.columns]
         if missing:
@@ -256,7 +264,7 @@ class Concordance:
                 )
             lookup = lookups[key]
             vocab, value_idx, status = self._map_target(target, lookup, cols, fired, n)
-            out[target.name] = _decode(vocab, value_idx, frame.index)
+            out[target.name] = _decode(vocab, value_idx, frame.index, encoded)
             bad = status != _OK
             if target.required:
                 part = self._report(target, lookup, bad, status, frame, cols, year_values, year_codes)
@@ -273,7 +281,7 @@ class Concordance:
 
         rule_vocab = [rule.id for rule in self.rules]
         values = pd.DataFrame({t: out[t] for t in self.targets}, index=frame.index)
-        values["concordance_rule"] = _decode(rule_vocab, fired, frame.index)
+        values["concordance_rule"] = _decode(rule_vocab, fired, frame.index, encoded)
         return MappingResult(values=values, unmapped=_concat(unmapped_parts), warnings=_concat(warning_parts))
 
     def _conditions_mask(
@@ -575,8 +583,11 @@ def _last_text(last: pd.Series) -> pd.Series:
     return last.map(lambda v: "" if v == _YEAR_MAX else str(v))
 
 
-def _decode(vocab: list[str], idx: np.ndarray, index: pd.Index) -> pd.Series:
-    """Integer codes into ``vocab`` (-1 = null) -> a ``str`` Series (an Arrow ``take``: fast)."""
+def _decode(vocab: list[str], idx: np.ndarray, index: pd.Index, encoded: bool = False) -> pd.Series:
+    """Integer codes into ``vocab`` (-1 = null) -> a ``str`` Series (an Arrow ``take``: fast), or
+    the codes as a categorical over ``vocab`` when ``encoded``."""
+    if encoded:
+        return categorical(idx, vocab, index)
     dictionary = pa.array(vocab, type=pa.string())
     indices = pa.array(idx.astype(np.int32), mask=idx < 0, type=pa.int32())
     return pd.Series(dictionary.take(indices), index=index, dtype="str")

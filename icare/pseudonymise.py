@@ -22,6 +22,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from icare.vectorised import categorical, text_categories
+
 KEY_ENVIRONMENT_VARIABLE = "ICARE_PSEUDONYM_KEY"
 # Public on purpose: it is used only for the bundled synthetic sample, never for real returns.
 DEVELOPMENT_KEY = "icare-development-key-for-the-bundled-synthetic-sample-only"
@@ -75,30 +77,51 @@ class Pseudonymiser:
         return self._hash_rows(_composite(source, area, child), child.index)
 
     def key_tables(
-        self, source: str, tables: Sequence[tuple[pd.Series, pd.Series]]
+        self, source: str, tables: Sequence[tuple[pd.Series, pd.Series]], *, encoded: bool = False
     ) -> list[tuple[pd.Series, np.ndarray]]:
         """Child keys and dense integer child ids for several tables of one source at once.
 
         Each distinct child is hashed once; the integer id (shared across the tables) lets later
         steps sort and join on numbers instead of text. Ids follow the order of the keys, so
-        sorting by id is sorting by ``child_key``.
+        sorting by id is sorting by ``child_key``. With ``encoded`` the keys come as a categorical
+        over the sorted distinct keys (its codes are the ids), so gathering them moves integers.
         """
         composites = [_composite(source, area, child) for area, child in tables]
         # One hash pass over every row: distinct composites (first-seen order) and each row's position.
-        encoded = pc.dictionary_encode(
+        dictionary = pc.dictionary_encode(
             pa.chunked_array(composites, type=_TEXT).combine_chunks(), null_encoding="encode"
         )
-        hashed = self.hash_array(encoded.dictionary)
-        order, row_ids = _ids_in_key_order(hashed, encoded.indices)
+        hashed = self.hash_array(dictionary.dictionary)
+        order, row_ids = _ids_in_key_order(hashed, dictionary.indices)
         hashed = hashed.take(order)
+        dtype = text_categories(hashed) if encoded else None
         return [
-            (hashed.take(ids).to_pandas().set_axis(child.index), ids)
+            (
+                categorical(ids, dtype, child.index)
+                if encoded
+                else hashed.take(ids).to_pandas().set_axis(child.index),
+                ids,
+            )
             for (_, child), ids in zip(tables, _per_table(row_ids, composites), strict=True)
         ]
 
     def values(self, values: pd.Series) -> pd.Series:
         """Hash each distinct value once and map the result back onto the rows (nulls stay null)."""
         return self._hash_rows(pa.array(values, type=_TEXT, from_pandas=True), values.index)
+
+    def values_of(self, columns: Sequence[pd.Series]) -> list[pd.Series]:
+        """``values`` of several columns in one pass: each distinct value of them all hashed once."""
+        if not columns:
+            return []
+        arrays = [pa.array(column, type=_TEXT, from_pandas=True) for column in columns]
+        chunks = [chunk for array in arrays for chunk in _chunks(array)]
+        encoded = pc.dictionary_encode(pa.chunked_array(chunks, type=_TEXT).combine_chunks())
+        digests = self.hash_array(encoded.dictionary)
+        starts = np.cumsum([0, *(len(array) for array in arrays)])
+        return [  # one array per column (not slices of a shared one, which would be stored whole)
+            pc.take(digests, encoded.indices.slice(start, len(column))).to_pandas().set_axis(column.index)
+            for column, start in zip(columns, starts, strict=False)
+        ]
 
     def hash_array(self, values: pa.Array) -> pa.Array:
         """HMAC-SHA256 (hex, first 32 characters) of each value, nulls kept, computed in DuckDB."""
@@ -135,26 +158,112 @@ class KeyedIds:
         return pa.array(child, type=_TEXT, from_pandas=True).to_pandas().set_axis(child.index)
 
     def key_tables(
-        self, source: str, tables: Sequence[tuple[pd.Series, pd.Series]]
+        self, source: str, tables: Sequence[tuple[pd.Series, pd.Series]], *, encoded: bool = False
     ) -> list[tuple[pd.Series, np.ndarray]]:
         arrays = [pa.array(child, type=_TEXT, from_pandas=True) for _, child in tables]
-        encoded = pc.dictionary_encode(pa.chunked_array(arrays, type=_TEXT).combine_chunks())
-        _, row_ids = _ids_in_key_order(encoded.dictionary, encoded.indices)
+        chunks = [chunk for array in arrays for chunk in _chunks(array)]
+        distinct, indices = _distinct_keys(pa.chunked_array(chunks, type=_TEXT).combine_chunks())
+        order, row_ids = _ids_in_key_order(distinct, indices)
+        if encoded:
+            dtype = text_categories(distinct.take(order))  # one dtype for the tables' keys
+            return [
+                (categorical(ids, dtype, child.index), ids)
+                for (_, child), ids in zip(tables, _per_table(row_ids, arrays), strict=True)
+            ]
         return [
             (array.to_pandas().set_axis(child.index), ids)
             for (_, child), array, ids in zip(tables, arrays, _per_table(row_ids, arrays), strict=True)
         ]
 
 
-def _ids_in_key_order(keys: pa.Array, indices: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+def _chunks(array: pa.Array | pa.ChunkedArray) -> list[pa.Array]:
+    """The arrays a column is made of (a text column read from CSV is usually several chunks)."""
+    return array.chunks if isinstance(array, pa.ChunkedArray) else [array]
+
+
+def _ids_in_key_order(keys: pa.Array, indices: pa.Array | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Dense ids numbered in the order of the distinct ``keys``, so ids sort as the keys do.
 
     Returns the sort order of ``keys`` and each row's id (``indices`` point rows at ``keys``).
     """
-    order = pc.sort_indices(keys).to_numpy()
+    order = _key_order(keys)
     rank = np.empty(len(order), dtype="int64")
     rank[order] = np.arange(len(order))
-    return order, rank[indices.to_numpy(zero_copy_only=False)]
+    if isinstance(indices, pa.Array):
+        indices = indices.to_numpy(zero_copy_only=False)
+    return order, rank[indices]
+
+
+def _key_order(keys: pa.Array) -> np.ndarray:
+    """``pc.sort_indices(keys)``: child keys (32 hex digits) sort as their two 64-bit numbers."""
+    words = _hex_words(keys)
+    if words is None:
+        return pc.sort_indices(keys).to_numpy()
+    high, low = words
+    order = np.argsort(high, kind="stable")
+    ordered = high[order]
+    if (ordered[1:] == ordered[:-1]).any():  # keys sharing their first 16 digits: all 32 decide
+        order = np.lexsort((low, high))
+    return order
+
+
+def _distinct_keys(keys: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """The distinct keys and each row's position among them (as ``pc.dictionary_encode`` gives).
+
+    Keys of 32 bytes (child keys) are read as four 64-bit words, mixed into one number that pandas
+    hashes faster than Arrow hashes text (measured: 0.30 s instead of 0.45 s for 4 million keys);
+    every row's four words are then checked against its group's, so a mixing collision can only
+    send the keys to Arrow, never merge two children.
+    """
+    words = _key_words(keys)
+    if words is not None:
+        mixed = words[:, 0] * _MIX
+        mixed ^= words[:, 1]
+        mixed *= _MIX
+        mixed ^= words[:, 2]
+        codes, uniques = pd.factorize(mixed)
+        sample = np.empty(len(uniques), dtype="int64")
+        sample[codes] = np.arange(len(codes))  # one row of each group
+        groups = words[sample]
+        if all(np.array_equal(groups[:, word][codes], words[:, word]) for word in range(4)):
+            return keys.take(pa.array(sample)), codes
+    dictionary = pc.dictionary_encode(keys)
+    return dictionary.dictionary, dictionary.indices.to_numpy(zero_copy_only=False)
+
+
+_MIX = np.uint64(0x9E3779B97F4A7C15)  # odd: multiplying by it mixes bits without losing any
+
+
+def _key_words(keys: pa.Array) -> np.ndarray | None:
+    """Keys of exactly 32 bytes as an (n, 4) array of 64-bit words (no copy), else None."""
+    if keys.null_count or not len(keys) or keys.type != _TEXT:
+        return None
+    offsets = np.frombuffer(keys.buffers()[1], dtype=np.int64)[keys.offset : keys.offset + len(keys) + 1]
+    if offsets[0] % 8 or not bool((np.diff(offsets) == 32).all()):
+        return None
+    start, end = int(offsets[0]), int(offsets[-1])
+    words = np.frombuffer(keys.buffers()[2], dtype=np.uint64, count=(end - start) // 8, offset=start)
+    return words.reshape(-1, 4)
+
+
+_HEX_DIGITS = np.full(256, 255, dtype=np.uint8)
+_HEX_DIGITS[np.frombuffer(b"0123456789abcdef", dtype=np.uint8)] = np.arange(16, dtype=np.uint8)
+
+
+def _hex_words(keys: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
+    """Each key as two 64-bit numbers when every key is 32 lowercase hex digits (as child keys are),
+    else None. The numbers order as the texts do, and equal numbers are equal keys."""
+    if keys.null_count or not len(keys) or keys.type != _TEXT:
+        return None
+    offsets = np.frombuffer(keys.buffers()[1], dtype=np.int64)[keys.offset : keys.offset + len(keys) + 1]
+    if not bool((np.diff(offsets) == 32).all()):
+        return None
+    digits = _HEX_DIGITS[np.frombuffer(keys.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]]
+    if bool((digits > 15).any()):
+        return None
+    pairs = digits.reshape(-1, 16, 2)
+    words = ((pairs[:, :, 0] << 4) | pairs[:, :, 1]).view(">u8").astype(np.uint64)
+    return words[:, 0], words[:, 1]
 
 
 def _per_table(row_ids: np.ndarray, tables: Sequence[pa.Array]) -> list[np.ndarray]:

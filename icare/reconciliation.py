@@ -23,7 +23,8 @@ class ReconciliationError(RuntimeError):
 
 
 def _rows(frame: pd.DataFrame, outcome: str) -> pd.DataFrame:
-    return frame.loc[frame["row_number"].notna(), KEY].assign(outcome=outcome)
+    numbered = frame["row_number"].notna().to_numpy()
+    return (frame[KEY] if numbered.all() else frame.loc[numbered, KEY]).assign(outcome=outcome)
 
 
 def _codes(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
@@ -65,6 +66,60 @@ def _count_outcomes(outcomes: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]
     return counts, outcomes.iloc[np.sort(unique[clash])]
 
 
+def _count_dense(parts: list[pd.DataFrame]) -> pd.DataFrame | None:
+    """``_count_outcomes``'s counts without sorting: one flag byte per row read, one bit per outcome.
+
+    Each table's rows get consecutive cells (from its lowest to its highest row number), so a row is
+    found by arithmetic instead of a sort or hash; a row given an outcome twice sets the same bit
+    once. Returns None (the caller sorts instead) when a row has several outcomes, which needs the
+    rows named, or when the row numbers are too sparse for one byte per row.
+    """
+    pairs: dict[tuple[str, str], int] = {}
+    pair_parts, row_parts, outcome_parts, names = [], [], [], []
+    for part in parts:
+        file_codes, files = pd.factorize(part["file"], use_na_sentinel=True)
+        sheet_codes, sheets = pd.factorize(part["sheet"], use_na_sentinel=True)
+        if (file_codes < 0).any():
+            return None  # a row without a file: left to the general path
+        local = file_codes.astype("int64") * (len(sheets) + 1) + (sheet_codes + 1)  # sheet -1: none
+        present = np.flatnonzero(np.bincount(local))
+        ids = np.zeros(int(present.max()) + 1 if len(present) else 1, dtype="int64")
+        for code in present:  # one per table in the part
+            file, sheet = divmod(int(code), len(sheets) + 1)
+            key = (files[file], "" if sheet == 0 else sheets[sheet - 1])
+            ids[code] = pairs.setdefault(key, len(pairs))
+        pair_parts.append(ids[local])
+        row_parts.append(part["row_number"].to_numpy(dtype="int64"))
+        outcome = part["outcome"].iloc[0]
+        if outcome not in names:
+            names.append(outcome)
+        outcome_parts.append(np.full(len(part), names.index(outcome), dtype="uint8"))
+    if not pairs:
+        return None
+    pair, rows, outcome = (np.concatenate(p) for p in (pair_parts, row_parts, outcome_parts))
+    lowest = np.full(len(pairs), np.iinfo("int64").max)
+    highest = np.full(len(pairs), np.iinfo("int64").min)
+    np.minimum.at(lowest, pair, rows)
+    np.maximum.at(highest, pair, rows)
+    spans = highest - lowest + 1
+    if int(spans.sum()) > 2 * len(rows) + 1_000_000:
+        return None
+    starts = np.concatenate([[0], np.cumsum(spans)[:-1]])
+    flags = np.zeros(int(spans.sum()), dtype="uint8")
+    cell = starts[pair] + rows - lowest[pair]
+    for code in range(len(names)):
+        flags[cell[outcome == code]] |= np.uint8(1 << code)
+    if ((flags & (flags - np.uint8(1))) != 0).any():
+        return None  # rows with several outcomes: named by the general path
+    keys = list(pairs)
+    counts = []
+    for code, name in enumerate(names):
+        marked = np.flatnonzero(flags & np.uint8(1 << code))
+        per_pair = np.searchsorted(marked, starts + spans) - np.searchsorted(marked, starts)
+        counts += [(keys[p][0], keys[p][1], name, int(n)) for p, n in enumerate(per_pair) if n]
+    return pd.DataFrame(counts, columns=["file", "sheet", "outcome", "n"])
+
+
 def reconcile(
     tables: list[RawTable],
     harmonised_tables: set[str],
@@ -93,13 +148,17 @@ def reconcile(
         _rows(quarantined, "rows_quarantined"),
         _rows(superseded, "rows_superseded"),
     ]
-    outcomes = pd.concat([p for p in outcome_parts if len(p)] or [pd.DataFrame(columns=[*KEY, "outcome"])])
-    outcomes["row_number"] = outcomes["row_number"].astype("int64")
-    outcomes["sheet"] = outcomes["sheet"].astype(object).where(outcomes["sheet"].notna(), "")
-    counts, clashes = _count_outcomes(outcomes)
-    if len(clashes):
-        example = clashes.sort_values(KEY).head(4).to_dict("records")
-        raise ReconciliationError(f"rows with more than one outcome: {example}")
+    counts = _count_dense([p for p in outcome_parts if len(p)])
+    if counts is None:
+        outcomes = pd.concat(
+            [p for p in outcome_parts if len(p)] or [pd.DataFrame(columns=[*KEY, "outcome"])]
+        )
+        outcomes["row_number"] = outcomes["row_number"].astype("int64")
+        outcomes["sheet"] = outcomes["sheet"].astype(object).where(outcomes["sheet"].notna(), "")
+        counts, clashes = _count_outcomes(outcomes)
+        if len(clashes):
+            example = clashes.sort_values(KEY).head(4).to_dict("records")
+            raise ReconciliationError(f"rows with more than one outcome: {example}")
     counts = (
         counts.set_index(["file", "sheet", "outcome"])["n"]
         .unstack("outcome", fill_value=0)

@@ -5,10 +5,18 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
-from icare.pseudonymise import KEY_ENVIRONMENT_VARIABLE, MissingKeyError, Pseudonymiser
+from icare.pseudonymise import (
+    KEY_ENVIRONMENT_VARIABLE,
+    MissingKeyError,
+    Pseudonymiser,
+    _distinct_keys,
+    _ids_in_key_order,
+)
 
 KEY = b"a-test-key-that-is-long-enough"
 
@@ -74,3 +82,62 @@ def test_child_ids_follow_the_order_of_the_child_keys():
     assert sorted(zip(ids, keys, strict=True)) == sorted(
         zip(ids, keys, strict=True), key=lambda pair: pair[1]
     )
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        [f"{n:032x}" for n in (5, 3, 2**100, 3, 2**127 + 1, 2**64, 0)],  # child keys, repeated
+        ["0" * 16 + "b" * 16, "0" * 16 + "a" * 16, "0" * 16 + "b" * 16],  # same first 16 digits
+        ["ABCDEF" + "0" * 26, "abcdef" + "0" * 26, "0" * 32],  # upper case: Arrow decides
+        ["201|1", "201|10", "202|1", "201|1"],  # not child keys
+    ],
+)
+def test_distinct_keys_and_their_order_are_arrows(keys):
+    array = pa.array(keys, type=pa.large_string())
+    distinct, indices = _distinct_keys(array)
+    assert distinct.take(pa.array(indices)).to_pylist() == keys
+    assert sorted(set(distinct.to_pylist())) == sorted(set(keys)) and len(distinct) == len(set(keys))
+    order, ids = _ids_in_key_order(distinct, indices)
+    assert distinct.take(pa.array(order)).to_pylist() == sorted(set(keys), key=lambda k: k.encode())
+    assert list(ids) == [sorted(set(keys), key=lambda k: k.encode()).index(k) for k in keys]
+
+
+def test_keys_that_mix_to_one_number_are_still_told_apart(monkeypatch):
+    import icare.pseudonymise as pseudonymise
+
+    monkeypatch.setattr(pseudonymise, "_MIX", np.uint64(0))  # every key mixes to its third word
+    keys = ["a" * 16 + "c" * 16, "b" * 16 + "c" * 16, "a" * 16 + "c" * 16]
+    distinct, indices = _distinct_keys(pa.array(keys, type=pa.large_string()))
+    assert distinct.take(pa.array(indices)).to_pylist() == keys and len(distinct) == 2
+
+
+def test_values_of_several_columns_equal_values_of_each():
+    p = Pseudonymiser(KEY)
+    columns = [pd.Series(["2010-01-02", None, "2011-03-04"], index=[7, 8, 9]), pd.Series([], dtype="str")]
+    columns.append(pd.Series(["2011-03-04", "2012-05-06"]))
+    for combined, alone in zip(p.values_of(columns), (p.values(c) for c in columns), strict=True):
+        pd.testing.assert_series_equal(combined, alone)
+
+
+@pytest.mark.parametrize(
+    "areas, children",
+    [
+        (["201", "202", None, "", "201"], ["7", "7", "7", "7", "8"]),  # a missing area is ""
+        (["201", "201", "202"], ["7", None, None]),  # no child id: no key
+        (["2\x1f01", "2"], ["7", "01\x1f7"]),  # separators inside: each row's text decides
+        ([], []),
+    ],
+)
+def test_key_tables_give_each_row_its_child_key(areas, children):
+    p = Pseudonymiser(KEY)
+    area, child = pd.Series(areas, dtype="str"), pd.Series(children, dtype="str")
+    half = len(areas) // 2
+    tables = [(area.iloc[:half], child.iloc[:half]), (area.iloc[half:], child.iloc[half:])]
+    keyed = p.key_tables("ssda903", tables)
+    keys = pd.concat([k for k, _ in keyed]) if areas else pd.Series([], dtype="str")
+    expected = p.child_keys("ssda903", area, child)
+    assert keys.tolist() == expected.tolist()
+    ids = np.concatenate([i for _, i in keyed])
+    ranks = {k: r for r, k in enumerate(sorted(set(keys.dropna()), key=str.encode))}
+    assert [ranks.get(k, len(ranks)) if isinstance(k, str) else len(ranks) for k in keys] == list(ids)

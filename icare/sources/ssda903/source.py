@@ -28,7 +28,17 @@ from icare.extraction import ORIGIN_COLUMNS, extract
 from icare.pseudonymise import KeyedIds, Pseudonymiser
 from icare.sources.base import Extraction, Harmonised, InputFile
 from icare.sources.spec import SourceSpec, load_source_spec
-from icare.vectorised import positions_in, text_isin
+from icare.vectorised import (
+    categorical,
+    concat_encoded,
+    decoded,
+    decoded_frame,
+    encoded,
+    looked_up,
+    positions_in,
+    text_isin,
+    text_rank,
+)
 from schemas import ssda903 as schemas
 from schemas.outputs import column_names, with_level_columns
 
@@ -44,6 +54,8 @@ NATIONAL_COLUMNS = {
     "REASON_PLACE_CHANGE": "reason_place_change",
     "URN": "urn",
 }
+# Origin columns of every table, dictionary-encoded while harmonising (see ``harmonise``).
+_ENCODED_COLUMNS = ["source", "area_code", "file", "sheet"]
 DIMENSION_TARGETS = ["legal_basis", "provider_sector", "purpose", "duration_intent", "regulated"]
 EPISODE_COMPARE = ["DEC", "RNE", "LS", "CIN", "PLACE", "PLACE_PROVIDER", "REC", "REASON_PLACE_CHANGE", "URN"]
 
@@ -95,9 +107,12 @@ class Ssda903Source:
             return extraction
         frames = [*extraction.valid.items(), *extraction.rejected.items()]
         keyed = self.pseudonymiser.key_tables(NAME, [(f["area_code"], f["CHILD"]) for _, f in frames])
+        # Every table's DOB digested in one pass (each distinct date of birth hashed once).
+        with_dob = [frame for _, frame in frames if "DOB" in frame.columns]
+        digests = iter(self.pseudonymiser.values_of([frame["DOB"] for frame in with_dob]))
         sealed: list[pd.DataFrame] = []
         for (_, frame), (keys, _) in zip(frames, keyed, strict=True):
-            sealed.append(self._sealed_frame(frame, keys))
+            sealed.append(self._sealed_frame(frame, keys, next(digests) if "DOB" in frame.columns else None))
         valid = dict(zip(extraction.valid, sealed[: len(extraction.valid)], strict=True))
         rejected = dict(zip(extraction.rejected, sealed[len(extraction.valid) :], strict=True))
         records = quarantine.redact(
@@ -107,7 +122,7 @@ class Ssda903Source:
         )
         return replace(extraction, valid=valid, rejected=rejected, quarantine=records, pseudonymised=True)
 
-    def _sealed_frame(self, frame: pd.DataFrame, keys: pd.Series) -> pd.DataFrame:
+    def _sealed_frame(self, frame: pd.DataFrame, keys: pd.Series, dob: pd.Series | None) -> pd.DataFrame:
         policy = self.spec.identifier_policy
         dropped = [
             column
@@ -117,8 +132,8 @@ class Ssda903Source:
             if column in frame.columns
         ]
         columns: dict[str, object] = {"CHILD": keys.array}
-        if "DOB" in frame.columns:
-            columns["DOB"] = self.pseudonymiser.values(frame["DOB"]).array
+        if dob is not None:
+            columns["DOB"] = dob.array
             parsed = schemas.parsed_date_column("DOB")
             if parsed in frame.columns:
                 month = frame[parsed].dt.to_period("M").dt.to_timestamp()
@@ -130,18 +145,25 @@ class Ssda903Source:
         """Children from headers, then episodes: de-duplicate, attach the child, map, repair, flag.
 
         Each step works on a narrow frame (integer child id, dates, year, row id); the full records
-        are only gathered once at the end, by row id.
+        are only gathered once at the end, by row id. The text columns that are gathered (origin,
+        national codes, child key) are dictionary-encoded first, so every gather moves integers,
+        and are decoded once, in the tables handed back.
         """
         parts = _Parts()
         tables = {
-            name: extraction.valid.get(name, _empty_valid(name)).reset_index(drop=True)
+            name: (extraction.valid[name] if name in extraction.valid else _empty_valid(name)).reset_index(
+                drop=True
+            )
             for name in ("header", "uasc", "episodes")
         }
         ids = self._ids(extraction)
-        keyed = ids.key_tables(NAME, [(t["area_code"], t["CHILD"]) for t in tables.values()])
+        keyed = ids.key_tables(NAME, [(t["area_code"], t["CHILD"]) for t in tables.values()], encoded=True)
         for (name, frame), (keys, ids) in zip(tables.items(), keyed, strict=True):
-            frame["table_name"] = name
-            frame["child_key"] = keys
+            for column in [*_ENCODED_COLUMNS, *self._encoded_columns(name)]:
+                if column in frame.columns and isinstance(frame[column].dtype, pd.StringDtype):
+                    frame[column] = encoded(frame[column])
+            frame["table_name"] = categorical(np.zeros(len(frame), dtype="int8"), [name], frame.index)
+            frame["child_key"] = keys  # categorical over the sorted keys: its codes are the child ids
             frame["child_id"] = ids
         header, uasc, episodes = tables["header"], tables["uasc"], tables["episodes"]
 
@@ -177,13 +199,13 @@ class Ssda903Source:
         narrow["overlaps_next"] = episode_rules.flag_overlaps(narrow)
 
         uasc_known = np.isin(uasc["child_id"].to_numpy(), children.ids)
-        accepted = pd.concat(
+        # Only the reconciliation reads these: left encoded, which it counts without decoding.
+        accepted = concat_encoded(
             [
                 _origin_rows(episodes, narrow["row_id"].to_numpy()),
                 _origin_rows(header, children.row_ids),
                 _origin_rows(uasc, np.flatnonzero(uasc_known)),
-            ],
-            ignore_index=True,
+            ]
         )
         parts.rejected.append(
             _for_rows(
@@ -194,12 +216,14 @@ class Ssda903Source:
                 "CHILD",
             )
         )
+        # Superseded rows first: their gathers are done before the episodes' records exist (a lower peak).
+        superseded = parts.superseded_table()
         return Harmonised(
             source=NAME,
             episodes=self._finish(episodes, mapped, narrow, children),
             children=children.table,
             quarantine=quarantine.combine(parts.rejected),
-            superseded=parts.superseded_table(),
+            superseded=superseded,
             accepted_rows=accepted,
             concordance=self.concordance.to_frame(),
             versions={"concordance": self.concordance.version_id},
@@ -208,6 +232,12 @@ class Ssda903Source:
     def _ids(self, extraction: Extraction) -> Pseudonymiser | KeyedIds:
         """Child keys from national ids, or from the keys a sealed extraction already holds."""
         return KeyedIds() if extraction.pseudonymised else self.pseudonymiser
+
+    def _encoded_columns(self, table: str) -> list[str]:
+        """Text columns of ``table`` gathered into the outputs or read by the concordance."""
+        if table == "episodes":
+            return [*NATIONAL_COLUMNS, *self.concordance.input_columns]
+        return ["SEX", "ETHNIC"] if table == "header" else []
 
     def _children(self, header: pd.DataFrame, uasc: pd.DataFrame, parts: _Parts) -> _Children:
         """One row per child: the latest return's header wins; UASC in any return flags the child."""
@@ -219,7 +249,7 @@ class Ssda903Source:
         row_ids = split.kept["row_id"].to_numpy()
         # Published by area and child key: sorted on integers (area rank, child id, which follows the
         # key's order) before the one gather of the header rows.
-        area_rank = pd.factorize(header["area_code"], sort=True, use_na_sentinel=True)[0]
+        area_rank = text_rank(header["area_code"])
         ordered = row_ids[np.lexsort((header["child_id"].to_numpy()[row_ids], area_rank[row_ids]))]
         latest = header[
             [
@@ -234,27 +264,42 @@ class Ssda903Source:
                 schemas.parsed_date_column("DOB"),
             ]
         ].iloc[ordered]
-        years = narrow.groupby("child_id")["collection_year"].agg(["min", "max"])
+        first_year, last_year = _year_span(
+            narrow["child_id"].to_numpy(), narrow["collection_year"].to_numpy()
+        )
         dob = latest[schemas.parsed_date_column("DOB")]
+        sex = decoded(latest["SEX"]).map(self.spec.sex_codes)
+        # What each episode repeats of its child, kept encoded for the episodes' gather.
+        attributes = pd.DataFrame(
+            {
+                "sex": encoded(sex).array,
+                "birth_month": dob.dt.to_period("M").dt.to_timestamp().array,
+                "ethnicity": latest["ETHNIC"].array,
+                "uasc": np.isin(latest["child_id"].to_numpy(), uasc["child_id"].to_numpy()),
+            },
+            copy=False,
+        )
         table = pd.DataFrame(
             {
                 "source": NAME,
                 "country": self.spec.country,
-                "area_code": latest["area_code"].array,
-                "child_key": latest["child_key"].array,
-                "sex": latest["SEX"].map(self.spec.sex_codes).array,
-                "birth_month": dob.dt.to_period("M").dt.to_timestamp().array,
-                "ethnicity": latest["ETHNIC"].array,
-                "uasc": np.isin(latest["child_id"].to_numpy(), uasc["child_id"].to_numpy()),
-                "first_collection_year": years["min"].reindex(latest["child_id"]).array,
-                "last_collection_year": years["max"].reindex(latest["child_id"]).array,
-                "file": latest["file"].array,
-                "sheet": latest["sheet"].array,
+                "area_code": decoded(latest["area_code"]).array,
+                "child_key": decoded(latest["child_key"]).array,
+                "sex": sex.array,
+                "birth_month": attributes["birth_month"].array,
+                "ethnicity": decoded(latest["ETHNIC"]).array,
+                "uasc": attributes["uasc"].to_numpy(),
+                "first_collection_year": first_year[latest["child_id"].to_numpy()],
+                "last_collection_year": last_year[latest["child_id"].to_numpy()],
+                "file": decoded(latest["file"]).array,
+                "sheet": decoded(latest["sheet"]).array,
                 "row_number": latest["row_number"].array,
             },
             copy=False,
         )
-        return _Children(table=table, ids=latest["child_id"].to_numpy(), row_ids=row_ids)
+        return _Children(
+            table=table, attributes=attributes, ids=latest["child_id"].to_numpy(), row_ids=row_ids
+        )
 
     def _map(self, episodes: pd.DataFrame, row_ids: np.ndarray, parts: _Parts) -> pd.DataFrame:
         """National codes onto ICare and the dimensions; an unmapped code is quarantined, never defaulted.
@@ -262,7 +307,9 @@ class Ssda903Source:
         Only the rows ``row_ids`` and the columns the concordance reads are gathered for mapping.
         """
         read = [*self.concordance.input_columns, "collection_year"]
-        result = self.concordance.apply(episodes[read].iloc[row_ids], year_column="collection_year")
+        result = self.concordance.apply(
+            episodes[read].iloc[row_ids], year_column="collection_year", encoded=True
+        )
         values = result.values
         if len(result.unmapped):
             unmapped = result.unmapped
@@ -295,15 +342,17 @@ class Ssda903Source:
     def _with_mapping(narrow: pd.DataFrame, mapped: pd.DataFrame) -> pd.DataFrame:
         """Keep the rows that mapped and add what the repair rules read from the mapping.
 
-        ``mapped`` was computed on ``narrow``'s rows in the same order, so the two align by position.
+        ``mapped`` was computed on ``narrow``'s rows in the same order, so the two align by position;
+        ``mapped_at`` keeps each row's position in ``mapped`` through the reordering that follows.
         """
         keep = ~mapped["_unmapped"].to_numpy()
+        narrow = narrow.assign(mapped_at=np.arange(len(narrow)))
         if not keep.all():  # usually every row mapped: no gathers
             narrow, mapped = narrow.loc[keep], mapped.loc[keep]
         # Arrays, not NumPy: text stays in Arrow rather than becoming Python objects and back.
-        exit_destination = mapped["exit_destination"].set_axis(narrow.index)
+        exit_destination = decoded(mapped["exit_destination"]).set_axis(narrow.index)
         return narrow.assign(
-            new_episode_type=mapped["new_episode_type"].array,
+            new_episode_type=decoded(mapped["new_episode_type"]).array,
             exit_destination=exit_destination.array,
             episode_end_type=_end_type(narrow["episode_end"], exit_destination),
         )
@@ -364,7 +413,7 @@ class Ssda903Source:
             bad_keys = self._ids(extraction).child_keys(
                 NAME, rejected_header["area_code"], rejected_header["CHILD"]
             )
-            had_bad_header = text_isin(orphans["child_key"], bad_keys)
+            had_bad_header = text_isin(decoded(orphans["child_key"]), bad_keys)
             message[had_bad_header] = "the child's header row is quarantined; fix it and run again"
         parts.rejected.append(_for_rows(orphans, "CHILD", "missing_header", message, "CHILD"))
         return narrow.loc[known]
@@ -395,14 +444,10 @@ class Ssda903Source:
         keys) instead of the text columns. Only the columns published are gathered, by position.
         """
         row_ids = narrow["row_id"].to_numpy()
-        area_rank = pd.factorize(episodes["area_code"], sort=True, use_na_sentinel=True)[0]
-        order = np.lexsort(
-            (
-                narrow["collection_year"].to_numpy(),
-                narrow["episode_start"].to_numpy(),
-                narrow["child_id"].to_numpy(),
-                area_rank[row_ids],
-            )
+        area_rank = text_rank(episodes["area_code"])
+        keys = ["child_id", "episode_start", "collection_year"]
+        order = episode_rules.stable_order(
+            narrow[keys].assign(area_rank=area_rank[row_ids]), ["area_rank", *keys]
         )
         narrow = narrow.iloc[order]
         rows = row_ids[order]
@@ -416,16 +461,18 @@ class Ssda903Source:
             "sheet",
             "row_number",
         ]
-        wide = episodes[needed].iloc[rows]
+        wide = decoded_frame(episodes[needed].iloc[rows])
         values = mapped[["icare_code", *DIMENSION_TARGETS, "concordance_rule"]].iloc[
-            mapped.index.get_indexer(rows)
+            narrow["mapped_at"].to_numpy()
         ]
-        child = children.table[["sex", "birth_month", "ethnicity", "uasc"]].iloc[
-            pd.Index(children.ids).get_indexer(narrow["child_id"].to_numpy())
-        ]
-        levels = with_level_columns(
-            self.classification.level_columns(values["icare_code"].reset_index(drop=True)), "icare_level"
+        child = decoded_frame(children.attributes.iloc[children.position_of(narrow["child_id"].to_numpy())])
+        # The levels of each distinct code, then one gather by the codes.
+        codes = values["icare_code"].cat
+        per_code = with_level_columns(
+            self.classification.level_columns(pd.Series(codes.categories)), "icare_level"
         )
+        levels = {c: looked_up(per_code[c], codes.codes.to_numpy()) for c in per_code.columns}
+        values = decoded_frame(values)
         out = pd.DataFrame(
             {
                 "source": NAME,
@@ -445,7 +492,7 @@ class Ssda903Source:
                 "exit_destination": narrow["exit_destination"].array,
                 **{harmonised: wide[national].array for national, harmonised in NATIONAL_COLUMNS.items()},
                 "icare_code": values["icare_code"].array,
-                **{column: levels[column].array for column in levels.columns},
+                **{column: level.array for column, level in levels.items()},
                 **{target: values[target].array for target in DIMENSION_TARGETS},
                 "concordance_rule": values["concordance_rule"].array,
                 "repair_rule": narrow["repair_rule"].array,
@@ -464,18 +511,38 @@ class Ssda903Source:
 @dataclass
 class _Children:
     table: pd.DataFrame
+    attributes: pd.DataFrame  # sex, birth_month, ethnicity, uasc of each row of ``table`` (encoded)
     ids: np.ndarray  # child_id of each row of ``table``
     row_ids: np.ndarray  # header rows that were used
 
+    def position_of(self, child_ids: np.ndarray) -> np.ndarray:
+        """The row of ``table`` of each child id (every id given has one): a lookup in a dense array."""
+        positions = np.full(int(self.ids.max()) + 1 if len(self.ids) else 0, -1, dtype="int64")
+        positions[self.ids] = np.arange(len(self.ids))
+        return positions[child_ids]
+
+
+def _year_span(child_ids: np.ndarray, years: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First and last collection year of each child id (dense arrays indexed by id)."""
+    size = int(child_ids.max()) + 1 if len(child_ids) else 0
+    first = np.full(size, np.iinfo("int64").max)
+    last = np.full(size, np.iinfo("int64").min)
+    np.minimum.at(first, child_ids, years)
+    np.maximum.at(last, child_ids, years)
+    return first, last
+
 
 def _child_ids_of(keys: pd.Series, reference: pd.DataFrame) -> np.ndarray:
-    """The integer child id of each child key, as ``reference`` assigned it (-1 when not there)."""
-    known = reference[["child_key", "child_id"]].drop_duplicates("child_key")
-    positions = positions_in(
-        keys, pa_arrow.array(known["child_key"], type=pa_arrow.large_string(), from_pandas=True)
-    )
-    ids = known["child_id"].to_numpy()
-    return np.where(positions >= 0, ids[np.clip(positions, 0, None)] if len(ids) else -1, -1)
+    """The integer child id of each child key, as ``reference`` assigned it (-1 when not there).
+
+    ``reference["child_key"]`` is a categorical over every child key harmonised, in the order of
+    the ids: a key's position among its categories is its id.
+    """
+    every_key = reference["child_key"].cat.categories
+    ids = positions_in(keys, pa_arrow.array(every_key, type=pa_arrow.large_string(), from_pandas=True))
+    present = np.zeros(len(every_key) + 1, dtype=bool)  # last slot: keys not found (-1)
+    present[reference["child_id"].to_numpy()] = True
+    return np.where(present[ids], ids, -1)
 
 
 def _origin_rows(frame: pd.DataFrame, row_ids: np.ndarray) -> pd.DataFrame:
@@ -498,7 +565,7 @@ class _Parts:
         if len(split.superseded):
             rows = frame[[*ORIGIN_COLUMNS, "table_name"]].iloc[split.superseded["row_id"].to_numpy()]
             kept = frame[["file", "sheet", "row_number"]].iloc[split.superseded["kept_row_id"].to_numpy()]
-            self.superseded.append(
+            self.superseded.append(  # still encoded: sorted, then decoded, in ``superseded_table``
                 pd.DataFrame(
                     {
                         **{c: rows[c].array for c in ORIGIN_COLUMNS},
@@ -517,10 +584,27 @@ class _Parts:
             )
 
     def superseded_table(self) -> pd.DataFrame:
+        """The superseded rows in their published order (source, file, sheet, row number).
+
+        Sorted while the text is still encoded, on the ranks of the few distinct values, so the
+        rows are gathered as integers and the published table needs no sort of its own.
+        """
         columns = column_names("superseded")
         if not self.superseded:
             return pd.DataFrame(columns=columns)
-        return pd.concat(self.superseded, ignore_index=True)[columns]
+        table = concat_encoded(self.superseded)
+        self.superseded = []  # held once, not twice
+        ranks = pd.DataFrame(
+            {
+                "source": text_rank(table["source"]),
+                "file": text_rank(table["file"]),
+                "sheet": text_rank(table["sheet"]),
+                "row_number": table["row_number"].to_numpy(),
+            }
+        )
+        order = episode_rules.stable_order(ranks, list(ranks.columns))
+        table = table.iloc[order].reset_index(drop=True)
+        return decoded_frame(table)[columns]
 
 
 def _end_type(end: pd.Series, exit_destination: pd.Series) -> pd.Series:
@@ -533,8 +617,18 @@ def _end_type(end: pd.Series, exit_destination: pd.Series) -> pd.Series:
 
 def _per_area(area: pd.Series, values: pd.Series) -> np.ndarray:
     """``values`` (indexed by area, "" for none) looked up for each row's area, via a few codes."""
-    codes, areas = pd.factorize(area.fillna(""))
-    return values.reindex(areas).to_numpy(dtype="int64")[codes]
+    codes, areas = _area_codes(area)
+    per_area = values.reindex(areas).to_numpy(dtype="int64")
+    return np.append(per_area, values.get("", 0))[codes]  # code -1: no area
+
+
+def _area_codes(area: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Each row's position among the distinct areas (-1 when missing), read from the categorical's
+    codes when the column is encoded."""
+    if isinstance(area.dtype, pd.CategoricalDtype):
+        return area.cat.codes.to_numpy(), list(area.cat.categories)
+    codes, areas = pd.factorize(area, use_na_sentinel=True)
+    return codes, list(areas)
 
 
 def _latest_year_by_area(episodes: pd.DataFrame, rejected: pd.DataFrame | None) -> pd.Series:
@@ -544,11 +638,24 @@ def _latest_year_by_area(episodes: pd.DataFrame, rejected: pd.DataFrame | None) 
     open episodes are blocked rather than repaired), but a file that is not an episodes table, or
     an episodes table rejected whole, does not: nobody can tell who is in it.
     """
-    frames = [episodes[["area_code", "collection_year"]]]
+    frames = [_area_years(episodes)]
     if rejected is not None and len(rejected):
-        frames.append(rejected[["area_code", "collection_year"]])
+        frames.append(_area_years(rejected))
     years = pd.concat(frames, ignore_index=True)
-    return years.assign(area_code=years["area_code"].fillna("")).groupby("area_code")["collection_year"].max()
+    return years.groupby("area_code")["collection_year"].max()
+
+
+def _area_years(frame: pd.DataFrame) -> pd.DataFrame:
+    """The distinct (area, collection year) pairs of ``frame`` ("" for no area), found on integers."""
+    codes, areas = _area_codes(frame["area_code"])
+    pairs = pd.DataFrame({"area": codes, "collection_year": frame["collection_year"].to_numpy()})
+    pairs = pairs.drop_duplicates()
+    return pd.DataFrame(
+        {
+            "area_code": np.asarray([*areas, ""], dtype=object)[pairs["area"].to_numpy()],
+            "collection_year": pairs["collection_year"].to_numpy(),
+        }
+    )
 
 
 def _empty_valid(table: str) -> pd.DataFrame:
