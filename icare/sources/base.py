@@ -16,6 +16,7 @@ import pandas as pd
 
 from icare.pseudonymise import Pseudonymiser
 from icare.sources.spec import SourceSpec
+from icare.vectorised import empty_like
 
 
 class SourceInputError(RuntimeError):
@@ -50,7 +51,7 @@ class RawTable:
     def release(self) -> None:
         """Drop the cells once the table is validated; the row numbers stay for the reconciliation."""
         self.row_numbers = self.frame.index
-        self.frame = self.frame.iloc[:0]
+        self.frame = empty_like(self.frame)  # not a slice, which would keep every cell read
 
     @property
     def rows(self) -> pd.Index:
