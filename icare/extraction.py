@@ -28,6 +28,7 @@ from icare.reading import recognise_table as recognise
 from icare.sources.base import Extraction, InputFile, RawTable
 from icare.sources.spec import SourceSpec
 from icare.validation import validate_table
+from icare.vectorised import empty_like
 
 SchemaFactory = Callable[[str, int], pa.DataFrameSchema]
 Prepare = Callable[[str, pd.DataFrame], pd.DataFrame]
@@ -155,7 +156,7 @@ def _extract_file(
         frame = _with_origin(frame, raw)
         if ok.all():  # the usual case: no copy of a clean table
             result.valid.append((raw.table, frame))
-            result.rejected.append((raw.table, frame.iloc[:0]))
+            result.rejected.append((raw.table, empty_like(frame)))  # a slice would keep the rows
         else:
             result.valid.append((raw.table, frame.loc[ok.to_numpy()]))
             result.rejected.append((raw.table, frame.loc[~ok.to_numpy()]))

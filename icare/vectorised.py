@@ -11,6 +11,20 @@ from pandas.api.types import union_categoricals
 _TEXT = pa.large_string()
 
 
+def empty_like(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame.iloc[:0]`` (same columns and dtypes, no rows) that holds none of ``frame``'s data.
+
+    A zero-row slice of an Arrow-backed column still references the column's buffers, so keeping
+    ``frame.iloc[:0]`` would keep every value of ``frame`` in memory for as long as the slice lives.
+    """
+    empty = pd.DataFrame(
+        {position: pd.Series([], dtype=dtype) for position, dtype in enumerate(frame.dtypes)},
+        index=pd.Index([], dtype=frame.index.dtype, name=frame.index.name),
+    )
+    empty.columns = frame.columns
+    return empty
+
+
 def text_isin(values: pd.Series, allowed: pd.Series | list[str]) -> np.ndarray:
     """``values.isin(allowed)`` for text, in Arrow's hash kernels (nulls are never in the set)."""
     column = pa.array(values, type=_TEXT, from_pandas=True)

@@ -96,3 +96,13 @@ def test_combining_needs_sealed_extractions(returns, source):
     raw = source.extract(files[:1])
     with pytest.raises(ValueError, match="sealed"):
         combine_extractions([raw, raw])
+
+
+def test_harmonising_takes_the_valid_rows_once(returns, source):
+    """The valid rows are handed to harmonisation (so it can free the input as it goes), not kept."""
+    extraction = extract_source(source, source.discover(returns), StepTimer())
+    result = harmonise_source(source, extraction, StepTimer())
+    assert len(result.harmonised.episodes) and extraction.valid == {} and extraction.handed_over
+    assert len(extraction.tables) and len(result.reconciliation)  # what the reconciliation read stays
+    with pytest.raises(ValueError, match="already taken"):
+        harmonise_source(source, extraction, StepTimer())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -13,6 +14,7 @@ from icare.vectorised import (
     concat_encoded,
     decoded,
     decoded_frame,
+    empty_like,
     encoded,
     is_sorted,
     sort_order,
@@ -89,3 +91,23 @@ def test_encoded_text_decodes_ranks_and_concatenates_as_the_plain_text(values, m
 def test_radix_sort_is_a_stable_argsort(span):
     values = np.random.default_rng(span % 1000).integers(-5, span, 5000)
     assert np.array_equal(_stable_argsort(values), np.argsort(values, kind="stable"))
+
+
+def test_empty_like_has_the_columns_and_dtypes_and_keeps_no_value_alive():
+    text = pa.array([f"value {i:08d}" for i in range(200_000)], type=pa.large_string())
+    frame = pd.DataFrame(
+        {
+            "text": pd.Series(text, dtype="str"),
+            "when": pd.Series(np.zeros(len(text), dtype="datetime64[s]")),
+            "n": np.arange(len(text)),
+            "none": None,
+        },
+        index=pd.RangeIndex(2, len(text) + 2, name="row"),
+    )
+    del text
+    held = pa.total_allocated_bytes()
+    empty = empty_like(frame)
+    pd.testing.assert_frame_equal(empty, frame.iloc[:0], check_index_type=False)
+    del frame
+    assert pa.total_allocated_bytes() < held - 2_000_000  # the text was freed, not kept by ``empty``
+    assert empty.index.name == "row" and empty.columns.tolist() == ["text", "when", "n", "none"]

@@ -16,6 +16,7 @@ import pandas as pd
 
 from icare.pseudonymise import Pseudonymiser
 from icare.sources.spec import SourceSpec
+from icare.vectorised import empty_like
 
 
 class SourceInputError(RuntimeError):
@@ -50,7 +51,7 @@ class RawTable:
     def release(self) -> None:
         """Drop the cells once the table is validated; the row numbers stay for the reconciliation."""
         self.row_numbers = self.frame.index
-        self.frame = self.frame.iloc[:0]
+        self.frame = empty_like(self.frame)  # not a slice, which would keep every cell read
 
     @property
     def rows(self) -> pd.Index:
@@ -71,6 +72,19 @@ class Extraction:
     # True once ``Source.seal`` ran: child ids are child keys, other identifiers are dropped or
     # digested, and the quarantine is redacted, so the extraction may be stored between stages.
     pseudonymised: bool = False
+    handed_over: bool = False  # True once ``take_valid`` gave the valid rows to harmonisation
+
+    def take_valid(self) -> dict[str, pd.DataFrame]:
+        """The valid rows, which the extraction then no longer holds (they can be taken once).
+
+        Harmonisation takes them so that its own frames are the only references to the input: each
+        input column is then freed as soon as harmonisation is done with it, rather than the whole
+        input (about 3.5 GB at 5,000,000 episode rows) being held until the harmonised tables exist.
+        """
+        if self.handed_over:
+            raise ValueError(f"{self.source}: the valid rows were already taken by an earlier harmonisation")
+        valid, self.valid, self.handed_over = self.valid, {}, True
+        return valid
 
 
 @dataclass
@@ -117,5 +131,8 @@ class Source(Protocol):
         ...
 
     def harmonise(self, extraction: Extraction) -> Harmonised:
-        """Combine returns, repair, pseudonymise and map every accepted row onto ICare."""
+        """Combine returns, repair, pseudonymise and map every accepted row onto ICare.
+
+        Takes the extraction's valid rows (``Extraction.take_valid``), freeing them as it goes: an
+        extraction is harmonised once."""
         ...

@@ -25,6 +25,7 @@ from icare.codelists import load_codelists
 from icare.concordance import Concordance, load_concordance
 from icare.discovery import discover
 from icare.extraction import ORIGIN_COLUMNS, extract
+from icare.memory import release_unused_memory
 from icare.pseudonymise import KeyedIds, Pseudonymiser
 from icare.sources.base import Extraction, Harmonised, InputFile
 from icare.sources.spec import SourceSpec, load_source_spec
@@ -58,6 +59,17 @@ NATIONAL_COLUMNS = {
 _ENCODED_COLUMNS = ["source", "area_code", "file", "sheet"]
 DIMENSION_TARGETS = ["legal_basis", "provider_sector", "purpose", "duration_intent", "regulated"]
 EPISODE_COMPARE = ["DEC", "RNE", "LS", "CIN", "PLACE", "PLACE_PROVIDER", "REC", "REASON_PLACE_CHANGE", "URN"]
+# The episode columns that ``_finish`` gathers into the harmonised episodes; the others are freed before.
+FINISH_COLUMNS = [
+    "area_code",
+    "collection_year",
+    "child_key",
+    schemas.parsed_date_column("DEC"),
+    *NATIONAL_COLUMNS,
+    "file",
+    "sheet",
+    "row_number",
+]
 
 
 class Ssda903Source:
@@ -150,12 +162,12 @@ class Ssda903Source:
         and are decoded once, in the tables handed back.
         """
         parts = _Parts()
+        valid = extraction.take_valid()  # these frames are then the only references to the input
         tables = {
-            name: (extraction.valid[name] if name in extraction.valid else _empty_valid(name)).reset_index(
-                drop=True
-            )
+            name: (valid.pop(name) if name in valid else _empty_valid(name)).reset_index(drop=True)
             for name in ("header", "uasc", "episodes")
         }
+        del valid
         ids = self._ids(extraction)
         keyed = ids.key_tables(NAME, [(t["area_code"], t["CHILD"]) for t in tables.values()], encoded=True)
         for (name, frame), (keys, ids) in zip(tables.items(), keyed, strict=True):
@@ -216,6 +228,11 @@ class Ssda903Source:
                 "CHILD",
             )
         )
+        # Done with the header and UASC rows, and with every episode column but those ``_finish``
+        # gathers: freed before the superseded rows and the episodes' records are built.
+        del tables, header, uasc
+        episodes = episodes[FINISH_COLUMNS]
+        release_unused_memory()
         # Superseded rows first: their gathers are done before the episodes' records exist (a lower peak).
         superseded = parts.superseded_table()
         return Harmonised(
@@ -451,17 +468,7 @@ class Ssda903Source:
         )
         narrow = narrow.iloc[order]
         rows = row_ids[order]
-        needed = [
-            "area_code",
-            "collection_year",
-            "child_key",
-            schemas.parsed_date_column("DEC"),
-            *NATIONAL_COLUMNS,
-            "file",
-            "sheet",
-            "row_number",
-        ]
-        wide = decoded_frame(episodes[needed].iloc[rows])
+        wide = decoded_frame(episodes[FINISH_COLUMNS].iloc[rows])
         values = mapped[["icare_code", *DIMENSION_TARGETS, "concordance_rule"]].iloc[
             narrow["mapped_at"].to_numpy()
         ]
