@@ -62,7 +62,8 @@ def measure(command: list[str], env: dict[str, str], log: Path) -> dict:
     process.returncode = os.waitstatus_to_exitcode(status)  # already reaped by wait4
     return {
         "wall_s": round(wall, 3),
-        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),  # ru_maxrss is in KiB on Linux
+        # MiB despite the key's name (kept for the earlier lines of results.jsonl); ru_maxrss is in KiB.
+        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
         "exit_code": process.returncode,
     }
 
@@ -148,15 +149,16 @@ def print_table(title: str, rows: int, runs: list[dict], target: tuple[float, in
     wall_t, mem_t = target if target else (None, None)
     print()
     print(title)
-    print(f"{'run':>4} {'wall s':>9} {'peak MB':>9} {'rows/s':>12} {'exit':>5}  wall target   memory target")
+    print(f"{'run':>4} {'wall s':>9} {'peak GB':>9} {'rows/s':>12} {'exit':>5}  wall target   memory target")
     for i, run in enumerate(runs, start=1):
         rate = rows / run["wall_s"] if run["wall_s"] else 0
         wall_txt = f"<= {wall_t:g} s {verdict(run['wall_s'], wall_t)}" if wall_t else "none"
         mem_txt = (
             f"<= {mem_t / GB:g} GB {verdict(run['peak_rss_mb'] * 1024 * 1024, mem_t)}" if mem_t else "none"
         )
+        peak_gb = run["peak_rss_mb"] * 1024 * 1024 / GB
         print(
-            f"{i:>4} {run['wall_s']:>9.2f} {run['peak_rss_mb']:>9.0f} {rate:>12,.0f} {run['exit_code']:>5}  "
+            f"{i:>4} {run['wall_s']:>9.2f} {peak_gb:>9.2f} {rate:>12,.0f} {run['exit_code']:>5}  "
             f"{wall_txt:<13} {mem_txt}"
         )
     if target is None and "icare run" in title:
