@@ -63,6 +63,7 @@ from icare.publish import (
     RUN_SUMMARY,
     data_dictionary,
 )
+from icare.reading import file_sha256
 from icare.reconciliation import OUTCOMES
 from icare.sources.base import Extraction, InputFile, SourceInputError
 from icare.sources.registry import available_sources
@@ -686,14 +687,6 @@ def _parquet_rows(output_dir: Path) -> dict[str, int]:
     return {table: pq.read_metadata(folder / f"{table}.parquet").num_rows for table in published_tables()}
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def release_materialisations(
     result: RunResult, output_dir: Path, classification_version: str
 ) -> Iterator[dg.MaterializeResult]:
@@ -704,7 +697,7 @@ def release_materialisations(
     files = {}
     for table in published_tables():
         path = folder / f"{table}.parquet"
-        files[path.name] = {"bytes": path.stat().st_size, "sha256": _sha256(path)}
+        files[path.name] = {"bytes": path.stat().st_size, "sha256": file_sha256(path)}
         metadata = {
             **common,
             "dagster/row_count": rows[table],
@@ -742,7 +735,7 @@ def controlled_materialisations(
     files = {}
     for table in RELEASE_DESCRIPTIONS:
         path = folder / f"{table}.parquet"
-        files[path.name] = {"bytes": path.stat().st_size, "sha256": _sha256(path)}
+        files[path.name] = {"bytes": path.stat().st_size, "sha256": file_sha256(path)}
         rows = [r for r in summary if r["table_name"] == table]
         metadata = {
             **common,
