@@ -225,7 +225,7 @@ def _distinct_keys(keys: pa.Array) -> tuple[pa.Array, np.ndarray]:
         sample = np.empty(len(uniques), dtype="int64")
         sample[codes] = np.arange(len(codes))  # one row of each group
         groups = words[sample]
-        if all(np.array_equal(groups[:, word][codes], words[:, word]) for word in range(4)):
+        if all(np.array_equal(groups[:, word][codes], words[:, word]) for word in range(words.shape[1])):
             return keys.take(pa.array(sample)), codes
     dictionary = pc.dictionary_encode(keys)
     return dictionary.dictionary, dictionary.indices.to_numpy(zero_copy_only=False)
@@ -234,16 +234,28 @@ def _distinct_keys(keys: pa.Array) -> tuple[pa.Array, np.ndarray]:
 _MIX = np.uint64(0x9E3779B97F4A7C15)  # odd: multiplying by it mixes bits without losing any
 
 
-def _key_words(keys: pa.Array) -> np.ndarray | None:
-    """Keys of exactly 32 bytes as an (n, 4) array of 64-bit words (no copy), else None."""
+_KEY_BYTES = 32  # a child key: 32 hex digits
+
+
+def _key_bytes(keys: pa.Array) -> tuple[int, int] | None:
+    """Where the keys' bytes lie in the text buffer (start, end) when every key is present and exactly
+    ``_KEY_BYTES`` long (then key i is bytes start + 32 i to start + 32 (i + 1)), else None."""
     if keys.null_count or not len(keys) or keys.type != _TEXT:
         return None
     offsets = np.frombuffer(keys.buffers()[1], dtype=np.int64)[keys.offset : keys.offset + len(keys) + 1]
-    if offsets[0] % 8 or not bool((np.diff(offsets) == 32).all()):
+    if not bool((np.diff(offsets) == _KEY_BYTES).all()):
         return None
-    start, end = int(offsets[0]), int(offsets[-1])
+    return int(offsets[0]), int(offsets[-1])
+
+
+def _key_words(keys: pa.Array) -> np.ndarray | None:
+    """Keys of exactly 32 bytes as an (n, 4) array of 64-bit words (no copy), else None."""
+    span = _key_bytes(keys)
+    if span is None or span[0] % 8:
+        return None
+    start, end = span
     words = np.frombuffer(keys.buffers()[2], dtype=np.uint64, count=(end - start) // 8, offset=start)
-    return words.reshape(-1, 4)
+    return words.reshape(-1, _KEY_BYTES // 8)
 
 
 _HEX_DIGITS = np.full(256, 255, dtype=np.uint8)
@@ -253,12 +265,10 @@ _HEX_DIGITS[np.frombuffer(b"0123456789abcdef", dtype=np.uint8)] = np.arange(16, 
 def _hex_words(keys: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
     """Each key as two 64-bit numbers when every key is 32 lowercase hex digits (as child keys are),
     else None. The numbers order as the texts do, and equal numbers are equal keys."""
-    if keys.null_count or not len(keys) or keys.type != _TEXT:
+    span = _key_bytes(keys)
+    if span is None:
         return None
-    offsets = np.frombuffer(keys.buffers()[1], dtype=np.int64)[keys.offset : keys.offset + len(keys) + 1]
-    if not bool((np.diff(offsets) == 32).all()):
-        return None
-    digits = _HEX_DIGITS[np.frombuffer(keys.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]]
+    digits = _HEX_DIGITS[np.frombuffer(keys.buffers()[2], dtype=np.uint8)[span[0] : span[1]]]
     if bool((digits > 15).any()):
         return None
     pairs = digits.reshape(-1, 16, 2)
