@@ -34,10 +34,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import yaml
 
-from icare.vectorised import categorical
+from icare.vectorised import categorical, looked_up
 
 CONFIG_FILE = "concordance.yaml"
 NONE_TOKEN = "(none)"
@@ -586,11 +585,7 @@ def _last_text(last: pd.Series) -> pd.Series:
 def _decode(vocab: list[str], idx: np.ndarray, index: pd.Index, encoded: bool = False) -> pd.Series:
     """Integer codes into ``vocab`` (-1 = null) -> a ``str`` Series (an Arrow ``take``: fast), or
     the codes as a categorical over ``vocab`` when ``encoded``."""
-    if encoded:
-        return categorical(idx, vocab, index)
-    dictionary = pa.array(vocab, type=pa.string())
-    indices = pa.array(idx.astype(np.int32), mask=idx < 0, type=pa.int32())
-    return pd.Series(dictionary.take(indices), index=index, dtype="str")
+    return categorical(idx, vocab, index) if encoded else looked_up(vocab, idx, index)
 
 
 def _empty_unmapped() -> pd.DataFrame:

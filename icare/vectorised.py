@@ -125,7 +125,7 @@ def text_categories(categories: pa.Array | list[str]) -> pd.CategoricalDtype:
     return pd.CategoricalDtype(pd.Index(categories, dtype="str"))
 
 
-def looked_up(table: pd.Series, codes: np.ndarray, index: pd.Index | None = None) -> pd.Series:
+def looked_up(table: pd.Series | list[str], codes: np.ndarray, index: pd.Index | None = None) -> pd.Series:
     """``table`` (text, a few values) at each of ``codes`` (-1 gives null), as a plain ``str`` column."""
     dictionary = pa.array(table, type=_TEXT, from_pandas=True)
     return pd.Series(dictionary.take(pa.array(codes, mask=codes < 0)), index=index, dtype="str", copy=False)
