@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from icare.sources.base import RawTable
+from icare.vectorised import min_max_by
 from schemas.outputs import column_names
 
 KEY = ["file", "sheet", "row_number"]
@@ -97,10 +98,7 @@ def _count_dense(parts: list[pd.DataFrame]) -> pd.DataFrame | None:
     if not pairs:
         return None
     pair, rows, outcome = (np.concatenate(p) for p in (pair_parts, row_parts, outcome_parts))
-    lowest = np.full(len(pairs), np.iinfo("int64").max)
-    highest = np.full(len(pairs), np.iinfo("int64").min)
-    np.minimum.at(lowest, pair, rows)
-    np.maximum.at(highest, pair, rows)
+    lowest, highest = min_max_by(pair, rows, len(pairs))
     spans = highest - lowest + 1
     if int(spans.sum()) > 2 * len(rows) + 1_000_000:
         return None

@@ -167,3 +167,13 @@ def text_rank(values: pd.Series) -> np.ndarray:
         rank = pd.factorize(pd.Series(values.cat.categories), sort=True)[0]
         return np.append(rank, -1)[values.cat.codes.to_numpy()]
     return pd.factorize(values, sort=True, use_na_sentinel=True)[0]
+
+
+def min_max_by(groups: np.ndarray, values: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Smallest and largest integer value of each group, for groups numbered 0 to ``size - 1``
+    (arrays indexed by group; a group without rows keeps the int64 extremes)."""
+    lowest = np.full(size, np.iinfo("int64").max)
+    highest = np.full(size, np.iinfo("int64").min)
+    np.minimum.at(lowest, groups, values)
+    np.maximum.at(highest, groups, values)
+    return lowest, highest

@@ -17,6 +17,7 @@ from icare.vectorised import (
     empty_like,
     encoded,
     is_sorted,
+    min_max_by,
     sort_order,
     text_rank,
 )
@@ -111,3 +112,11 @@ def test_empty_like_has_the_columns_and_dtypes_and_keeps_no_value_alive():
     del frame
     assert pa.total_allocated_bytes() < held - 2_000_000  # the text was freed, not kept by ``empty``
     assert empty.index.name == "row" and empty.columns.tolist() == ["text", "when", "n", "none"]
+
+
+def test_min_max_by_gives_each_groups_extremes_and_leaves_empty_groups_at_the_bounds():
+    groups = np.array([2, 0, 2, 2, 0])
+    values = np.array([7, -3, 1, 9, 4])
+    lowest, highest = min_max_by(groups, values, 4)
+    assert lowest.tolist() == [-3, np.iinfo("int64").max, 1, np.iinfo("int64").max]
+    assert highest.tolist() == [4, np.iinfo("int64").min, 9, np.iinfo("int64").min]

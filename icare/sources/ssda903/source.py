@@ -36,6 +36,7 @@ from icare.vectorised import (
     decoded_frame,
     encoded,
     looked_up,
+    min_max_by,
     positions_in,
     text_isin,
     text_rank,
@@ -531,12 +532,7 @@ class _Children:
 
 def _year_span(child_ids: np.ndarray, years: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """First and last collection year of each child id (dense arrays indexed by id)."""
-    size = int(child_ids.max()) + 1 if len(child_ids) else 0
-    first = np.full(size, np.iinfo("int64").max)
-    last = np.full(size, np.iinfo("int64").min)
-    np.minimum.at(first, child_ids, years)
-    np.maximum.at(last, child_ids, years)
-    return first, last
+    return min_max_by(child_ids, years, int(child_ids.max()) + 1 if len(child_ids) else 0)
 
 
 def _child_ids_of(keys: pd.Series, reference: pd.DataFrame) -> np.ndarray:
