@@ -143,14 +143,17 @@ class Ssda903Source:
         """
         if extraction.pseudonymised:
             return extraction
-        frames = [*extraction.valid.items(), *extraction.rejected.items()]
-        keyed = self.pseudonymiser.key_tables(NAME, [(f["area_code"], f["CHILD"]) for _, f in frames])
+        frames = [*extraction.valid.values(), *extraction.rejected.values()]
+        # Text keys (not a categorical): harmonisation reads them as Arrow text (``key_tables``).
+        tables = [(decoded(frame["area_code"]), frame["CHILD"]) for frame in frames]
+        keys = [key for key, _ in self.pseudonymiser.key_tables(NAME, tables)]
         # Every table's DOB digested in one pass (each distinct date of birth hashed once).
-        with_dob = [frame for _, frame in frames if "DOB" in frame.columns]
-        digests = iter(self.pseudonymiser.values_of([frame["DOB"] for frame in with_dob]))
-        sealed: list[pd.DataFrame] = []
-        for (_, frame), (keys, _) in zip(frames, keyed, strict=True):
-            sealed.append(self._sealed_frame(frame, keys, next(digests) if "DOB" in frame.columns else None))
+        with_dob = [frame["DOB"] for frame in frames if "DOB" in frame.columns]
+        digests = iter(_digested(with_dob, self.pseudonymiser))
+        sealed = [
+            self._sealed_frame(frame, key, next(digests) if "DOB" in frame.columns else None)
+            for frame, key in zip(frames, keys, strict=True)
+        ]
         valid = dict(zip(extraction.valid, sealed[: len(extraction.valid)], strict=True))
         rejected = dict(zip(extraction.rejected, sealed[len(extraction.valid) :], strict=True))
         records = quarantine.redact(
@@ -167,8 +170,8 @@ class Ssda903Source:
             columns["DOB"] = dob.array
             parsed = schemas.parsed_date_column("DOB")
             if parsed in frame.columns:
-                month = frame[parsed].dt.to_period("M").dt.to_timestamp()
-                columns[parsed] = month.astype(frame[parsed].dtype)
+                dates = frame[parsed].to_numpy()  # the first of the month, in the column's own unit
+                columns[parsed] = dates.astype("datetime64[M]").astype(dates.dtype)
         return frame.drop(columns=dropped).assign(**columns)
 
     # -- harmonisation ----------------------------------------------------------------------
@@ -532,6 +535,21 @@ class Ssda903Source:
             copy=False,
         )
         return out
+
+
+def _digested(columns: list[pd.Series], pseudonymiser: Pseudonymiser) -> list[pd.Series]:
+    """Each column's keyed digests, every distinct value of them all hashed once. A categorical
+    column stays one: its categories are digested (distinct values have distinct digests)."""
+    distinct = [pd.Series(c.cat.categories) if _is_encoded(c) else c for c in columns]
+    hashed = pseudonymiser.values_of(distinct)
+    return [
+        categorical(c.cat.codes.to_numpy(), pa_arrow.array(h), c.index) if _is_encoded(c) else h
+        for c, h in zip(columns, hashed, strict=True)
+    ]
+
+
+def _is_encoded(column: pd.Series) -> bool:
+    return isinstance(column.dtype, pd.CategoricalDtype)
 
 
 @dataclass
