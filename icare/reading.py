@@ -72,7 +72,9 @@ def read_csv_text(path: Path) -> pd.DataFrame:
                 path,
                 read_options=pacsv.ReadOptions(encoding=encoding, column_names=names, skip_rows=1),
                 convert_options=pacsv.ConvertOptions(
-                    column_types=dict.fromkeys(names, pa.string()),
+                    # Large strings, as pandas holds text: the frame then wraps the parsed
+                    # columns instead of copying every value into them.
+                    column_types=dict.fromkeys(names, pa.large_string()),
                     strings_can_be_null=True,
                     null_values=[""],
                     quoted_strings_can_be_null=True,
