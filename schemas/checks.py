@@ -21,11 +21,23 @@ _REGEX_SPACE = " \t\n\f\r"  # RE2's \s: the white space a value must not start o
 def parse_text_dates(values: pd.Series, pattern: str, fmt: str) -> pd.Series:
     """Parse text dates strictly: the pattern must match exactly and the date must exist.
 
-    Arrow's strptime rolls 31/02 into March, so a parsed date must also keep the day and month it
-    was written with (read back from the text at their positions in ``fmt``). Vectorised in Arrow:
-    about 0.2 s per million values.
+    Each distinct text is parsed once (a column of dates repeats a few thousand values) and the
+    dates are spread back to the rows by position. Vectorised in Arrow.
     """
     text = pa_arrow.array(values, type=pa_arrow.large_string(), from_pandas=True)
+    if isinstance(text, pa_arrow.ChunkedArray):
+        text = text.combine_chunks()
+    distinct = pc.dictionary_encode(text)
+    dates = _parsed(distinct.dictionary, pattern, fmt).take(distinct.indices)
+    return pd.Series(dates.to_numpy(zero_copy_only=False), index=values.index, name=values.name)
+
+
+def _parsed(text: pa_arrow.Array, pattern: str, fmt: str) -> pa_arrow.Array:
+    """``text`` as dates (seconds), null where it is not a date written as ``fmt``.
+
+    Arrow's strptime rolls 31/02 into March, so a parsed date must also keep the day and month it
+    was written with (read back from the text at their positions in ``fmt``).
+    """
     parsed = pc.strptime(text, format=fmt, unit="s", error_is_null=True)
     valid = pc.fill_null(
         pc.and_(pc.match_substring_regex(text, f"^(?:{pattern})$"), pc.is_valid(parsed)), False
@@ -36,8 +48,7 @@ def parse_text_dates(values: pd.Series, pattern: str, fmt: str) -> pd.Series:
             continue
         digits = pc.if_else(valid, pc.utf8_slice_codeunits(text, position, position + 2), "0")
         valid = pc.and_(valid, pc.fill_null(pc.equal(part(parsed), pc.cast(digits, pa_arrow.int64())), False))
-    dates = pc.if_else(valid, parsed, pa_arrow.scalar(None, parsed.type))
-    return pd.Series(dates.to_numpy(zero_copy_only=False), index=values.index, name=values.name)
+    return pc.if_else(valid, parsed, pa_arrow.scalar(None, parsed.type))
 
 
 _FIELD_WIDTHS = {"%Y": 4, "%y": 2, "%d": 2, "%m": 2, "%H": 2, "%M": 2, "%S": 2}

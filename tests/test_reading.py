@@ -102,3 +102,19 @@ def test_unparseable_csv_names_the_line_without_quoting_it(tmp_path):
         read_csv_text(path)
     assert "line 3 has 2 fields where the header has 3" in str(error.value)
     assert "0042" not in str(error.value) and "AB1" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "rows"),
+    [
+        ("CHILD,SEX\r\n1,1\r\n2,2\r\n", [2, 3]),  # CRLF, no empty line
+        ("CHILD,SEX\n1,1\n2,2", [2, 3]),  # no line break after the last row
+        ("CHILD,SEX\n1,1\r\n\r\n2,2\n", [2, 4]),  # LF and CRLF, an empty CRLF line
+        ("CHILD,SEX\n1,1\n2,2\n\n\n", [2, 3]),  # empty lines at the end only
+        ("CHILD,SEX\r\n\r\n1,1\n2,2\r\n", [3, 4]),  # an empty line before the first row
+    ],
+)
+def test_csv_row_numbers_follow_the_lines_of_the_file(tmp_path, text, rows):
+    path = tmp_path / "e.csv"
+    path.write_bytes(text.encode())
+    assert read_csv_text(path).index.tolist() == rows
