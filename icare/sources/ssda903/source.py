@@ -32,10 +32,9 @@ from icare.sources.spec import SourceSpec, load_source_spec
 from icare.vectorised import (
     categorical,
     concat_encoded,
+    constant,
     decoded,
-    decoded_frame,
     encoded,
-    looked_up,
     min_max_by,
     positions_in,
     text_isin,
@@ -297,22 +296,25 @@ class Ssda903Source:
             },
             copy=False,
         )
+        # Text left encoded (categoricals) until the write: the table is held through the statistics.
+        index = pd.RangeIndex(len(latest))
         table = pd.DataFrame(
             {
-                "source": NAME,
-                "country": self.spec.country,
-                "area_code": decoded(latest["area_code"]).array,
-                "child_key": decoded(latest["child_key"]).array,
-                "sex": sex.array,
+                "source": constant(NAME, index),
+                "country": constant(self.spec.country, index),
+                "area_code": latest["area_code"].array,
+                "child_key": latest["child_key"].array,
+                "sex": attributes["sex"].array,
                 "birth_month": attributes["birth_month"].array,
-                "ethnicity": decoded(latest["ETHNIC"]).array,
+                "ethnicity": latest["ETHNIC"].array,
                 "uasc": attributes["uasc"].to_numpy(),
                 "first_collection_year": first_year[latest["child_id"].to_numpy()],
                 "last_collection_year": last_year[latest["child_id"].to_numpy()],
-                "file": decoded(latest["file"]).array,
-                "sheet": decoded(latest["sheet"]).array,
+                "file": latest["file"].array,
+                "sheet": latest["sheet"].array,
                 "row_number": latest["row_number"].array,
             },
+            index=index,
             copy=False,
         )
         return _Children(
@@ -460,6 +462,8 @@ class Ssda903Source:
 
         Sorted on integers: the area's rank and ``child_id`` (ids follow the order of the child
         keys) instead of the text columns. Only the columns published are gathered, by position.
+        Text stays dictionary-encoded (categoricals) in the table handed back: it is held until the
+        write, which decodes it (``schemas.outputs.to_arrow``), at about a third of the memory.
         """
         row_ids = narrow["row_id"].to_numpy()
         area_rank = text_rank(episodes["area_code"])
@@ -469,22 +473,22 @@ class Ssda903Source:
         )
         narrow = narrow.iloc[order]
         rows = row_ids[order]
-        wide = decoded_frame(episodes[FINISH_COLUMNS].iloc[rows])
+        wide = episodes[FINISH_COLUMNS].iloc[rows]
         values = mapped[["icare_code", *DIMENSION_TARGETS, "concordance_rule"]].iloc[
             narrow["mapped_at"].to_numpy()
         ]
-        child = decoded_frame(children.attributes.iloc[children.position_of(narrow["child_id"].to_numpy())])
+        child = children.attributes.iloc[children.position_of(narrow["child_id"].to_numpy())]
         # The levels of each distinct code, then one gather by the codes.
         codes = values["icare_code"].cat
         per_code = with_level_columns(
             self.classification.level_columns(pd.Series(codes.categories)), "icare_level"
         )
-        levels = {c: looked_up(per_code[c], codes.codes.to_numpy()) for c in per_code.columns}
-        values = decoded_frame(values)
+        index = pd.RangeIndex(len(narrow))
+        levels = {c: _spread(per_code[c], codes.codes.to_numpy(), index) for c in per_code.columns}
         out = pd.DataFrame(
             {
-                "source": NAME,
-                "country": self.spec.country,
+                "source": constant(NAME, index),
+                "country": constant(self.spec.country, index),
                 "area_code": wide["area_code"].array,
                 "collection_year": wide["collection_year"].array,
                 "child_key": wide["child_key"].array,
@@ -495,22 +499,22 @@ class Ssda903Source:
                 "episode_start": narrow["episode_start"].array,
                 "episode_end": narrow["episode_end"].array,
                 "episode_end_reported": wide[schemas.parsed_date_column("DEC")].array,
-                "episode_end_type": narrow["episode_end_type"].array,
-                "new_episode_type": narrow["new_episode_type"].array,
-                "exit_destination": narrow["exit_destination"].array,
+                **{c: encoded(narrow[c]).array for c in ("episode_end_type", "new_episode_type")},
+                "exit_destination": encoded(narrow["exit_destination"]).array,
                 **{harmonised: wide[national].array for national, harmonised in NATIONAL_COLUMNS.items()},
                 "icare_code": values["icare_code"].array,
                 **{column: level.array for column, level in levels.items()},
                 **{target: values[target].array for target in DIMENSION_TARGETS},
                 "concordance_rule": values["concordance_rule"].array,
-                "repair_rule": narrow["repair_rule"].array,
+                "repair_rule": encoded(narrow["repair_rule"]).array,
                 "overlaps_next": narrow["overlaps_next"].array,
                 "file": wide["file"].array,
                 "sheet": wide["sheet"].array,
                 "row_number": wide["row_number"].array,
-                "classification_version": self.classification.version_id,
-                "concordance_version": self.concordance.version_id,
+                "classification_version": constant(self.classification.version_id, index),
+                "concordance_version": constant(self.concordance.version_id, index),
             },
+            index=index,
             copy=False,
         )
         return out
@@ -548,6 +552,13 @@ def _child_ids_of(keys: pd.Series, reference: pd.DataFrame) -> np.ndarray:
     return np.where(present[ids], ids, -1)
 
 
+def _spread(per_code: pd.Series, codes: np.ndarray, index: pd.Index) -> pd.Series:
+    """``per_code`` (text per category, values may repeat) at each row's category code, encoded:
+    a categorical over its distinct values (-1, and a missing value, give missing)."""
+    value_codes, distinct = pd.factorize(per_code, use_na_sentinel=True)
+    return categorical(np.append(value_codes, -1)[codes], list(distinct), index)
+
+
 def _origin_rows(frame: pd.DataFrame, row_ids: np.ndarray) -> pd.DataFrame:
     return frame[["file", "sheet", "row_number", "table_name"]].iloc[row_ids]
 
@@ -573,7 +584,7 @@ class _Parts:
                     {
                         **{c: rows[c].array for c in ORIGIN_COLUMNS},
                         "table_name": rows["table_name"].array,
-                        "reason": split.superseded["reason"].array,
+                        "reason": encoded(split.superseded["reason"]).array,
                         "kept_file": kept["file"].array,
                         "kept_sheet": kept["sheet"].array,
                         "kept_row_number": kept["row_number"].array,
@@ -590,7 +601,8 @@ class _Parts:
         """The superseded rows in their published order (source, file, sheet, row number).
 
         Sorted while the text is still encoded, on the ranks of the few distinct values, so the
-        rows are gathered as integers and the published table needs no sort of its own.
+        rows are gathered as integers and the published table needs no sort of its own. The text
+        stays encoded (categoricals) until the write: the table is held through the statistics.
         """
         columns = column_names("superseded")
         if not self.superseded:
@@ -606,8 +618,7 @@ class _Parts:
             }
         )
         order = episode_rules.stable_order(ranks, list(ranks.columns))
-        table = table.iloc[order].reset_index(drop=True)
-        return decoded_frame(table)[columns]
+        return table.iloc[order].reset_index(drop=True)[columns]  # decoded when written
 
 
 def _end_type(end: pd.Series, exit_destination: pd.Series) -> pd.Series:
