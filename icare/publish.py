@@ -19,6 +19,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from icare.vectorised import plain_text
 from schemas.outputs import RELEASE_SCHEMA, RELEASE_TABLES, TABLES, release_name, to_arrow
 
 DATABASE = "icare.duckdb"
@@ -29,6 +30,8 @@ RUN_SUMMARY = "run.json"
 RELEASE_DIR = "release"
 RELEASE_SUMMARY = "disclosure.json"
 MANAGED = (DATABASE, PARQUET_DIR, RUN_SUMMARY, RELEASE_DIR)
+# Rows per Parquet row group: pyarrow's default (``pq.write_table``), so the files are laid out as before.
+ROW_GROUP_ROWS = 1024 * 1024
 # What one row of ``data_dictionary`` is (the other tables' descriptions: schemas.outputs.TABLE_DESCRIPTIONS).
 DATA_DICTIONARY_DESCRIPTION = (
     "published column: `table_name`, `column_name`, `type`, `nullable`, `description` "
@@ -94,7 +97,9 @@ def _write_tables(
     """Each table validated and converted once, then written to Parquet and DuckDB side by side.
 
     One table at a time, so only one Arrow copy is in memory; its Parquet file is written in a
-    second thread while DuckDB loads the same Arrow data (both release the interpreter lock).
+    second thread while DuckDB loads the same Arrow data (both release the interpreter lock). Text
+    held dictionary-encoded stays so: DuckDB reads it as VARCHAR, and the Parquet file is written
+    one row group at a time, each decoded on its own (``_write_parquet``).
     """
     connection = duckdb.connect(str(database))
     # DuckDB may then load a table's rows in parallel, in any order: about twice as fast, and the
@@ -109,11 +114,9 @@ def _write_tables(
         with ThreadPoolExecutor(max_workers=1) as writer:
             for name, frame in [*frames.items(), ("data_dictionary", None)]:
                 table = (
-                    data_dictionary() if frame is None else to_arrow(frame, name)
+                    data_dictionary() if frame is None else to_arrow(frame, name, encoded=True)
                 ).replace_schema_metadata(release)
-                parquet = writer.submit(
-                    pq.write_table, table, parquet_dir / f"{name}.parquet", compression="zstd"
-                )
+                parquet = writer.submit(_write_parquet, table, parquet_dir / f"{name}.parquet")
                 connection.register("incoming", table)
                 # Table names are the project's own constants (schemas.outputs.TABLES), never user input.
                 connection.execute(f'CREATE TABLE "{name}" AS SELECT * FROM incoming')
@@ -122,6 +125,16 @@ def _write_tables(
         connection.execute("CHECKPOINT")
     finally:
         connection.close()
+
+
+def _write_parquet(table: pa.Table, path: Path) -> None:
+    """``pq.write_table(plain_text(table), path, compression="zstd")``, the same file, with only one
+    row group's text decoded at a time: decoding a whole table of millions of episodes at once
+    would hold a second, plain copy of it (1.3 GB at 5,000,000 episode rows)."""
+    plain = plain_text(table.schema.empty_table()).schema
+    with pq.ParquetWriter(path, plain, compression="zstd") as parquet:
+        for start in range(0, max(table.num_rows, 1), ROW_GROUP_ROWS):
+            parquet.write_table(plain_text(table.slice(start, ROW_GROUP_ROWS)))
 
 
 def _write_release(

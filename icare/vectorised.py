@@ -48,7 +48,9 @@ def sort_order(*columns: pd.Series) -> np.ndarray:
     """
     keys = []
     for column in columns:
-        if column.dtype.kind == "M":
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            keys.append(text_rank(column))  # -1 (null) sorts first
+        elif column.dtype.kind == "M":
             keys.append(column.to_numpy())  # NaT is the smallest datetime64
         elif column.dtype.kind in "iufb":
             values = column.astype("float64").to_numpy()
@@ -62,13 +64,16 @@ def is_sorted(*columns: pd.Series) -> bool:
     """True when the rows are already in ``sort_order``'s order (so sorting would not move them).
 
     One pass of element-wise comparisons of each row with the one before, far cheaper than ranking
-    text. Missing text comes first, as in ``sort_order``; a number or date column with missing
-    values gives False, leaving the decision to ``sort_order``.
+    text (a categorical compares the ranks of its categories). Missing text comes first, as in
+    ``sort_order``; a number or date column with missing values gives False, leaving the decision to
+    ``sort_order``.
     """
     if not columns or len(columns[0]) < 2:
         return True
     undecided = np.ones(len(columns[0]) - 1, dtype=bool)  # rows equal to the previous one so far
     for column in columns:
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            column = pd.Series(text_rank(column), copy=False)  # integers, missing (-1) first
         if column.dtype.kind in "iufbM":
             if column.isna().any():
                 return False
@@ -146,17 +151,37 @@ def decoded_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(**text) if text else frame
 
 
+def plain_text(table: pd.DataFrame | pa.Table) -> pd.DataFrame | pa.Table:
+    """``table`` with dictionary-encoded text (pandas categoricals, Arrow dictionaries) decoded."""
+    if isinstance(table, pd.DataFrame):
+        return decoded_frame(table)
+    fields = [
+        field.with_type(field.type.value_type) if pa.types.is_dictionary(field.type) else field
+        for field in table.schema
+    ]
+    return table.cast(pa.schema(fields, metadata=table.schema.metadata))
+
+
 def concat_encoded(frames: list[pd.DataFrame]) -> pd.DataFrame:
     """``pd.concat(frames, ignore_index=True)``, keeping a column categorical when it is in every frame
-    (pandas turns categoricals with different categories into Python objects)."""
+    (categories unioned: pandas turns categoricals with different categories into Python objects);
+    a column categorical in only some frames is decoded to plain text in those."""
     columns = {}
     for column in frames[0].columns:
         parts = [frame[column] for frame in frames]
-        if all(isinstance(part.dtype, pd.CategoricalDtype) for part in parts):
+        encoded_parts = [isinstance(part.dtype, pd.CategoricalDtype) for part in parts]
+        if all(encoded_parts):
             columns[column] = pd.Series(union_categoricals([part.array for part in parts]), copy=False)
-        else:
-            columns[column] = pd.concat(parts, ignore_index=True)
+            continue
+        if any(encoded_parts):
+            parts = [decoded(part) for part in parts]
+        columns[column] = pd.concat(parts, ignore_index=True)
     return pd.DataFrame(columns, copy=False)
+
+
+def constant(value: str, index: pd.Index) -> pd.Series:
+    """The same text on every row, as a categorical: one byte per row instead of a string each."""
+    return categorical(np.zeros(len(index), dtype="int8"), [value], index)
 
 
 def text_rank(values: pd.Series) -> np.ndarray:
@@ -164,7 +189,11 @@ def text_rank(values: pd.Series) -> np.ndarray:
     ``pd.factorize(values, sort=True)`` numbers them; for a categorical only its categories are
     ranked."""
     if isinstance(values.dtype, pd.CategoricalDtype):
-        rank = pd.factorize(pd.Series(values.cat.categories), sort=True)[0]
+        categories = values.cat.categories
+        if categories.is_monotonic_increasing:  # e.g. the child keys: no sort of the categories
+            rank = np.arange(len(categories))
+        else:
+            rank = pd.factorize(pd.Series(categories), sort=True)[0]
         return np.append(rank, -1)[values.cat.codes.to_numpy()]
     return pd.factorize(values, sort=True, use_na_sentinel=True)[0]
 

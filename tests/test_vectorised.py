@@ -18,6 +18,7 @@ from icare.vectorised import (
     encoded,
     is_sorted,
     min_max_by,
+    plain_text,
     sort_order,
     text_rank,
 )
@@ -120,3 +121,44 @@ def test_min_max_by_gives_each_groups_extremes_and_leaves_empty_groups_at_the_bo
     lowest, highest = min_max_by(groups, values, 4)
     assert lowest.tolist() == [-3, np.iinfo("int64").max, 1, np.iinfo("int64").max]
     assert highest.tolist() == [4, np.iinfo("int64").min, 9, np.iinfo("int64").min]
+
+
+@settings(max_examples=300, deadline=None)
+@given(ROWS, st.booleans())
+def test_encoded_text_sorts_as_the_plain_text_whatever_the_order_of_its_categories(rows, sorted_categories):
+    """Categories in order of first appearance (``encoded``) or already sorted (ranked without a sort)."""
+    frame = pd.DataFrame(rows, columns=["text", "number", "date"]).astype({"text": "str", "number": "int64"})
+    text = encoded(frame["text"])
+    if sorted_categories:
+        text = text.cat.reorder_categories(sorted(text.cat.categories))
+    for plain, coded in (
+        ([frame["text"]], [text]),
+        ([frame["number"], frame["text"]], [frame["number"], text]),
+    ):
+        assert np.array_equal(sort_order(*coded), sort_order(*plain))
+        assert is_sorted(*coded) == is_sorted(*plain)
+        order = sort_order(*plain)
+        assert is_sorted(*(c.iloc[order] for c in coded))
+
+
+def test_concatenating_text_encoded_in_some_frames_only_gives_plain_text():
+    coded = pd.DataFrame({"t": encoded(pd.Series(["b", None, "a"], dtype="str")), "n": [1, 2, 3]})
+    plain = pd.DataFrame({"t": pd.Series(["c", "a"], dtype="str"), "n": [4, 5]})
+    both = concat_encoded([coded, plain])
+    assert both["t"].dtype == "str"
+    assert both["t"].tolist()[:1] + both["t"].tolist()[2:] == ["b", "a", "c", "a"]
+    assert both["t"].isna().tolist() == [False, True, False, False, False]
+    assert both["n"].tolist() == [1, 2, 3, 4, 5]
+
+
+def test_plain_text_decodes_arrow_dictionaries_and_keeps_the_schema():
+    dictionary = pa.DictionaryArray.from_arrays(
+        pa.array([1, None, 0], pa.int8()), pa.array(["x", "y", "unused"])
+    )
+    schema = pa.schema(
+        [pa.field("t", dictionary.type, nullable=True), pa.field("n", pa.int64(), nullable=False)]
+    )
+    table = pa.table({"t": dictionary, "n": pa.array([1, 2, 3])}, schema=schema)
+    plain = plain_text(table)
+    assert plain.schema == pa.schema([pa.field("t", pa.string()), pa.field("n", pa.int64(), nullable=False)])
+    assert plain["t"].to_pylist() == ["y", None, "x"]

@@ -32,10 +32,9 @@ from icare.sources.spec import SourceSpec, load_source_spec
 from icare.vectorised import (
     categorical,
     concat_encoded,
+    constant,
     decoded,
-    decoded_frame,
     encoded,
-    looked_up,
     min_max_by,
     positions_in,
     text_isin,
@@ -197,18 +196,27 @@ class Ssda903Source:
             frame["table_name"] = categorical(np.zeros(len(frame), dtype="int8"), [name], frame.index)
             frame["child_key"] = keys  # categorical over the sorted keys: its codes are the child ids
             frame["child_id"] = ids
-        header, uasc, episodes = tables["header"], tables["uasc"], tables["episodes"]
-
-        children = self._children(header, uasc, parts)
+            if extraction.pseudonymised:  # CHILD is then the child key: the same text, encoded
+                frame["CHILD"] = keys
+        del keyed, keys, ids
+        # Freed pages handed back at the steps that free most: the freed text columns, the header
+        # rows, the episodes' copies compared and sorted while de-duplicating them (1M rows: the
+        # harmonisation's peak about 0.2 GB lower; each release takes milliseconds).
+        release_unused_memory()
+        episodes = tables["episodes"]
+        children, header_rows = self._children(tables.pop("header"), tables.pop("uasc"), parts)
+        release_unused_memory()
         narrow = self._narrow(episodes, extraction.rejected.get("episodes"))
         split = episode_rules.resolve_duplicates(narrow, episode_rules.EPISODE, episodes[EPISODE_COMPARE])
         parts.add(split, episodes)
+        release_unused_memory()
         narrow = self._drop_older_versions_of_rejected(split.kept, episodes, extraction, parts)
         narrow = self._drop_children_without_header(narrow, episodes, children, extraction, parts)
         # Mapped after de-duplication: only the rows that stand for an episode are mapped, and a
         # latest row with an unmapped code is quarantined while its older versions stay superseded.
         mapped = self._map(episodes, narrow["row_id"].to_numpy(), parts)
         narrow = self._with_mapping(narrow, mapped)
+        release_unused_memory()
         # A child with rows rejected in a return (at validation, as conflicting copies, or unmapped)
         # has its older open episodes held back rather than closed by a guess.
         rejected_here = np.concatenate(
@@ -230,27 +238,14 @@ class Ssda903Source:
         narrow = repaired.kept
         narrow["overlaps_next"] = episode_rules.flag_overlaps(narrow)
 
-        uasc_known = np.isin(uasc["child_id"].to_numpy(), children.ids)
         # Only the reconciliation reads these: left encoded, which it counts without decoding.
         accepted = concat_encoded(
-            [
-                _origin_rows(episodes, narrow["row_id"].to_numpy()),
-                _origin_rows(header, children.row_ids),
-                _origin_rows(uasc, np.flatnonzero(uasc_known)),
-            ]
+            [_origin_rows(episodes, narrow["row_id"].to_numpy()), *header_rows.accepted]
         )
-        parts.rejected.append(
-            _for_rows(
-                uasc.loc[~uasc_known],
-                "CHILD",
-                "missing_header",
-                "the UASC row's child has no valid header row in any return",
-                "CHILD",
-            )
-        )
-        # Done with the header and UASC rows, and with every episode column but those ``_finish``
-        # gathers: freed before the superseded rows and the episodes' records are built.
-        del tables, header, uasc
+        parts.rejected.append(header_rows.uasc_rejected)
+        # Done with every episode column but those ``_finish`` gathers: freed before the superseded
+        # rows and the episodes' records are built.
+        del tables
         episodes = episodes[FINISH_COLUMNS]
         release_unused_memory()
         # Superseded rows first: their gathers are done before the episodes' records exist (a lower peak).
@@ -276,7 +271,26 @@ class Ssda903Source:
             return [*NATIONAL_COLUMNS, *self.concordance.input_columns]
         return ["SEX", "ETHNIC"] if table == "header" else []
 
-    def _children(self, header: pd.DataFrame, uasc: pd.DataFrame, parts: _Parts) -> _Children:
+    def _children(
+        self, header: pd.DataFrame, uasc: pd.DataFrame, parts: _Parts
+    ) -> tuple[_Children, _HeaderRows]:
+        """One row per child, and what the header and UASC rows leave for later steps (so the rows
+        themselves are freed before the episodes are harmonised)."""
+        children = self._children_table(header, uasc, parts)
+        uasc_known = np.isin(uasc["child_id"].to_numpy(), children.ids)
+        rows = _HeaderRows(
+            accepted=[_origin_rows(header, children.row_ids), _origin_rows(uasc, np.flatnonzero(uasc_known))],
+            uasc_rejected=_for_rows(
+                uasc.loc[~uasc_known],
+                "CHILD",
+                "missing_header",
+                "the UASC row's child has no valid header row in any return",
+                "CHILD",
+            ),
+        )
+        return children, rows
+
+    def _children_table(self, header: pd.DataFrame, uasc: pd.DataFrame, parts: _Parts) -> _Children:
         """One row per child: the latest return's header wins; UASC in any return flags the child."""
         narrow = header[["child_id", "collection_year"]].assign(row_id=np.arange(len(header)))
         split = episode_rules.resolve_duplicates(
@@ -316,22 +330,25 @@ class Ssda903Source:
             },
             copy=False,
         )
+        # Text left encoded (categoricals) until the write: the table is held through the statistics.
+        index = pd.RangeIndex(len(latest))
         table = pd.DataFrame(
             {
-                "source": NAME,
-                "country": self.spec.country,
-                "area_code": decoded(latest["area_code"]).array,
-                "child_key": decoded(latest["child_key"]).array,
-                "sex": sex.array,
+                "source": constant(NAME, index),
+                "country": constant(self.spec.country, index),
+                "area_code": latest["area_code"].array,
+                "child_key": latest["child_key"].array,
+                "sex": attributes["sex"].array,
                 "birth_month": attributes["birth_month"].array,
-                "ethnicity": decoded(latest["ETHNIC"]).array,
+                "ethnicity": latest["ETHNIC"].array,
                 "uasc": attributes["uasc"].to_numpy(),
                 "first_collection_year": first_year[latest["child_id"].to_numpy()],
                 "last_collection_year": last_year[latest["child_id"].to_numpy()],
-                "file": decoded(latest["file"]).array,
-                "sheet": decoded(latest["sheet"]).array,
+                "file": latest["file"].array,
+                "sheet": latest["sheet"].array,
                 "row_number": latest["row_number"].array,
             },
+            index=index,
             copy=False,
         )
         return _Children(
@@ -479,6 +496,8 @@ class Ssda903Source:
 
         Sorted on integers: the area's rank and ``child_id`` (ids follow the order of the child
         keys) instead of the text columns. Only the columns published are gathered, by position.
+        Text stays dictionary-encoded (categoricals) in the table handed back: it is held until the
+        write, which decodes it (``schemas.outputs.to_arrow``), at about a third of the memory.
         """
         row_ids = narrow["row_id"].to_numpy()
         area_rank = text_rank(episodes["area_code"])
@@ -488,22 +507,22 @@ class Ssda903Source:
         )
         narrow = narrow.iloc[order]
         rows = row_ids[order]
-        wide = decoded_frame(episodes[FINISH_COLUMNS].iloc[rows])
+        wide = episodes[FINISH_COLUMNS].iloc[rows]
         values = mapped[["icare_code", *DIMENSION_TARGETS, "concordance_rule"]].iloc[
             narrow["mapped_at"].to_numpy()
         ]
-        child = decoded_frame(children.attributes.iloc[children.position_of(narrow["child_id"].to_numpy())])
+        child = children.attributes.iloc[children.position_of(narrow["child_id"].to_numpy())]
         # The levels of each distinct code, then one gather by the codes.
         codes = values["icare_code"].cat
         per_code = with_level_columns(
             self.classification.level_columns(pd.Series(codes.categories)), "icare_level"
         )
-        levels = {c: looked_up(per_code[c], codes.codes.to_numpy()) for c in per_code.columns}
-        values = decoded_frame(values)
+        index = pd.RangeIndex(len(narrow))
+        levels = {c: _spread(per_code[c], codes.codes.to_numpy(), index) for c in per_code.columns}
         out = pd.DataFrame(
             {
-                "source": NAME,
-                "country": self.spec.country,
+                "source": constant(NAME, index),
+                "country": constant(self.spec.country, index),
                 "area_code": wide["area_code"].array,
                 "collection_year": wide["collection_year"].array,
                 "child_key": wide["child_key"].array,
@@ -514,22 +533,22 @@ class Ssda903Source:
                 "episode_start": narrow["episode_start"].array,
                 "episode_end": narrow["episode_end"].array,
                 "episode_end_reported": wide[schemas.parsed_date_column("DEC")].array,
-                "episode_end_type": narrow["episode_end_type"].array,
-                "new_episode_type": narrow["new_episode_type"].array,
-                "exit_destination": narrow["exit_destination"].array,
+                **{c: encoded(narrow[c]).array for c in ("episode_end_type", "new_episode_type")},
+                "exit_destination": encoded(narrow["exit_destination"]).array,
                 **{harmonised: wide[national].array for national, harmonised in NATIONAL_COLUMNS.items()},
                 "icare_code": values["icare_code"].array,
                 **{column: level.array for column, level in levels.items()},
                 **{target: values[target].array for target in DIMENSION_TARGETS},
                 "concordance_rule": values["concordance_rule"].array,
-                "repair_rule": narrow["repair_rule"].array,
+                "repair_rule": encoded(narrow["repair_rule"]).array,
                 "overlaps_next": narrow["overlaps_next"].array,
                 "file": wide["file"].array,
                 "sheet": wide["sheet"].array,
                 "row_number": wide["row_number"].array,
-                "classification_version": self.classification.version_id,
-                "concordance_version": self.concordance.version_id,
+                "classification_version": constant(self.classification.version_id, index),
+                "concordance_version": constant(self.concordance.version_id, index),
             },
+            index=index,
             copy=False,
         )
         return out
@@ -598,6 +617,14 @@ class _Children:
         return positions[child_ids]
 
 
+@dataclass
+class _HeaderRows:
+    """What harmonising the episodes still needs of the header and UASC rows."""
+
+    accepted: list[pd.DataFrame]  # origin of the header and UASC rows used (``_origin_rows``)
+    uasc_rejected: pd.DataFrame  # quarantine records of UASC rows whose child has no header
+
+
 def _year_span(child_ids: np.ndarray, years: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """First and last collection year of each child id (dense arrays indexed by id)."""
     return min_max_by(child_ids, years, int(child_ids.max()) + 1 if len(child_ids) else 0)
@@ -614,6 +641,13 @@ def _child_ids_of(keys: pd.Series, reference: pd.DataFrame) -> np.ndarray:
     present = np.zeros(len(every_key) + 1, dtype=bool)  # last slot: keys not found (-1)
     present[reference["child_id"].to_numpy()] = True
     return np.where(present[ids], ids, -1)
+
+
+def _spread(per_code: pd.Series, codes: np.ndarray, index: pd.Index) -> pd.Series:
+    """``per_code`` (text per category, values may repeat) at each row's category code, encoded:
+    a categorical over its distinct values (-1, and a missing value, give missing)."""
+    value_codes, distinct = pd.factorize(per_code, use_na_sentinel=True)
+    return categorical(np.append(value_codes, -1)[codes], list(distinct), index)
 
 
 def _origin_rows(frame: pd.DataFrame, row_ids: np.ndarray) -> pd.DataFrame:
@@ -641,7 +675,7 @@ class _Parts:
                     {
                         **{c: rows[c].array for c in ORIGIN_COLUMNS},
                         "table_name": rows["table_name"].array,
-                        "reason": split.superseded["reason"].array,
+                        "reason": encoded(split.superseded["reason"]).array,
                         "kept_file": kept["file"].array,
                         "kept_sheet": kept["sheet"].array,
                         "kept_row_number": kept["row_number"].array,
@@ -658,7 +692,8 @@ class _Parts:
         """The superseded rows in their published order (source, file, sheet, row number).
 
         Sorted while the text is still encoded, on the ranks of the few distinct values, so the
-        rows are gathered as integers and the published table needs no sort of its own.
+        rows are gathered as integers and the published table needs no sort of its own. The text
+        stays encoded (categoricals) until the write: the table is held through the statistics.
         """
         columns = column_names("superseded")
         if not self.superseded:
@@ -674,8 +709,7 @@ class _Parts:
             }
         )
         order = episode_rules.stable_order(ranks, list(ranks.columns))
-        table = table.iloc[order].reset_index(drop=True)
-        return decoded_frame(table)[columns]
+        return table.iloc[order].reset_index(drop=True)[columns]  # decoded when written
 
 
 def _end_type(end: pd.Series, exit_destination: pd.Series) -> pd.Series:
