@@ -41,7 +41,7 @@ from icare.statistics import (
     rate_age_bands,
     reporting_periods,
 )
-from icare.vectorised import concat_encoded, is_sorted, plain_text, sort_order
+from icare.vectorised import concat_encoded, in_appearance_order, is_sorted, plain_text, sort_order
 from schemas.outputs import TOTAL, column_names, to_arrow, with_level_columns
 
 Progress = Callable[[str], None]
@@ -174,11 +174,26 @@ def combine_extractions(parts: list[Extraction]) -> Extraction:
     files = sorted((f for part in parts for f in part.files), key=lambda f: f.path)
     rank = {f.file: position for position, f in enumerate(files)}
 
+    def file_positions(frame: pd.DataFrame) -> np.ndarray:
+        files = frame["file"]
+        if isinstance(files.dtype, pd.CategoricalDtype):  # the held input: a rank per category
+            ranks = np.array([rank[file] for file in files.cat.categories], dtype=np.int64)
+            return ranks[files.cat.codes.to_numpy()]
+        return files.map(rank).to_numpy()
+
     def in_file_order(frames: list[pd.DataFrame]) -> pd.DataFrame:
-        frame = pd.concat(frames, ignore_index=True)
-        positions = frame["file"].map(rank).to_numpy()
+        # Parts joined in the order of their first file, categories unioned (pd.concat would turn
+        # categoricals with different categories into text): per-year parts hold consecutive files,
+        # so rows and categories come out as one extraction of all the files gives them.
+        first_file = [int(file_positions(frame)[0]) if len(frame) else len(files) for frame in frames]
+        ordered = [frames[i] for i in np.argsort(first_file, kind="stable")]
+        frame = concat_encoded(ordered)
+        positions = file_positions(frame)
         if len(positions) and (positions[1:] < positions[:-1]).any():
             frame = frame.iloc[np.argsort(positions, kind="stable")].reset_index(drop=True)
+            for column in frame.columns:  # files of the parts interleave: categories as rows use them
+                if isinstance(frame[column].dtype, pd.CategoricalDtype):
+                    frame[column] = in_appearance_order(frame[column])
         return frame
 
     def tables_of(attribute: str) -> dict[str, pd.DataFrame]:

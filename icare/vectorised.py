@@ -179,6 +179,25 @@ def concat_encoded(frames: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame(columns, copy=False)
 
 
+def in_appearance_order(values: pd.Series) -> pd.Series:
+    """A categorical whose categories are listed in the order the rows first use them (unused ones
+    last, as they were): rows put in another order get the categories encoding them afresh gives."""
+    codes = values.cat.codes.to_numpy()
+    used, first_row = np.unique(codes[codes >= 0], return_index=True)
+    order = np.concatenate(
+        [
+            used[np.argsort(first_row, kind="stable")],
+            np.setdiff1d(np.arange(len(values.cat.categories)), used),
+        ]
+    )
+    if (order == np.arange(len(order))).all():
+        return values
+    new_code = np.empty(len(order), dtype=np.int64)
+    new_code[order] = np.arange(len(order))
+    recoded = np.where(codes >= 0, new_code[np.maximum(codes, 0)], -1)
+    return categorical(recoded, list(values.cat.categories[order]), values.index)
+
+
 def constant(value: str, index: pd.Index) -> pd.Series:
     """The same text on every row, as a categorical: one byte per row instead of a string each."""
     return categorical(np.zeros(len(index), dtype="int8"), [value], index)

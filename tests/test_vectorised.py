@@ -11,11 +11,13 @@ from hypothesis import strategies as st
 
 from icare.episodes import _stable_argsort, stable_order
 from icare.vectorised import (
+    categorical,
     concat_encoded,
     decoded,
     decoded_frame,
     empty_like,
     encoded,
+    in_appearance_order,
     is_sorted,
     min_max_by,
     plain_text,
@@ -162,3 +164,12 @@ def test_plain_text_decodes_arrow_dictionaries_and_keeps_the_schema():
     plain = plain_text(table)
     assert plain.schema == pa.schema([pa.field("t", pa.string()), pa.field("n", pa.int64(), nullable=False)])
     assert plain["t"].to_pylist() == ["y", None, "x"]
+
+
+def test_in_appearance_order_lists_categories_as_rows_first_use_them():
+    values = categorical(np.array([2, -1, 0, 2, 1]), ["a", "b", "c", "unused"], pd.RangeIndex(5))
+    reordered = in_appearance_order(values)
+    assert list(reordered.cat.categories) == ["c", "a", "b", "unused"]
+    assert reordered.astype(object).tolist() == values.astype(object).tolist()  # same text, missing kept
+    already = categorical(np.array([0, 1, 0]), ["x", "y"], pd.RangeIndex(3))
+    assert in_appearance_order(already) is already  # nothing to recode
