@@ -59,7 +59,9 @@ def read_csv_text(path: Path) -> pd.DataFrame:
     """
     try:
         with path.open("rb") as handle:
-            first_line = handle.readline()
+            # Up to the first line break of any kind: a file saved with CR-only line ends (old Mac
+            # format) has no LF, and its whole text would otherwise be taken as the header.
+            first_line = handle.readline().split(b"\r", 1)[0]
     except OSError as exc:
         raise UnreadableFileError(f"{path}: cannot open: {exc}") from exc
     if not first_line.strip():

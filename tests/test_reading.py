@@ -112,9 +112,13 @@ def test_unparseable_csv_names_the_line_without_quoting_it(tmp_path):
         ("CHILD,SEX\n1,1\r\n\r\n2,2\n", [2, 4]),  # LF and CRLF, an empty CRLF line
         ("CHILD,SEX\n1,1\n2,2\n\n\n", [2, 3]),  # empty lines at the end only
         ("CHILD,SEX\r\n\r\n1,1\n2,2\r\n", [3, 4]),  # an empty line before the first row
+        ("CHILD,SEX\r1,1\r2,2\r", [2, 3]),  # CR-only line ends (old Mac format)
+        ("CHILD,SEX\r1,1\r\r2,2", [2, 4]),  # CR-only, an empty line
     ],
 )
 def test_csv_row_numbers_follow_the_lines_of_the_file(tmp_path, text, rows):
     path = tmp_path / "e.csv"
     path.write_bytes(text.encode())
-    assert read_csv_text(path).index.tolist() == rows
+    frame = read_csv_text(path)
+    assert frame.index.tolist() == rows
+    assert list(frame.columns) == ["CHILD", "SEX"] and frame["CHILD"].tolist() == ["1", "2"]
