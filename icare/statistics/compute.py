@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 
 from icare.classification import Classification
+from icare.memory import release_unused_memory
 from icare.statistics.settings import FINEST, StatisticsSettings, rate_age_bands
 from icare.statistics.timeline import timeline_steps
 from schemas.outputs import TOTAL, arrow_schema, column_names
@@ -25,6 +26,8 @@ SQL_DIR = Path(__file__).resolve().parent / "sql"
 # The SQL file that reads the per-child steps computed in numpy (icare/statistics/timeline.py).
 TIMELINE_SQL = "01_timeline.sql"
 _PARAMETER = re.compile(r"\$([a-z_]+)")
+# A statement that makes a table: its name and its query.
+_CREATE_TABLE = re.compile(r"^CREATE TABLE (\w+) AS\s*$", re.MULTILINE)
 # Oldest age (completed years) the age-band lookup covers; older ages are published as "unknown".
 MAX_AGE = 130
 
@@ -74,6 +77,10 @@ UNIQUE_LEADING_COLUMNS: dict[str, tuple[str, ...]] = {
     "care_spells": ("source", "area_code", "child_key", "care_spell_no"),
     "placement_spells": ("source", "area_code", "child_key", "care_spell_no", "placement_spell_no"),
 }
+# What identifies a child: 00_child_ids.sql numbers the children (child_id) in this order, so the
+# spells are put in their published order by child_id and their numbers, in numpy after the read-out
+# (sorting in DuckDB would hold a third copy of the rows at the run's peak).
+CHILD_COLUMNS = ("source", "area_code", "child_key")
 
 # Columns of the harmonised episodes the statistics read.
 EPISODE_COLUMNS = (
@@ -129,8 +136,10 @@ def _pathway_levels(settings: StatisticsSettings) -> pa.Table:
     return pa.table({"level_name": pa.array(names, pa.string()), "level": pa.array(numbers, pa.int64())})
 
 
-def _final_select(table: str) -> str:
-    """The published column order, with level roll-ups joined from the classification.
+def _final_select(table: str, query: str) -> str:
+    """The published column order of ``query``'s rows, with level roll-ups joined from the
+    classification; ordered as published, except the spells, which keep ``child_id`` and are ordered
+    after the read-out (``_published_order``).
 
     Table and column names come from ``schemas.outputs.TABLES`` (the project's constants).
     """
@@ -146,9 +155,41 @@ def _final_select(table: str) -> str:
     produced["classification_version"] = "$classification_version"
     expressions = [produced.get(c, f't."{c}"') for c in columns]
     select = ", ".join(f'{expression} AS "{c}"' for expression, c in zip(expressions, columns, strict=True))
-    key = UNIQUE_LEADING_COLUMNS.get(table)
-    order = ", ".join(f'"{c}"' for c in key) if key else "ALL"
-    return f'SELECT {select} FROM "{table}" AS t {" ".join(joins)} ORDER BY {order}'
+    if table in UNIQUE_LEADING_COLUMNS:
+        select, order = f"{select}, t.child_id", ""
+    else:
+        order = " ORDER BY ALL"
+    return f"SELECT {select} FROM ({query}) AS t {' '.join(joins)}{order}"
+
+
+def _read_out(
+    connection: duckdb.DuckDBPyConnection, table: str, query: str, values: Mapping[str, object]
+) -> pa.Table:
+    """The published table made by ``query``, straight into Arrow: DuckDB never holds it as a table,
+    so its rows are not held twice. The spells keep ``child_id`` (later statements join on it)."""
+    sql = _final_select(table, query)
+    result = connection.sql(sql, params=_parameters(sql, values)).to_arrow_table()
+    if table in UNIQUE_LEADING_COLUMNS:
+        _return_memory(connection)  # what the query used, before the sorted copies are made
+        order = _published_order(result, table)
+        names, columns = result.column_names, result.columns
+        del result  # each unsorted column is freed as its sorted copy replaces it
+        for i in range(len(columns)):
+            columns[i] = columns[i].take(order)
+        result = pa.table(dict(zip(names, columns, strict=True)))
+    schema = arrow_schema(table)
+    published = result.select(schema.names).cast(schema)
+    if "child_id" not in result.column_names:
+        return published
+    return published.append_column("child_id", result["child_id"])
+
+
+def _published_order(spells: pa.Table, table: str) -> np.ndarray:
+    """Row positions of the spells in the order of ``UNIQUE_LEADING_COLUMNS``, found on child_id and
+    the spell numbers (integers, unique per row: any sort gives this one order)."""
+    leading = UNIQUE_LEADING_COLUMNS[table]
+    key = ("child_id", *leading[len(CHILD_COLUMNS) :])
+    return np.lexsort([spells[name].to_numpy() for name in reversed(key)])
 
 
 def compute_statistics(
@@ -200,22 +241,27 @@ def compute_statistics(
         connection.register(
             "move_types", pa.table({"new_episode_type": pa.array(settings.placement_move_types, pa.string())})
         )
-        for name, sql in _statements():
+        statements = _statements()
+        timeline_readers = [i for i, (_name, sql) in enumerate(statements) if re.search(r"\btimeline\b", sql)]
+        tables: dict[str, pa.Table] = {}
+        for i, (name, sql) in enumerate(statements):
             if name == TIMELINE_SQL:
                 _register_timeline_steps(connection, episodes, values, run_statement)
-            run_statement(name, lambda sql=sql: connection.execute(sql, _parameters(sql, values)))
-        # The timeline is not published: dropping it before the tables are read out lowers the peak.
-        connection.execute("DROP VIEW timeline")
-        connection.unregister("timeline_steps")
-        tables = {}
-        for table in STATISTICS_TABLES:
-            sql = _final_select(table)
-            query = connection.sql(sql, params=_parameters(sql, values))
-            result = run_statement(f"select {table}", query.to_arrow_table)
-            tables[table] = result.cast(arrow_schema(table))
-            # Read out: DuckDB's copy is dropped at once, so the spells are not held twice (lowers the peak).
-            connection.execute(f'DROP TABLE "{table}"')  # the project's own table names, never user input
-        return tables
+            made = _CREATE_TABLE.search(sql)
+            if made and made.group(1) in STATISTICS_TABLES:
+                # Published: read out as soon as made, and read by later statements from that copy.
+                table, query = made.group(1), sql[made.end() :].strip().rstrip(";")
+                read = run_statement(name, lambda t=table, q=query: _read_out(connection, t, q, values))
+                tables[table] = read
+                connection.register(table, read)
+            else:
+                run_statement(name, lambda sql=sql: connection.execute(sql, _parameters(sql, values)))
+            if i == timeline_readers[-1]:
+                # The timeline is not published: dropped once its last reader has run.
+                connection.execute("DROP VIEW timeline")
+                connection.unregister("timeline_steps")
+            _return_memory(connection)
+        return {table: tables[table].select(column_names(table)) for table in STATISTICS_TABLES}
     finally:
         connection.close()
 
@@ -232,7 +278,23 @@ def _register_timeline_steps(
     The connection holds the only reference, so unregistering it frees the memory.
     """
     steps = run_statement("timeline steps (numpy)", lambda: timeline_steps(connection, episodes, values))
+    connection.execute("DROP TABLE child_ids")  # only the timeline's sort reads it
+    _return_memory(connection)
     connection.register("timeline_steps", steps)
+
+
+def _return_memory(connection: duckdb.DuckDBPyConnection) -> None:
+    """Hand the memory a finished statement freed back to the system, so that it is not held through
+    the next (the statistics' peak is the sum of what each statement leaves behind).
+
+    DuckDB's worker threads keep memory they used until they stop (neither dropping a table nor
+    ``malloc_trim`` returns it; measured: about 60 MB after 00_child_ids.sql at 1M), so they are
+    restarted (``threads`` back to its default); then Arrow's and the C library's free pages are
+    released (``icare.memory.release_unused_memory``).
+    """
+    connection.execute("SET threads = 1")
+    connection.execute("RESET threads")
+    release_unused_memory()
 
 
 def _population_arrow(

@@ -18,9 +18,11 @@ grouped AS (
     JOIN (
         SELECT
             child_id, care_spell_no, placement_spell_no,
-            last(stat_code ORDER BY episode_start) AS icare_code_end,
+            -- the last episode's values (a child's episodes are numbered in start order): arg_max_null
+            -- keeps one value per spell, where an ordered aggregate buffers every row
+            arg_max_null(stat_code, episode_no) AS icare_code_end,
             -- the start of the child's episode after this spell's last one
-            last(next_start ORDER BY episode_start) AS following_start,
+            arg_max_null(next_start, episode_no) AS following_start,
             count(*) AS episodes,
             count(*) FILTER (WHERE is_temporary) AS temporary_episodes
         FROM timeline
