@@ -337,5 +337,7 @@ class _Texts:
         self.ids = pc.fill_null(encoded.indices, -1).to_numpy().astype(np.int32, copy=False)
         self.distinct = encoded.dictionary
 
-    def text(self, ids: np.ndarray) -> pa.Array:
-        return self.distinct.take(pa.array(np.maximum(ids, 0), mask=ids < 0))
+    def text(self, ids: np.ndarray) -> pa.DictionaryArray:
+        """The values as a dictionary array over the distinct values (DuckDB reads it as text): an
+        integer per row instead of a copy of each text."""
+        return pa.DictionaryArray.from_arrays(pa.array(ids, mask=ids < 0), self.distinct)
