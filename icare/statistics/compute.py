@@ -8,13 +8,15 @@ parameters or registered tables, never by formatting them into the text.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from itertools import pairwise
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from icare.classification import Classification
 from icare.memory import release_unused_memory
@@ -28,6 +30,8 @@ TIMELINE_SQL = "01_timeline.sql"
 _PARAMETER = re.compile(r"\$([a-z_]+)")
 # A statement that makes a table: its name and its query.
 _CREATE_TABLE = re.compile(r"^CREATE TABLE (\w+) AS\s*$", re.MULTILINE)
+# A statement that reads the timeline (the view, or the macro over it).
+_TIMELINE = re.compile(r"\b(child_)?timeline\b")
 # Oldest age (completed years) the age-band lookup covers; older ages are published as "unknown".
 MAX_AGE = 130
 
@@ -81,6 +85,12 @@ UNIQUE_LEADING_COLUMNS: dict[str, tuple[str, ...]] = {
 # spells are put in their published order by child_id and their numbers, in numpy after the read-out
 # (sorting in DuckDB would hold a third copy of the rows at the run's peak).
 CHILD_COLUMNS = ("source", "area_code", "child_key")
+# The spells are built for up to SPELL_PARTITIONS ranges of children in turn (01_timeline_by_child.sql),
+# one per SPELL_PARTITION_ROWS timeline rows: each range needs a fraction of the working memory.
+# Measured at 5M (3.25M episodes), placement spells' peak over their start: 1 range +1.43 GB, 4 ranges
+# +0.73 GB (CPU +10 %), 13 ranges +0.60 GB (CPU +40 %: each range scans the whole timeline).
+SPELL_PARTITIONS = 4
+SPELL_PARTITION_ROWS = 150_000
 
 # Columns of the harmonised episodes the statistics read.
 EPISODE_COLUMNS = (
@@ -163,25 +173,55 @@ def _final_select(table: str, query: str) -> str:
 
 
 def _read_out(
-    connection: duckdb.DuckDBPyConnection, table: str, query: str, values: Mapping[str, object]
+    connection: duckdb.DuckDBPyConnection,
+    table: str,
+    query: str,
+    values: Mapping[str, object],
+    children: Sequence[tuple[int, int]],
 ) -> pa.Table:
     """The published table made by ``query``, straight into Arrow: DuckDB never holds it as a table,
-    so its rows are not held twice. The spells keep ``child_id`` (later statements join on it)."""
+    so its rows are not held twice. The spells are made for each range of ``children`` (first and
+    last child_id) in turn, and keep ``child_id`` (later statements join on it)."""
+    if table not in UNIQUE_LEADING_COLUMNS:
+        sql = _final_select(table, query)
+        return _published(connection.sql(sql, params=_parameters(sql, values)).to_arrow_table(), table)
+    parts = []
+    for first, last in children:
+        part = _spells(connection, table, query, {**values, "first_child": first, "last_child": last})
+        parts.append(part)
+    return pa.concat_tables(parts)
+
+
+def _spells(
+    connection: duckdb.DuckDBPyConnection, table: str, query: str, values: Mapping[str, object]
+) -> pa.Table:
+    """One range of children's spells, in their published order (``_published_order``)."""
     sql = _final_select(table, query)
     result = connection.sql(sql, params=_parameters(sql, values)).to_arrow_table()
-    if table in UNIQUE_LEADING_COLUMNS:
-        _return_memory(connection)  # what the query used, before the sorted copies are made
-        order = _published_order(result, table)
-        names, columns = result.column_names, result.columns
-        del result  # each unsorted column is freed as its sorted copy replaces it
-        for i in range(len(columns)):
-            columns[i] = columns[i].take(order)
-        result = pa.table(dict(zip(names, columns, strict=True)))
+    _return_memory(connection)  # what the query used, before the sorted copies are made
+    order = _published_order(result, table)
+    names, columns = result.column_names, result.columns
+    del result  # each unsorted column is freed as its sorted copy replaces it
+    for i in range(len(columns)):
+        columns[i] = columns[i].take(order)
+    return _published(pa.table(dict(zip(names, columns, strict=True))), table)
+
+
+def _published(result: pa.Table, table: str) -> pa.Table:
+    """The published types (and ``child_id``, when the result has it)."""
     schema = arrow_schema(table)
     published = result.select(schema.names).cast(schema)
     if "child_id" not in result.column_names:
         return published
     return published.append_column("child_id", result["child_id"])
+
+
+def _child_ranges(children: int, rows: int) -> list[tuple[int, int]]:
+    """Consecutive ranges of child_id (1 to ``children``), one per SPELL_PARTITION_ROWS timeline rows,
+    at most SPELL_PARTITIONS; always one range at least."""
+    parts = max(1, min(SPELL_PARTITIONS, -(-rows // SPELL_PARTITION_ROWS), children))
+    bounds = [children * i // parts for i in range(parts + 1)]
+    return [(first + 1, last) for first, last in pairwise(bounds)]
 
 
 def _published_order(spells: pa.Table, table: str) -> np.ndarray:
@@ -242,16 +282,19 @@ def compute_statistics(
             "move_types", pa.table({"new_episode_type": pa.array(settings.placement_move_types, pa.string())})
         )
         statements = _statements()
-        timeline_readers = [i for i, (_name, sql) in enumerate(statements) if re.search(r"\btimeline\b", sql)]
+        timeline_readers = [i for i, (_name, sql) in enumerate(statements) if _TIMELINE.search(sql)]
         tables: dict[str, pa.Table] = {}
+        children: list[tuple[int, int]] = []
         for i, (name, sql) in enumerate(statements):
             if name == TIMELINE_SQL:
-                _register_timeline_steps(connection, episodes, values, run_statement)
+                children = _register_timeline_steps(connection, episodes, values, run_statement)
             made = _CREATE_TABLE.search(sql)
             if made and made.group(1) in STATISTICS_TABLES:
                 # Published: read out as soon as made, and read by later statements from that copy.
                 table, query = made.group(1), sql[made.end() :].strip().rstrip(";")
-                read = run_statement(name, lambda t=table, q=query: _read_out(connection, t, q, values))
+                read = run_statement(
+                    name, lambda t=table, q=query, c=children: _read_out(connection, t, q, values, c)
+                )
                 tables[table] = read
                 connection.register(table, read)
             else:
@@ -271,9 +314,10 @@ def _register_timeline_steps(
     episodes: pa.Table,
     values: Mapping[str, object],
     run_statement: Callable[[str, Callable[[], object]], object],
-) -> None:
+) -> list[tuple[int, int]]:
     """The per-child steps of the timeline, computed in numpy (``timeline.py``: one sort instead of a
-    chain of SQL windows), as the Arrow table ``timeline_steps`` that ``01_timeline.sql`` reads.
+    chain of SQL windows), as the Arrow table ``timeline_steps`` that ``01_timeline.sql`` reads; and
+    the ranges of children the spells are built for (``_child_ranges``).
 
     The connection holds the only reference, so unregistering it frees the memory.
     """
@@ -281,6 +325,8 @@ def _register_timeline_steps(
     connection.execute("DROP TABLE child_ids")  # only the timeline's sort reads it
     _return_memory(connection)
     connection.register("timeline_steps", steps)
+    children = pc.max(steps["child_id"]).as_py() or 0
+    return _child_ranges(children, steps.num_rows)
 
 
 def _return_memory(connection: duckdb.DuckDBPyConnection) -> None:
