@@ -30,6 +30,8 @@ TIMELINE_SQL = "01_timeline.sql"
 _PARAMETER = re.compile(r"\$([a-z_]+)")
 # A statement that makes a table: its name and its query.
 _CREATE_TABLE = re.compile(r"^CREATE TABLE (\w+) AS\s*$", re.MULTILINE)
+# The parameter of a statement made for one range of children at a time (with $last_child).
+_BY_CHILD = "$first_child"
 # A statement that reads the timeline (the view, or the macro over it).
 _TIMELINE = re.compile(r"\b(child_)?timeline\b")
 # Oldest age (completed years) the age-band lookup covers; older ages are published as "unknown".
@@ -216,6 +218,22 @@ def _published(result: pa.Table, table: str) -> pa.Table:
     return published.append_column("child_id", result["child_id"])
 
 
+def _make_by_child(
+    connection: duckdb.DuckDBPyConnection,
+    table: str,
+    query: str,
+    values: Mapping[str, object],
+    children: Sequence[tuple[int, int]],
+) -> None:
+    """An internal table made by ``query`` for each range of ``children`` in turn (the first range
+    creates it, the others add their rows), so that each range's working memory is released before
+    the next. ``table`` is a name from the project's own SQL files."""
+    for i, (first, last) in enumerate(children):
+        sql = f'CREATE TABLE "{table}" AS {query}' if i == 0 else f'INSERT INTO "{table}" {query}'
+        connection.execute(sql, _parameters(sql, {**values, "first_child": first, "last_child": last}))
+        _return_memory(connection)
+
+
 def _child_ranges(children: int, rows: int) -> list[tuple[int, int]]:
     """Consecutive ranges of child_id (1 to ``children``), one per SPELL_PARTITION_ROWS timeline rows,
     at most SPELL_PARTITIONS; always one range at least."""
@@ -297,6 +315,11 @@ def compute_statistics(
                 )
                 tables[table] = read
                 connection.register(table, read)
+            elif made and _BY_CHILD in sql:
+                table, query = made.group(1), sql[made.end() :].strip().rstrip(";")
+                run_statement(
+                    name, lambda t=table, q=query, c=children: _make_by_child(connection, t, q, values, c)
+                )
             else:
                 run_statement(name, lambda sql=sql: connection.execute(sql, _parameters(sql, values)))
             if i == timeline_readers[-1]:
