@@ -200,7 +200,7 @@ def _spells(
     """One range of children's spells, in their published order (``_published_order``)."""
     sql = _final_select(table, query)
     result = connection.sql(sql, params=_parameters(sql, values)).to_arrow_table()
-    _return_memory(connection)  # what the query used, before the sorted copies are made
+    release_unused_memory()  # what the query freed, before the sorted copies are made
     order = _published_order(result, table)
     names, columns = result.column_names, result.columns
     del result  # each unsorted column is freed as its sorted copy replaces it
@@ -231,7 +231,7 @@ def _make_by_child(
     for i, (first, last) in enumerate(children):
         sql = f'CREATE TABLE "{table}" AS {query}' if i == 0 else f'INSERT INTO "{table}" {query}'
         connection.execute(sql, _parameters(sql, {**values, "first_child": first, "last_child": last}))
-        _return_memory(connection)
+        release_unused_memory()
 
 
 def _child_ranges(children: int, rows: int) -> list[tuple[int, int]]:
@@ -326,7 +326,10 @@ def compute_statistics(
                 # The timeline is not published: dropped once its last reader has run.
                 connection.execute("DROP VIEW timeline")
                 connection.unregister("timeline_steps")
-            _return_memory(connection)
+            if made and made.group(1) in UNIQUE_LEADING_COLUMNS:
+                _return_memory(connection)  # the largest statements: their threads' memory too
+            else:
+                release_unused_memory()
         return {table: tables[table].select(column_names(table)) for table in STATISTICS_TABLES}
     finally:
         connection.close()
@@ -353,13 +356,15 @@ def _register_timeline_steps(
 
 
 def _return_memory(connection: duckdb.DuckDBPyConnection) -> None:
-    """Hand the memory a finished statement freed back to the system, so that it is not held through
-    the next (the statistics' peak is the sum of what each statement leaves behind).
+    """Hand the memory a large step freed back to the system, so that it is not held through the
+    next (the statistics' peak is what is held plus the largest statement's working memory).
 
     DuckDB's worker threads keep memory they used until they stop (neither dropping a table nor
     ``malloc_trim`` returns it; measured: about 60 MB after 00_child_ids.sql at 1M), so they are
     restarted (``threads`` back to its default); then Arrow's and the C library's free pages are
-    released (``icare.memory.release_unused_memory``).
+    released (``icare.memory.release_unused_memory``). A restart costs CPU (the next statement's
+    memory is faulted in again: restarting after every statement cost about 0.3 CPU-s at 1M), so
+    it is done after the timeline's sort and the spells only; elsewhere only free pages are released.
     """
     connection.execute("SET threads = 1")
     connection.execute("RESET threads")
