@@ -18,7 +18,7 @@ from tests.statistics_builders import CLASSIFICATION, SETTINGS, SOURCE, ep, peri
 @pytest.mark.parametrize(("children", "rows"), [(0, 0), (1, 5), (3, 10**6), (10, 10**6), (1000, 10**6)])
 def test_child_ranges_cover_every_child_once(children: int, rows: int):
     ranges = _child_ranges(children, rows)
-    assert 1 <= len(ranges) <= statistics.SPELL_PARTITIONS
+    assert 1 <= len(ranges) <= statistics.CHILD_RANGES
     covered = [child for first, last in ranges for child in range(first, last + 1)]
     assert covered == list(range(1, children + 1))  # consecutive, in order, each child once
 
@@ -60,10 +60,10 @@ def _all_periods() -> pd.DataFrame:
 
 def test_spells_made_by_ranges_of_children_equal_one_build(monkeypatch):
     episodes = _episodes(7)
-    monkeypatch.setattr(statistics, "SPELL_PARTITIONS", 1)
+    monkeypatch.setattr(statistics, "CHILD_RANGES", 1)
     whole = compute_statistics(episodes, _all_periods(), CLASSIFICATION, SETTINGS, {SOURCE: 0})
-    monkeypatch.setattr(statistics, "SPELL_PARTITIONS", 4)
-    monkeypatch.setattr(statistics, "SPELL_PARTITION_ROWS", 1)
+    monkeypatch.setattr(statistics, "CHILD_RANGES", 4)
+    monkeypatch.setattr(statistics, "ROWS_PER_CHILD_RANGE", 1)
     assert len(_child_ranges(100, 400)) == 4
     ranged = compute_statistics(episodes, _all_periods(), CLASSIFICATION, SETTINGS, {SOURCE: 0})
     assert ranged["placement_spells"].num_rows > ranged["care_spells"].num_rows > 100

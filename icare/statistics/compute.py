@@ -87,12 +87,13 @@ UNIQUE_LEADING_COLUMNS: dict[str, tuple[str, ...]] = {
 # spells are put in their published order by child_id and their numbers, in numpy after the read-out
 # (sorting in DuckDB would hold a third copy of the rows at the run's peak).
 CHILD_COLUMNS = ("source", "area_code", "child_key")
-# The spells are built for up to SPELL_PARTITIONS ranges of children in turn (01_timeline_by_child.sql),
-# one per SPELL_PARTITION_ROWS timeline rows: each range needs a fraction of the working memory.
-# Measured at 5M (3.25M episodes), placement spells' peak over their start: 1 range +1.43 GB, 4 ranges
-# +0.73 GB (CPU +10 %), 13 ranges +0.60 GB (CPU +40 %: each range scans the whole timeline).
-SPELL_PARTITIONS = 4
-SPELL_PARTITION_ROWS = 150_000
+# Statements that work per child (they name $first_child and $last_child: the spells, pathway steps,
+# moves, the flow check's stocks) run for up to CHILD_RANGES ranges of children in turn, one per
+# ROWS_PER_CHILD_RANGE timeline rows: each range needs a fraction of the working memory. Measured at
+# 5M (3.25M episodes), placement spells' peak over their start: 1 range +1.43 GB, 4 ranges +0.73 GB
+# (CPU +10 %), 13 ranges +0.60 GB (CPU +40 %: each range scans the whole timeline).
+CHILD_RANGES = 4
+ROWS_PER_CHILD_RANGE = 150_000
 
 # Columns of the harmonised episodes the statistics read.
 EPISODE_COLUMNS = (
@@ -235,9 +236,9 @@ def _make_by_child(
 
 
 def _child_ranges(children: int, rows: int) -> list[tuple[int, int]]:
-    """Consecutive ranges of child_id (1 to ``children``), one per SPELL_PARTITION_ROWS timeline rows,
-    at most SPELL_PARTITIONS; always one range at least."""
-    parts = max(1, min(SPELL_PARTITIONS, -(-rows // SPELL_PARTITION_ROWS), children))
+    """Consecutive ranges of child_id (1 to ``children``), one per ROWS_PER_CHILD_RANGE timeline rows,
+    at most CHILD_RANGES; always one range at least."""
+    parts = max(1, min(CHILD_RANGES, -(-rows // ROWS_PER_CHILD_RANGE), children))
     bounds = [children * i // parts for i in range(parts + 1)]
     return [(first + 1, last) for first, last in pairwise(bounds)]
 
