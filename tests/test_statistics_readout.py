@@ -8,10 +8,13 @@ import random
 from datetime import date, timedelta
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from icare.statistics import compute as statistics
 from icare.statistics.compute import UNIQUE_LEADING_COLUMNS, _child_ranges, compute_statistics
+from schemas.outputs import arrow_schema
 from tests.statistics_builders import CLASSIFICATION, SETTINGS, SOURCE, ep, periods
 
 
@@ -79,3 +82,32 @@ def test_spells_are_in_the_order_of_their_leading_columns():
         assert table["area_code"].null_count > 0, name  # the null area sorts after the others
         ordered = table.sort_by([(column, "ascending", "at_end") for column in leading])
         assert ordered.equals(table), name
+
+
+def test_roll_ups_are_looked_up_from_the_codes_and_empty_for_unknown_or_empty_codes():
+    codes = statistics._codes(CLASSIFICATION)
+    known = codes.filter(pc.is_valid(codes["level2"]))["code"][0].as_py()  # a code with both levels
+    own = pa.table(
+        {
+            name: pa.array(values, arrow_schema("stock").field(name).type)
+            for name, values in {
+                "source": [SOURCE] * 3,
+                "area_code": ["201", "201", None],
+                "reference_date": [date(2024, 3, 31)] * 3,
+                "icare_code": [known, "no such code", None],
+                "sex": ["F", "M", None],
+                "age_band": ["10-15"] * 3,
+                "provider_sector": [None] * 3,
+                "children": [1, 2, 3],
+                "temporary_moves_resolved": [0, 0, 0],
+            }.items()
+        }
+    )
+    assert own.column_names == statistics._own_columns("stock")
+    table = statistics._with_roll_ups("stock", own, codes, "test@1")
+    assert table.schema.equals(arrow_schema("stock"))
+    row = codes.filter(pc.equal(codes["code"], known)).to_pylist()[0]
+    assert row["level1"] is not None
+    assert table["icare_level1"].to_pylist() == [row["level1"], None, None]
+    assert table["icare_level2"].to_pylist() == [row["level2"], None, None]
+    assert table["classification_version"].to_pylist() == ["test@1"] * 3

@@ -149,30 +149,41 @@ def _pathway_levels(settings: StatisticsSettings) -> pa.Table:
     return pa.table({"level_name": pa.array(names, pa.string()), "level": pa.array(numbers, pa.int64())})
 
 
+def _own_columns(table: str) -> list[str]:
+    """The published columns a statement makes: all but the level roll-ups and the classification
+    version, which are added in Arrow once every statement has run (``_with_roll_ups``)."""
+    added = {level for levels in ROLL_UPS.get(table, {}).values() for level in levels}
+    return [c for c in column_names(table) if c not in added and c != "classification_version"]
+
+
 def _final_select(table: str, query: str) -> str:
-    """The published column order of ``query``'s rows, with level roll-ups joined from the
-    classification; ordered as published, except the spells, which keep ``child_id`` and are ordered
-    after the read-out (``_published_order``).
+    """``query``'s rows with the table's own published columns (``_own_columns``), ordered as
+    published, except the spells, which keep ``child_id`` and are ordered after the read-out
+    (``_published_order``). ORDER BY ALL without the roll-ups and the version gives the published
+    order: a level is a function of its code, which comes before it, and the version is constant.
 
     Table and column names come from ``schemas.outputs.TABLES`` (the project's constants).
     """
-    columns = column_names(table)
-    roll_ups = ROLL_UPS.get(table, {})
-    produced = {}
-    joins = []
-    for i, (code_column, (level1, level2)) in enumerate(roll_ups.items()):
-        alias = f"c{i}"
-        joins.append(f'LEFT JOIN codes AS {alias} ON {alias}.code = t."{code_column}"')
-        produced[level1] = f"{alias}.level1"
-        produced[level2] = f"{alias}.level2"
-    produced["classification_version"] = "$classification_version"
-    expressions = [produced.get(c, f't."{c}"') for c in columns]
-    select = ", ".join(f'{expression} AS "{c}"' for expression, c in zip(expressions, columns, strict=True))
+    select = ", ".join(f't."{c}"' for c in _own_columns(table))
     if table in UNIQUE_LEADING_COLUMNS:
-        select, order = f"{select}, t.child_id", ""
-    else:
-        order = " ORDER BY ALL"
-    return f"SELECT {select} FROM ({query}) AS t {' '.join(joins)}{order}"
+        return f"SELECT {select}, t.child_id FROM ({query}) AS t"
+    return f"SELECT {select} FROM ({query}) AS t ORDER BY ALL"
+
+
+def _with_roll_ups(table: str, own: pa.Table, codes: pa.Table, version: str) -> pa.Table:
+    """The published table: ``own`` (``_own_columns``) with the level roll-ups of its codes looked
+    up in the classification's ``codes`` (empty for an unknown or empty code) and the classification
+    version, in the published column order. Done at the end, when the statements' working memory
+    is gone, so the spells are held without these columns while the statistics run."""
+    columns = {name: own[name] for name in own.column_names}
+    for code_column, (level1, level2) in ROLL_UPS.get(table, {}).items():
+        rows = pc.index_in(own[code_column], value_set=codes["code"])
+        columns[level1] = codes["level1"].take(rows)
+        columns[level2] = codes["level2"].take(rows)
+    if "classification_version" in column_names(table):
+        columns["classification_version"] = pa.repeat(pa.scalar(version, pa.string()), own.num_rows)
+    schema = arrow_schema(table)
+    return pa.table([columns[name] for name in schema.names], schema=schema)
 
 
 def _read_out(
@@ -211,9 +222,10 @@ def _spells(
 
 
 def _published(result: pa.Table, table: str) -> pa.Table:
-    """The published types (and ``child_id``, when the result has it)."""
+    """The published types of the table's own columns (and ``child_id``, when the result has it)."""
     schema = arrow_schema(table)
-    published = result.select(schema.names).cast(schema)
+    own = pa.schema([schema.field(name) for name in _own_columns(table)])
+    published = result.select(own.names).cast(own)
     if "child_id" not in result.column_names:
         return published
     return published.append_column("child_id", result["child_id"])
@@ -280,6 +292,7 @@ def compute_statistics(
     population = _population_arrow(population, settings, classification)
     episodes = _episodes_arrow(episodes)
     connection = duckdb.connect()
+    tables: dict[str, pa.Table] = {}  # each table's own columns (and child_id for the spells)
     try:
         connection.execute("SET preserve_insertion_order = false")
         connection.register("episodes_in", episodes)
@@ -302,7 +315,6 @@ def compute_statistics(
         )
         statements = _statements()
         timeline_readers = [i for i, (_name, sql) in enumerate(statements) if _TIMELINE.search(sql)]
-        tables: dict[str, pa.Table] = {}
         children: list[tuple[int, int]] = []
         for i, (name, sql) in enumerate(statements):
             if name == TIMELINE_SQL:
@@ -331,9 +343,13 @@ def compute_statistics(
                 _return_memory(connection)  # the largest statements: their threads' memory too
             else:
                 release_unused_memory()
-        return {table: tables[table].select(column_names(table)) for table in STATISTICS_TABLES}
     finally:
         connection.close()
+    codes, version = _codes(classification), classification.version_id
+    return {
+        table: _with_roll_ups(table, tables.pop(table).select(_own_columns(table)), codes, version)
+        for table in STATISTICS_TABLES
+    }
 
 
 def _register_timeline_steps(
