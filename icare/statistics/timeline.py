@@ -67,8 +67,9 @@ def timeline_steps(
 
     The steps run in each child's order; their results are put back in the episodes' order, so the
     other columns are not moved (taking text rows in another order is slow), and text results are
-    looked up from the few distinct codes. To keep the working memory small, positions, ids and days
-    are 32-bit, every intermediate is dropped once used, and the output columns are made one at a time.
+    dictionary arrays over the few distinct codes. To keep the working memory small, positions, ids
+    and days are 32-bit, every intermediate is dropped once used, and the output columns are made one
+    at a time.
     """
     rows = _SortedRows(connection, values, episodes.num_rows)
     out = _Output(episodes, rows.order)
@@ -79,6 +80,7 @@ def timeline_steps(
     cover_end, cover_missing = cover_ends(
         rows.end, rows.end_missing, rows.ends_continuing, next_start, has_next, rows.gap
     )
+    del rows.end, rows.end_missing, rows.gap
     reach = np.where(cover_missing, OPEN_END, cover_end)
     earlier_reach, furthest_earlier = earlier_reaches(reach, first)
     starts_care_spell = starts_care_spells(
