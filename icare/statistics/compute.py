@@ -8,15 +8,18 @@ parameters or registered tables, never by formatting them into the text.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from itertools import pairwise
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from icare.classification import Classification
+from icare.memory import release_unused_memory
 from icare.statistics.settings import FINEST, StatisticsSettings, rate_age_bands
 from icare.statistics.timeline import timeline_steps
 from schemas.outputs import TOTAL, arrow_schema, column_names
@@ -25,6 +28,12 @@ SQL_DIR = Path(__file__).resolve().parent / "sql"
 # The SQL file that reads the per-child steps computed in numpy (icare/statistics/timeline.py).
 TIMELINE_SQL = "01_timeline.sql"
 _PARAMETER = re.compile(r"\$([a-z_]+)")
+# A statement that makes a table: its name and its query.
+_CREATE_TABLE = re.compile(r"^CREATE TABLE (\w+) AS\s*$", re.MULTILINE)
+# The parameter of a statement made for one range of children at a time (with $last_child).
+_BY_CHILD = "$first_child"
+# A statement that reads the timeline (the view, or the macro over it).
+_TIMELINE = re.compile(r"\b(child_)?timeline\b")
 # Oldest age (completed years) the age-band lookup covers; older ages are published as "unknown".
 MAX_AGE = 130
 
@@ -74,6 +83,19 @@ UNIQUE_LEADING_COLUMNS: dict[str, tuple[str, ...]] = {
     "care_spells": ("source", "area_code", "child_key", "care_spell_no"),
     "placement_spells": ("source", "area_code", "child_key", "care_spell_no", "placement_spell_no"),
 }
+# What identifies a child: 00_child_ids.sql numbers the children (child_id) in this order, so the
+# spells are put in their published order by child_id and their numbers, in numpy after the read-out
+# (sorting in DuckDB would hold a third copy of the rows at the run's peak).
+CHILD_COLUMNS = ("source", "area_code", "child_key")
+# Statements that work per child (they name $first_child and $last_child: the spells, pathway steps,
+# moves, the flow check's stocks) run for up to CHILD_RANGES ranges of children in turn, one per
+# ROWS_PER_CHILD_RANGE timeline rows: each range needs a fraction of the working memory. Measured at
+# 5M (3.25M episodes), placement spells' peak over their start: 1 range +1.43 GB, 4 ranges +0.73 GB
+# (CPU +10 %), 13 ranges +0.60 GB (CPU +40 %: each range scans the whole timeline). At 1M (651,415
+# episodes: 2 ranges) the statistics' peak over their start is +321 MB; 4 ranges gave +254 MB but
+# about 0.3 s more CPU and wall time.
+CHILD_RANGES = 4
+ROWS_PER_CHILD_RANGE = 400_000
 
 # Columns of the harmonised episodes the statistics read.
 EPISODE_COLUMNS = (
@@ -129,26 +151,118 @@ def _pathway_levels(settings: StatisticsSettings) -> pa.Table:
     return pa.table({"level_name": pa.array(names, pa.string()), "level": pa.array(numbers, pa.int64())})
 
 
-def _final_select(table: str) -> str:
-    """The published column order, with level roll-ups joined from the classification.
+def _own_columns(table: str) -> list[str]:
+    """The published columns a statement makes: all but the level roll-ups and the classification
+    version, which are added in Arrow once every statement has run (``_with_roll_ups``)."""
+    added = {level for levels in ROLL_UPS.get(table, {}).values() for level in levels}
+    return [c for c in column_names(table) if c not in added and c != "classification_version"]
+
+
+def _final_select(table: str, query: str) -> str:
+    """``query``'s rows with the table's own published columns (``_own_columns``), ordered as
+    published, except the spells, which keep ``child_id`` and are ordered after the read-out
+    (``_published_order``). ORDER BY ALL without the roll-ups and the version gives the published
+    order: a level is a function of its code, which comes before it, and the version is constant.
 
     Table and column names come from ``schemas.outputs.TABLES`` (the project's constants).
     """
-    columns = column_names(table)
-    roll_ups = ROLL_UPS.get(table, {})
-    produced = {}
-    joins = []
-    for i, (code_column, (level1, level2)) in enumerate(roll_ups.items()):
-        alias = f"c{i}"
-        joins.append(f'LEFT JOIN codes AS {alias} ON {alias}.code = t."{code_column}"')
-        produced[level1] = f"{alias}.level1"
-        produced[level2] = f"{alias}.level2"
-    produced["classification_version"] = "$classification_version"
-    expressions = [produced.get(c, f't."{c}"') for c in columns]
-    select = ", ".join(f'{expression} AS "{c}"' for expression, c in zip(expressions, columns, strict=True))
-    key = UNIQUE_LEADING_COLUMNS.get(table)
-    order = ", ".join(f'"{c}"' for c in key) if key else "ALL"
-    return f'SELECT {select} FROM "{table}" AS t {" ".join(joins)} ORDER BY {order}'
+    select = ", ".join(f't."{c}"' for c in _own_columns(table))
+    if table in UNIQUE_LEADING_COLUMNS:
+        return f"SELECT {select}, t.child_id FROM ({query}) AS t"
+    return f"SELECT {select} FROM ({query}) AS t ORDER BY ALL"
+
+
+def _with_roll_ups(table: str, own: pa.Table, codes: pa.Table, version: str) -> pa.Table:
+    """The published table: ``own`` (``_own_columns``) with the level roll-ups of its codes looked
+    up in the classification's ``codes`` (empty for an unknown or empty code) and the classification
+    version, in the published column order. Done at the end, when the statements' working memory
+    is gone, so the spells are held without these columns while the statistics run."""
+    columns = {name: own[name] for name in own.column_names}
+    for code_column, (level1, level2) in ROLL_UPS.get(table, {}).items():
+        rows = pc.index_in(own[code_column], value_set=codes["code"])
+        columns[level1] = codes["level1"].take(rows)
+        columns[level2] = codes["level2"].take(rows)
+    if "classification_version" in column_names(table):
+        columns["classification_version"] = pa.repeat(pa.scalar(version, pa.string()), own.num_rows)
+    schema = arrow_schema(table)
+    return pa.table([columns[name] for name in schema.names], schema=schema)
+
+
+def _read_out(
+    connection: duckdb.DuckDBPyConnection,
+    table: str,
+    query: str,
+    values: Mapping[str, object],
+    children: Sequence[tuple[int, int]],
+) -> pa.Table:
+    """The published table made by ``query``, straight into Arrow: DuckDB never holds it as a table,
+    so its rows are not held twice. The spells are made for each range of ``children`` (first and
+    last child_id) in turn, and keep ``child_id`` (later statements join on it)."""
+    if table not in UNIQUE_LEADING_COLUMNS:
+        sql = _final_select(table, query)
+        return _published(connection.sql(sql, params=_parameters(sql, values)).to_arrow_table(), table)
+    parts = []
+    for first, last in children:
+        part = _spells(connection, table, query, {**values, "first_child": first, "last_child": last})
+        parts.append(part)
+    return pa.concat_tables(parts)
+
+
+def _spells(
+    connection: duckdb.DuckDBPyConnection, table: str, query: str, values: Mapping[str, object]
+) -> pa.Table:
+    """One range of children's spells, in their published order (``_published_order``)."""
+    sql = _final_select(table, query)
+    result = connection.sql(sql, params=_parameters(sql, values)).to_arrow_table()
+    release_unused_memory()  # what the query freed, before the sorted copies are made
+    order = _published_order(result, table)
+    names, columns = result.column_names, result.columns
+    del result  # each unsorted column is freed as its sorted copy replaces it
+    for i in range(len(columns)):
+        columns[i] = columns[i].take(order)
+    return _published(pa.table(dict(zip(names, columns, strict=True))), table)
+
+
+def _published(result: pa.Table, table: str) -> pa.Table:
+    """The published types of the table's own columns (and ``child_id``, when the result has it)."""
+    schema = arrow_schema(table)
+    own = pa.schema([schema.field(name) for name in _own_columns(table)])
+    published = result.select(own.names).cast(own)
+    if "child_id" not in result.column_names:
+        return published
+    return published.append_column("child_id", result["child_id"])
+
+
+def _make_by_child(
+    connection: duckdb.DuckDBPyConnection,
+    table: str,
+    query: str,
+    values: Mapping[str, object],
+    children: Sequence[tuple[int, int]],
+) -> None:
+    """An internal table made by ``query`` for each range of ``children`` in turn (the first range
+    creates it, the others add their rows), so that each range's working memory is released before
+    the next. ``table`` is a name from the project's own SQL files."""
+    for i, (first, last) in enumerate(children):
+        sql = f'CREATE TABLE "{table}" AS {query}' if i == 0 else f'INSERT INTO "{table}" {query}'
+        connection.execute(sql, _parameters(sql, {**values, "first_child": first, "last_child": last}))
+        release_unused_memory()
+
+
+def _child_ranges(children: int, rows: int) -> list[tuple[int, int]]:
+    """Consecutive ranges of child_id (1 to ``children``), one per ROWS_PER_CHILD_RANGE timeline rows,
+    at most CHILD_RANGES; always one range at least."""
+    parts = max(1, min(CHILD_RANGES, -(-rows // ROWS_PER_CHILD_RANGE), children))
+    bounds = [children * i // parts for i in range(parts + 1)]
+    return [(first + 1, last) for first, last in pairwise(bounds)]
+
+
+def _published_order(spells: pa.Table, table: str) -> np.ndarray:
+    """Row positions of the spells in the order of ``UNIQUE_LEADING_COLUMNS``, found on child_id and
+    the spell numbers (integers, unique per row: any sort gives this one order)."""
+    leading = UNIQUE_LEADING_COLUMNS[table]
+    key = ("child_id", *leading[len(CHILD_COLUMNS) :])
+    return np.lexsort([spells[name].to_numpy() for name in reversed(key)])
 
 
 def compute_statistics(
@@ -180,6 +294,7 @@ def compute_statistics(
     population = _population_arrow(population, settings, classification)
     episodes = _episodes_arrow(episodes)
     connection = duckdb.connect()
+    tables: dict[str, pa.Table] = {}  # each table's own columns (and child_id for the spells)
     try:
         connection.execute("SET preserve_insertion_order = false")
         connection.register("episodes_in", episodes)
@@ -200,24 +315,43 @@ def compute_statistics(
         connection.register(
             "move_types", pa.table({"new_episode_type": pa.array(settings.placement_move_types, pa.string())})
         )
-        for name, sql in _statements():
+        statements = _statements()
+        timeline_readers = [i for i, (_name, sql) in enumerate(statements) if _TIMELINE.search(sql)]
+        children: list[tuple[int, int]] = []
+        for i, (name, sql) in enumerate(statements):
             if name == TIMELINE_SQL:
-                _register_timeline_steps(connection, episodes, values, run_statement)
-            run_statement(name, lambda sql=sql: connection.execute(sql, _parameters(sql, values)))
-        # The timeline is not published: dropping it before the tables are read out lowers the peak.
-        connection.execute("DROP VIEW timeline")
-        connection.unregister("timeline_steps")
-        tables = {}
-        for table in STATISTICS_TABLES:
-            sql = _final_select(table)
-            query = connection.sql(sql, params=_parameters(sql, values))
-            result = run_statement(f"select {table}", query.to_arrow_table)
-            tables[table] = result.cast(arrow_schema(table))
-            # Read out: DuckDB's copy is dropped at once, so the spells are not held twice (lowers the peak).
-            connection.execute(f'DROP TABLE "{table}"')  # the project's own table names, never user input
-        return tables
+                children = _register_timeline_steps(connection, episodes, values, run_statement)
+            made = _CREATE_TABLE.search(sql)
+            if made and made.group(1) in STATISTICS_TABLES:
+                # Published: read out as soon as made, and read by later statements from that copy.
+                table, query = made.group(1), sql[made.end() :].strip().rstrip(";")
+                read = run_statement(
+                    name, lambda t=table, q=query, c=children: _read_out(connection, t, q, values, c)
+                )
+                tables[table] = read
+                connection.register(table, read)
+            elif made and _BY_CHILD in sql:
+                table, query = made.group(1), sql[made.end() :].strip().rstrip(";")
+                run_statement(
+                    name, lambda t=table, q=query, c=children: _make_by_child(connection, t, q, values, c)
+                )
+            else:
+                run_statement(name, lambda sql=sql: connection.execute(sql, _parameters(sql, values)))
+            if i == timeline_readers[-1]:
+                # The timeline is not published: dropped once its last reader has run.
+                connection.execute("DROP VIEW timeline")
+                connection.unregister("timeline_steps")
+            if made and made.group(1) in UNIQUE_LEADING_COLUMNS:
+                _return_memory(connection)  # the largest statements: their threads' memory too
+            else:
+                release_unused_memory()
     finally:
         connection.close()
+    codes, version = _codes(classification), classification.version_id
+    return {
+        table: _with_roll_ups(table, tables.pop(table).select(_own_columns(table)), codes, version)
+        for table in STATISTICS_TABLES
+    }
 
 
 def _register_timeline_steps(
@@ -225,14 +359,35 @@ def _register_timeline_steps(
     episodes: pa.Table,
     values: Mapping[str, object],
     run_statement: Callable[[str, Callable[[], object]], object],
-) -> None:
+) -> list[tuple[int, int]]:
     """The per-child steps of the timeline, computed in numpy (``timeline.py``: one sort instead of a
-    chain of SQL windows), as the Arrow table ``timeline_steps`` that ``01_timeline.sql`` reads.
+    chain of SQL windows), as the Arrow table ``timeline_steps`` that ``01_timeline.sql`` reads; and
+    the ranges of children the spells are built for (``_child_ranges``).
 
     The connection holds the only reference, so unregistering it frees the memory.
     """
     steps = run_statement("timeline steps (numpy)", lambda: timeline_steps(connection, episodes, values))
+    connection.execute("DROP TABLE child_ids")  # only the timeline's sort reads it
+    _return_memory(connection)
     connection.register("timeline_steps", steps)
+    children = pc.max(steps["child_id"]).as_py() or 0
+    return _child_ranges(children, steps.num_rows)
+
+
+def _return_memory(connection: duckdb.DuckDBPyConnection) -> None:
+    """Hand the memory a large step freed back to the system, so that it is not held through the
+    next (the statistics' peak is what is held plus the largest statement's working memory).
+
+    DuckDB's worker threads keep memory they used until they stop (neither dropping a table nor
+    ``malloc_trim`` returns it; measured: about 60 MB after 00_child_ids.sql at 1M), so they are
+    restarted (``threads`` back to its default); then Arrow's and the C library's free pages are
+    released (``icare.memory.release_unused_memory``). A restart costs CPU (the next statement's
+    memory is faulted in again: restarting after every statement cost about 0.3 CPU-s at 1M), so
+    it is done after the timeline's sort and the spells only; elsewhere only free pages are released.
+    """
+    connection.execute("SET threads = 1")
+    connection.execute("RESET threads")
+    release_unused_memory()
 
 
 def _population_arrow(

@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 # episodes of a source without rules, or without a child key, have no timeline (inner joins).
 ORDER_SQL = """
 SELECT
-    e.episode_row, ids.child_id,
+    e.episode_row::INTEGER AS episode_row, ids.child_id::INTEGER AS child_id,
     e.episode_start::DATE AS episode_start, e.episode_end::DATE AS episode_end,
     coalesce(e.episode_end_type = 'continues', false) AS ends_continuing,
     r.care_spell_gap_days::INTEGER AS care_spell_gap_days,
@@ -67,69 +67,124 @@ def timeline_steps(
 
     The steps run in each child's order; their results are put back in the episodes' order, so the
     other columns are not moved (taking text rows in another order is slow), and text results are
-    looked up from the few distinct codes.
+    dictionary arrays over the few distinct codes. To keep the working memory small, positions, ids
+    and days are 32-bit, every intermediate is dropped once used, and the output columns are made one
+    at a time.
     """
-    query = connection.sql(ORDER_SQL, params={"temporary_purpose": values["temporary_purpose"]})
-    rows = query.to_arrow_table().combine_chunks()
-    order = _ints(rows["episode_row"])  # position in the child's order -> episode row
-    codes, sectors = _Texts(episodes["icare_code"]), _Texts(episodes["provider_sector"])
-    child = _ints(rows["child_id"])
-    start = _days(rows["episode_start"])
-    end = _days(rows["episode_end"])
-    end_missing = _nulls(rows["episode_end"])
-    ends_continuing = _bools(rows["ends_continuing"])
-    is_temporary = _bools(rows["is_temporary"])
-    move_type = _bools(rows["move_type"])
-    gap = _ints(rows["care_spell_gap_days"])
-    code_id, sector_id = codes.ids[order], sectors.ids[order]
-
-    first = first_of_group(child)
+    rows = _SortedRows(connection, values, episodes.num_rows)
+    out = _Output(episodes, rows.order)
+    start, first = rows.start, first_of_group(rows.child)
+    out.add("child_id", rows.child)
+    out.add("episode_no", positions(len(first)) - group_starts(first) + 1)
     next_start, has_next = next_starts(start, first)
-    cover_end, cover_missing = cover_ends(end, end_missing, ends_continuing, next_start, has_next, gap)
+    cover_end, cover_missing = cover_ends(
+        rows.end, rows.end_missing, rows.ends_continuing, next_start, has_next, rows.gap
+    )
+    del rows.end, rows.end_missing, rows.gap
     reach = np.where(cover_missing, OPEN_END, cover_end)
     earlier_reach, furthest_earlier = earlier_reaches(reach, first)
-    starts_care_spell = starts_care_spells(start, first, earlier_reach, ends_continuing, furthest_earlier)
-    normal_row = normal_placement_rows(is_temporary, starts_care_spell)
-    normal_code_id = np.where(normal_row >= 0, code_id[normal_row], -1)
-    after_temporary = previous_in_group(is_temporary, first)
-    starts_placement_spell = starts_placement_spells(
-        starts_care_spell, is_temporary, move_type, after_temporary, code_id, normal_code_id
+    starts_care_spell = starts_care_spells(
+        start, first, earlier_reach, rows.ends_continuing, furthest_earlier
     )
-    temporary_resolved = is_temporary & bool(values["resolve_temporary"]) & (normal_code_id >= 0)
+    del earlier_reach, furthest_earlier
+    out.add_dates("episode_start", start)
+    out.add_dates("cover_end", cover_end, cover_missing)
+    del cover_end, cover_missing, start
+    out.add("overlaps_next", has_next & (next_start < reach))
+    del reach
+    out.add_dates("next_start", next_start, ~has_next)
+    del next_start, has_next
+    out.add("is_temporary", rows.is_temporary)
+    out.add("starts_care_spell", starts_care_spell)
+    out.add("care_spell_no", numbered(starts_care_spell, first))
+
+    codes, sectors = _Texts(episodes["icare_code"]), _Texts(episodes["provider_sector"])
+    code_id = codes.ids[rows.order]
+    normal_row = normal_placement_rows(rows.is_temporary, starts_care_spell)
+    normal_code_id = np.where(normal_row >= 0, code_id[normal_row], -1)
+    after_temporary = previous_in_group(rows.is_temporary, first)
+    starts_placement_spell = starts_placement_spells(
+        starts_care_spell, rows.is_temporary, rows.move_type, after_temporary, code_id, normal_code_id
+    )
+    del after_temporary, first
+    out.add("starts_placement_spell", starts_placement_spell)
+    out.add("placement_spell_no", numbered(starts_placement_spell, starts_care_spell))
+    del starts_placement_spell, starts_care_spell
+    temporary_resolved = rows.is_temporary & bool(values["resolve_temporary"]) & (normal_code_id >= 0)
+    out.add("temporary_resolved", temporary_resolved)
+    out.add_texts("normal_code", codes, normal_code_id)
     # The category and provider sector counted: the normal placement's for a resolved temporary move.
-    stat_code_id = np.where(temporary_resolved, normal_code_id, code_id)
+    out.add_texts("stat_code", codes, np.where(temporary_resolved, normal_code_id, code_id))
+    del code_id, normal_code_id
+    sector_id = sectors.ids[rows.order]
     stat_sector_id = np.where(temporary_resolved, sector_id[normal_row], sector_id)
+    out.add_texts("stat_provider_sector", sectors, stat_sector_id)
+    return out.table()
 
-    kept = np.zeros(episodes.num_rows, dtype=bool)
-    kept[order] = True
 
-    def back(column: np.ndarray) -> np.ndarray:
+class _SortedRows:
+    """The narrow rows of ``ORDER_SQL`` in each child's order, as numpy arrays (the Arrow result is
+    dropped once its columns are converted)."""
+
+    def __init__(
+        self, connection: duckdb.DuckDBPyConnection, values: Mapping[str, object], episodes: int
+    ) -> None:
+        if episodes >= np.iinfo(np.int32).max:
+            raise ValueError(f"{episodes:,} episodes: the timeline numbers rows in 32 bits")
+        query = connection.sql(ORDER_SQL, params={"temporary_purpose": values["temporary_purpose"]})
+        rows = query.to_arrow_table()
+        self.order = _ints(rows["episode_row"])  # position in the child's order -> episode row
+        self.child = _ints(rows["child_id"])
+        self.start = _days(rows["episode_start"])
+        self.end = _days(rows["episode_end"])
+        self.end_missing = _nulls(rows["episode_end"])
+        self.ends_continuing = _bools(rows["ends_continuing"])
+        self.is_temporary = _bools(rows["is_temporary"])
+        self.move_type = _bools(rows["move_type"])
+        self.gap = _ints(rows["care_spell_gap_days"])
+
+
+class _Output:
+    """The timeline's columns in the episodes' order, each converted to Arrow as soon as it is made
+    from values in the child's order (``order``: position -> episode row). Rows without a timeline
+    get 0 and are dropped at the end."""
+
+    def __init__(self, episodes: pa.Table, order: np.ndarray) -> None:
+        self.rows = episodes.num_rows
+        self.order = order
+        self.columns: dict[str, pa.Array | pa.ChunkedArray] = {name: episodes[name] for name in CARRIED}
+
+    def back(self, column: np.ndarray) -> np.ndarray:
         """Values in the child's order, put in the episodes' order (rows without a timeline: 0)."""
-        out = np.zeros(episodes.num_rows, dtype=column.dtype)
-        out[order] = column
+        out = np.zeros(self.rows, dtype=column.dtype)
+        out[self.order] = column
         return out
 
-    table = pa.table(
-        {
-            **{name: episodes[name] for name in CARRIED},
-            "child_id": back(child),
-            "episode_no": back(np.arange(len(child)) - group_starts(first) + 1),
-            "episode_start": _dates(back(start), ~kept),
-            "cover_end": _dates(back(cover_end), back(cover_missing)),
-            "next_start": _dates(back(next_start), back(~has_next)),
-            "overlaps_next": back(has_next & (next_start < reach)),
-            "is_temporary": back(is_temporary),
-            "temporary_resolved": back(temporary_resolved),
-            "normal_code": codes.text(back(normal_code_id)),
-            "stat_code": codes.text(back(stat_code_id)),
-            "stat_provider_sector": sectors.text(back(stat_sector_id)),
-            "starts_care_spell": back(starts_care_spell),
-            "care_spell_no": back(numbered(starts_care_spell, first)),
-            "starts_placement_spell": back(starts_placement_spell),
-            "placement_spell_no": back(numbered(starts_placement_spell, starts_care_spell)),
-        }
-    )
-    return table if kept.all() else table.filter(kept)
+    def add(self, name: str, column: np.ndarray) -> None:
+        self.columns[name] = pa.array(self.back(column))
+
+    def add_dates(self, name: str, days: np.ndarray, missing: np.ndarray | None = None) -> None:
+        """Days since 1970-01-01 as DATE, empty where ``missing``."""
+        mask = None if missing is None else self.back(missing)
+        self.columns[name] = pa.array(self.back(days), pa.int32(), mask=mask).cast(pa.date32())
+
+    def add_texts(self, name: str, texts: _Texts, ids: np.ndarray) -> None:
+        self.columns[name] = texts.text(self.back(ids))
+
+    def table(self) -> pa.Table:
+        """The columns as a table, with only the rows that have a timeline."""
+        table = pa.table(self.columns)
+        self.columns = {}
+        if len(self.order) == self.rows:  # every row has a timeline (each appears once in order)
+            return table
+        kept = np.zeros(self.rows, dtype=bool)
+        kept[self.order] = True
+        return table.filter(kept)
+
+
+def positions(n: int) -> np.ndarray:
+    """0, 1, ..., n - 1 as the timeline's 32-bit row positions."""
+    return np.arange(n, dtype=np.int32)
 
 
 def first_of_group(group: np.ndarray) -> np.ndarray:
@@ -141,14 +196,14 @@ def first_of_group(group: np.ndarray) -> np.ndarray:
 
 def group_starts(first: np.ndarray) -> np.ndarray:
     """Position of the first row of each row's group."""
-    return np.maximum.accumulate(np.where(first, np.arange(len(first)), 0))
+    return np.maximum.accumulate(np.where(first, positions(len(first)), 0))
 
 
 def numbered(starts: np.ndarray, first: np.ndarray) -> np.ndarray:
     """1, 2, ... : how many rows of the group so far start something (a running sum restarted at each
     group). Every group's first row must start one, as a child's first episode starts a care spell and
     a care spell's first episode starts a placement spell."""
-    count = np.cumsum(starts, dtype=np.int64)
+    count = np.cumsum(starts, dtype=np.int32)
     return count - count[group_starts(first)] + 1
 
 
@@ -194,18 +249,25 @@ def earlier_reaches(reach: np.ndarray, first: np.ndarray) -> tuple[np.ndarray, n
     A running maximum restarted at each child: adding child number x a span larger than any reach
     makes every later child's values exceed every earlier child's.
     """
-    positions = np.arange(len(reach))
     low = int(reach.min()) if len(reach) else 0
     span = (int(reach.max()) - low + 1) if len(reach) else 1
-    offset = (np.cumsum(first, dtype=np.int64) - 1) * span
-    reach_so_far = np.maximum.accumulate(offset + (reach - low)) - offset + low  # this row included
+    offset = np.cumsum(first, dtype=np.int64)
+    offset -= 1
+    offset *= span
+    reach_so_far = offset + reach  # this row included (in place: no more full-length temporaries)
+    reach_so_far -= low
+    np.maximum.accumulate(reach_so_far, out=reach_so_far)
+    reach_so_far -= offset
+    del offset
+    reach_so_far += low
     # A row reaching at least as far as every earlier row of its child is the furthest so far.
     furthest = first.copy()
     furthest[1:] |= reach[1:] >= reach_so_far[:-1]
-    furthest_so_far = np.maximum.accumulate(np.where(furthest, positions, 0))
+    furthest_so_far = np.maximum.accumulate(np.where(furthest, positions(len(reach)), 0))
     earlier_reach = np.empty_like(reach)
     earlier_reach[1:] = reach_so_far[:-1]
-    furthest_earlier = np.full(len(reach), -1, dtype=np.int64)
+    del reach_so_far
+    furthest_earlier = np.full(len(reach), -1, dtype=np.int32)
     furthest_earlier[1:] = furthest_so_far[:-1]
     furthest_earlier[first] = -1
     earlier_reach[first] = 0
@@ -229,9 +291,8 @@ def starts_care_spells(
 def normal_placement_rows(is_temporary: np.ndarray, starts_care_spell: np.ndarray) -> np.ndarray:
     """Position of the normal placement: the last non-temporary episode of the same care spell before
     this one (-1 when there is none). statistics.md "Placement spells, moves and temporary moves"."""
-    positions = np.arange(len(is_temporary))
-    last_placement = np.maximum.accumulate(np.where(~is_temporary, positions, -1))
-    before = np.full(len(positions), -1, dtype=np.int64)
+    last_placement = np.maximum.accumulate(np.where(~is_temporary, positions(len(is_temporary)), -1))
+    before = np.full(len(is_temporary), -1, dtype=np.int32)
     before[1:] = last_placement[:-1]
     return np.where(before >= group_starts(starts_care_spell), before, -1)
 
@@ -252,12 +313,13 @@ def starts_placement_spells(
 
 
 def _ints(column: pa.ChunkedArray) -> np.ndarray:
-    return column.to_numpy().astype(np.int64, copy=False)
+    """A 32-bit integer column (ORDER_SQL casts them), without nulls."""
+    return column.to_numpy().astype(np.int32, copy=False)
 
 
 def _days(column: pa.ChunkedArray) -> np.ndarray:
-    """Days since 1970-01-01 (0 where empty)."""
-    return pc.fill_null(column.cast(pa.int32()), 0).to_numpy().astype(np.int64)
+    """Days since 1970-01-01, 32-bit (0 where empty)."""
+    return pc.fill_null(column.cast(pa.int32()), 0).to_numpy()
 
 
 def _nulls(column: pa.ChunkedArray) -> np.ndarray:
@@ -274,12 +336,10 @@ class _Texts:
 
     def __init__(self, column: pa.ChunkedArray) -> None:
         encoded = pc.dictionary_encode(column.combine_chunks())
-        self.ids = pc.fill_null(encoded.indices, -1).to_numpy().astype(np.int64)
+        self.ids = pc.fill_null(encoded.indices, -1).to_numpy().astype(np.int32, copy=False)
         self.distinct = encoded.dictionary
 
-    def text(self, ids: np.ndarray) -> pa.Array:
-        return self.distinct.take(pa.array(np.maximum(ids, 0), mask=ids < 0))
-
-
-def _dates(days: np.ndarray, missing: np.ndarray) -> pa.Array:
-    return pa.array(days.astype(np.int32), mask=missing).cast(pa.date32())
+    def text(self, ids: np.ndarray) -> pa.DictionaryArray:
+        """The values as a dictionary array over the distinct values (DuckDB reads it as text): an
+        integer per row instead of a copy of each text."""
+        return pa.DictionaryArray.from_arrays(pa.array(ids, mask=ids < 0), self.distinct)

@@ -8,7 +8,7 @@ WITH first_episodes AS (
         child_id, care_spell_no, source, area_code, child_key, sex, birth_month,
         episode_start AS spell_start, new_episode_type AS first_new_episode_type,
         stat_code AS icare_code_start
-    FROM timeline
+    FROM child_timeline($first_child, $last_child)
     WHERE starts_care_spell
 ),
 reaching AS (
@@ -18,7 +18,7 @@ reaching AS (
         *,
         (coalesce(cover_end, DATE '9999-12-31') - DATE '1970-01-01') * 4294967296
             + (episode_start - DATE '1970-01-01') + 2147483648 AS reach_order
-    FROM timeline
+    FROM child_timeline($first_child, $last_child)
 ),
 grouped AS (
     SELECT f.*, r.* EXCLUDE (child_id, care_spell_no)

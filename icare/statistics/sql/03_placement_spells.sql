@@ -9,7 +9,7 @@ WITH first_episodes AS (
         child_id, care_spell_no, placement_spell_no, source, area_code, child_key, sex, birth_month,
         episode_start AS placement_start, stat_code AS icare_code_start,
         stat_provider_sector AS provider_sector
-    FROM timeline
+    FROM child_timeline($first_child, $last_child)
     WHERE starts_placement_spell
 ),
 grouped AS (
@@ -18,12 +18,14 @@ grouped AS (
     JOIN (
         SELECT
             child_id, care_spell_no, placement_spell_no,
-            last(stat_code ORDER BY episode_start) AS icare_code_end,
+            -- the last episode's values (a child's episodes are numbered in start order): arg_max_null
+            -- keeps one value per spell, where an ordered aggregate buffers every row
+            arg_max_null(stat_code, episode_no) AS icare_code_end,
             -- the start of the child's episode after this spell's last one
-            last(next_start ORDER BY episode_start) AS following_start,
+            arg_max_null(next_start, episode_no) AS following_start,
             count(*) AS episodes,
             count(*) FILTER (WHERE is_temporary) AS temporary_episodes
-        FROM timeline
+        FROM child_timeline($first_child, $last_child)
         GROUP BY child_id, care_spell_no, placement_spell_no
     ) AS c USING (child_id, care_spell_no, placement_spell_no)
 ),

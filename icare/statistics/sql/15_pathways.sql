@@ -6,10 +6,7 @@
 -- Categories are handled as small integers in lists (grouping and comparing strings is slow); the
 -- text of a pathway is built once per published row.
 CREATE TABLE pathways AS
-WITH code_ids AS (
-    SELECT *, row_number() OVER (ORDER BY code)::INTEGER AS code_id FROM codes
-),
-level_maps AS (
+WITH level_maps AS (
     -- per published level, the category of every code at that level (list position = code id); a
     -- code shallower than the level is kept as it is
     SELECT
@@ -25,37 +22,12 @@ level_maps AS (
         )
     GROUP BY l.level_name
 ),
-spell_steps AS (
-    -- each care spell's placement spells in order (list_sort: faster than an ordered aggregate)
-    SELECT
-        ps.child_id, ps.care_spell_no,
-        list_sort(list({'n': ps.placement_spell_no, 'start': ps.placement_start, 'code': c.code_id}))
-            AS steps
-    FROM placement_spells AS ps
-    JOIN code_ids AS c ON c.code = ps.icare_code_start
-    GROUP BY ALL
-),
-spells_in_period AS (
-    SELECT
-        p.source, p.area_code, p.period_start, p.period_end,
-        CASE WHEN s.spell_end BETWEEN p.period_start AND p.period_end THEN 'ended' ELSE 'open' END
-            AS spell_status,
-        s.sex, coalesce(a.age_band, 'unknown') AS age_band,
-        -- a spell still open at the period end: the steps that had started by then
-        list_transform(list_filter(st.steps, lambda x: x.start <= p.period_end), lambda x: x.code) AS codes
-    FROM periods AS p
-    JOIN care_spells AS s  -- spells that ended in the period or were open at its end
-        ON s.source = p.source AND s.area_code IS NOT DISTINCT FROM p.area_code
-        AND s.spell_start <= p.period_end
-        AND (s.spell_end IS NULL OR s.spell_end >= p.period_start)
-    JOIN spell_steps AS st ON st.child_id = s.child_id AND st.care_spell_no = s.care_spell_no
-    LEFT JOIN age_lookup AS a ON a.age = date_sub('year', s.birth_month, s.spell_start)
-),
 same_steps AS (
-    -- spells with the same steps (and period, status, sex and age band) have the same pathway at every
-    -- level: counted first, so each level maps and collapses every distinct list once
-    SELECT source, area_code, period_start, period_end, spell_status, sex, age_band, codes, count(*) AS spells
-    FROM spells_in_period
+    -- the ranges of children's counts (15_pathway_steps.sql), summed
+    SELECT
+        source, area_code, period_start, period_end, spell_status, sex, age_band, codes,
+        sum(spells)::BIGINT AS spells
+    FROM pathway_steps
     GROUP BY ALL
 ),
 at_level AS (

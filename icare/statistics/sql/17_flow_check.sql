@@ -9,34 +9,14 @@ CREATE TABLE flow_check AS
 WITH dates AS (
     SELECT source, area_code, period_start, period_end, period_start - 1 AS start_date FROM periods
 ),
-open_records AS (
-    -- records open on the day before the period and on its last day
-    SELECT d.source, d.area_code, d.period_start, 'start' AS side, t.child_id
-    FROM dates AS d
-    JOIN timeline AS t
-        ON t.source = d.source AND t.area_code IS NOT DISTINCT FROM d.area_code
-        AND t.episode_start <= d.start_date AND (t.cover_end IS NULL OR t.cover_end > d.start_date)
-    UNION ALL
-    SELECT d.source, d.area_code, d.period_start, 'end', t.child_id
-    FROM dates AS d
-    JOIN timeline AS t
-        ON t.source = d.source AND t.area_code IS NOT DISTINCT FROM d.area_code
-        AND t.episode_start <= d.period_end AND (t.cover_end IS NULL OR t.cover_end > d.period_end)
-),
-children_open AS (
-    -- each child open on a date once, with its number of open records (one grouping, cheaper than
-    -- counting distinct children per side)
-    SELECT source, area_code, period_start, side, child_id, count(*) AS records
-    FROM open_records
-    GROUP BY ALL
-),
 stocks AS (
+    -- the ranges of children's counts (17_children_open.sql), summed
     SELECT
         source, area_code, period_start,
-        count(*) FILTER (WHERE side = 'start') AS stock_start,
-        count(*) FILTER (WHERE side = 'end') AS stock_end,
-        coalesce(sum(records - 1) FILTER (WHERE side = 'start'), 0)::BIGINT AS set_aside_start,
-        coalesce(sum(records - 1) FILTER (WHERE side = 'end'), 0)::BIGINT AS set_aside_end
+        sum(stock_start)::BIGINT AS stock_start,
+        sum(stock_end)::BIGINT AS stock_end,
+        sum(set_aside_start)::BIGINT AS set_aside_start,
+        sum(set_aside_end)::BIGINT AS set_aside_end
     FROM children_open
     GROUP BY ALL
 ),
