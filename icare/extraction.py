@@ -12,7 +12,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
@@ -30,7 +29,7 @@ from icare.reading import recognise_table as recognise
 from icare.sources.base import Extraction, InputFile, RawTable
 from icare.sources.spec import SourceSpec
 from icare.validation import validate_table
-from icare.vectorised import categorical, concat_encoded, empty_like
+from icare.vectorised import concat_encoded, constant, empty_like
 
 SchemaFactory = Callable[[str, int], pa.DataFrameSchema]
 Prepare = Callable[[str, pd.DataFrame], pd.DataFrame]
@@ -233,7 +232,7 @@ def _with_origin(frame: pd.DataFrame, raw: RawTable, *, encoded: bool) -> pd.Dat
         "sheet": raw.sheet,
     }
     if encoded:
-        text = {name: _constant_text(value, frame.index) for name, value in text.items()}
+        text = {name: constant(value, frame.index) for name, value in text.items()}
     return frame.assign(
         source=text["source"],
         collection_year=raw.input.collection_year,
@@ -242,9 +241,3 @@ def _with_origin(frame: pd.DataFrame, raw: RawTable, *, encoded: bool) -> pd.Dat
         sheet=text["sheet"],
         row_number=frame.index.to_numpy(),
     )
-
-
-def _constant_text(value: str | None, index: pd.Index) -> pd.Series:
-    """``value`` on every row of ``index`` as a categorical (no category, every row missing, for None)."""
-    codes = np.full(len(index), 0 if value is not None else -1, dtype="int8")
-    return categorical(codes, [] if value is None else [value], index)

@@ -198,9 +198,11 @@ def in_appearance_order(values: pd.Series) -> pd.Series:
     return categorical(recoded, list(values.cat.categories[order]), values.index)
 
 
-def constant(value: str, index: pd.Index) -> pd.Series:
-    """The same text on every row, as a categorical: one byte per row instead of a string each."""
-    return categorical(np.zeros(len(index), dtype="int8"), [value], index)
+def constant(value: str | None, index: pd.Index) -> pd.Series:
+    """The same text on every row, as a categorical: one byte per row instead of a string each (for
+    None, every row missing and no category)."""
+    codes = np.full(len(index), -1 if value is None else 0, dtype="int8")
+    return categorical(codes, [] if value is None else [value], index)
 
 
 def text_rank(values: pd.Series) -> np.ndarray:

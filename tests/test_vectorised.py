@@ -13,6 +13,7 @@ from icare.episodes import _stable_argsort, stable_order
 from icare.vectorised import (
     categorical,
     concat_encoded,
+    constant,
     decoded,
     decoded_frame,
     empty_like,
@@ -173,3 +174,11 @@ def test_in_appearance_order_lists_categories_as_rows_first_use_them():
     assert reordered.astype(object).tolist() == values.astype(object).tolist()  # same text, missing kept
     already = categorical(np.array([0, 1, 0]), ["x", "y"], pd.RangeIndex(3))
     assert in_appearance_order(already) is already  # nothing to recode
+
+
+def test_constant_is_one_category_on_every_row_or_all_missing_for_none():
+    index = pd.RangeIndex(3)
+    sheet = constant("Episodes", index)
+    assert list(sheet.cat.categories) == ["Episodes"] and sheet.tolist() == ["Episodes"] * 3
+    missing = constant(None, index)
+    assert len(missing.cat.categories) == 0 and missing.isna().all() and len(missing) == 3

@@ -193,7 +193,7 @@ class Ssda903Source:
             for column in [*_ENCODED_COLUMNS, *self._encoded_columns(name)]:
                 if column in frame.columns and isinstance(frame[column].dtype, pd.StringDtype):
                     frame[column] = encoded(frame[column])
-            frame["table_name"] = categorical(np.zeros(len(frame), dtype="int8"), [name], frame.index)
+            frame["table_name"] = constant(name, frame.index)
             frame["child_key"] = keys  # categorical over the sorted keys: its codes are the child ids
             frame["child_id"] = ids
             if extraction.pseudonymised:  # CHILD is then the child key: the same text, encoded
