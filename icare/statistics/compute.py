@@ -322,16 +322,15 @@ def compute_statistics(
             if name == TIMELINE_SQL:
                 children = _register_timeline_steps(connection, episodes, values, run_statement)
             made = _CREATE_TABLE.search(sql)
-            if made and made.group(1) in STATISTICS_TABLES:
+            table, query = (made.group(1), sql[made.end() :].strip().rstrip(";")) if made else ("", sql)
+            if table in STATISTICS_TABLES:
                 # Published: read out as soon as made, and read by later statements from that copy.
-                table, query = made.group(1), sql[made.end() :].strip().rstrip(";")
                 read = run_statement(
                     name, lambda t=table, q=query, c=children: _read_out(connection, t, q, values, c)
                 )
                 tables[table] = read
                 connection.register(table, read)
             elif made and _BY_CHILD in sql:
-                table, query = made.group(1), sql[made.end() :].strip().rstrip(";")
                 run_statement(
                     name, lambda t=table, q=query, c=children: _make_by_child(connection, t, q, values, c)
                 )
@@ -341,7 +340,7 @@ def compute_statistics(
                 # The timeline is not published: dropped once its last reader has run.
                 connection.execute("DROP VIEW timeline")
                 connection.unregister("timeline_steps")
-            if made and made.group(1) in UNIQUE_LEADING_COLUMNS:
+            if table in UNIQUE_LEADING_COLUMNS:
                 _return_memory(connection)  # the largest statements: their threads' memory too
             else:
                 release_unused_memory()
