@@ -87,8 +87,8 @@ UNIQUE_LEADING_COLUMNS: dict[str, tuple[str, ...]] = {
 # spells are put in their published order by child_id and their numbers, in numpy after the read-out
 # (sorting in DuckDB would hold a third copy of the rows at the run's peak).
 CHILD_COLUMNS = ("source", "area_code", "child_key")
-# Statements that work per child (they name $first_child and $last_child: the spells, pathway steps,
-# moves, the flow check's stocks) run for up to CHILD_RANGES ranges of children in turn, one per
+# Statements that work per child (they name $first_child and $last_child: the spells, the children's
+# per-period counts, pathway steps, moves) run for up to CHILD_RANGES ranges of children in turn, one per
 # ROWS_PER_CHILD_RANGE timeline rows: each range needs a fraction of the working memory. Measured at
 # 5M (3.25M episodes), placement spells' peak over their start: 1 range +1.43 GB, 4 ranges +0.73 GB
 # (CPU +10 %), 13 ranges +0.60 GB (CPU +40 %: each range scans the whole timeline). At 1M (651,415
