@@ -57,6 +57,10 @@ CARRIED = (
     "icare_code",
     "legal_basis",
 )
+# Carried columns with a value of their own on most rows; the others (a few codes each) are carried as
+# dictionary arrays: DuckDB scans, joins and groups them as integers over a small dictionary (the
+# spells' statements, stock and transitions: about 0.2 CPU-s less at 1M for 0.07 s of encoding).
+DISTINCT_PER_ROW = frozenset({"child_key", "birth_month", "episode_end"})
 
 
 def timeline_steps(
@@ -66,10 +70,10 @@ def timeline_steps(
     timeline. ``episodes`` is the table registered as ``episodes_in`` (row i has ``episode_row`` i).
 
     The steps run in each child's order; their results are put back in the episodes' order, so the
-    other columns are not moved (taking text rows in another order is slow), and text results are
-    dictionary arrays over the few distinct codes. To keep the working memory small, positions, ids
-    and days are 32-bit, every intermediate is dropped once used, and the output columns are made one
-    at a time.
+    other columns are not moved (taking text rows in another order is slow), and text results and
+    carried codes are dictionary arrays over the few distinct values. To keep the working memory
+    small, positions, ids and days are 32-bit, every intermediate is dropped once used, and the
+    output columns are made one at a time.
     """
     rows = _SortedRows(connection, values, episodes.num_rows)
     out = _Output(episodes, rows.order)
@@ -152,7 +156,9 @@ class _Output:
     def __init__(self, episodes: pa.Table, order: np.ndarray) -> None:
         self.rows = episodes.num_rows
         self.order = order
-        self.columns: dict[str, pa.Array | pa.ChunkedArray] = {name: episodes[name] for name in CARRIED}
+        self.columns: dict[str, pa.Array | pa.ChunkedArray] = {
+            name: episodes[name] if name in DISTINCT_PER_ROW else _coded(episodes[name]) for name in CARRIED
+        }
 
     def back(self, column: np.ndarray) -> np.ndarray:
         """Values in the child's order, put in the episodes' order (rows without a timeline: 0)."""
@@ -310,6 +316,11 @@ def starts_placement_spells(
     category (statistics.md "Placement spells, moves and temporary moves")."""
     returns = after_temporary & (code_id == normal_code_id)
     return starts_care_spell | (~is_temporary & move_type & ~returns)
+
+
+def _coded(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A text column as a dictionary array (unchanged if it is one already)."""
+    return column if pa.types.is_dictionary(column.type) else pc.dictionary_encode(column)
 
 
 def _ints(column: pa.ChunkedArray) -> np.ndarray:

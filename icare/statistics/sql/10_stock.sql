@@ -5,13 +5,13 @@
 CREATE TABLE stock AS
 WITH latest_open AS (
     -- a child's episodes are numbered in start order: the later-starting record open that day has the
-    -- highest number (found on two integers, then its other columns joined once)
-    SELECT p.period_end AS reference_date, t.child_id, max(t.episode_no) AS episode_no
-    FROM periods AS p
-    JOIN timeline AS t
-        ON t.source = p.source AND t.area_code IS NOT DISTINCT FROM p.area_code
-        AND t.episode_start <= p.period_end AND (t.cover_end IS NULL OR t.cover_end > p.period_end)
-    GROUP BY p.period_end, t.child_id
+    -- highest number (05_child_periods.sql, per period: the highest of its periods ending that day),
+    -- found on integers, then its other columns joined once
+    SELECT p.period_end AS reference_date, c.child_id, max(c.open_at_end_no) AS episode_no
+    FROM child_periods AS c
+    JOIN period_ids AS p USING (period_id)
+    WHERE c.open_at_end_no IS NOT NULL
+    GROUP BY p.period_end, c.child_id
 ),
 open_on_date AS (
     SELECT l.reference_date, t.*

@@ -7,18 +7,19 @@
 -- docs/statistics.md "Flow check".
 CREATE TABLE flow_check AS
 WITH dates AS (
-    SELECT source, area_code, period_start, period_end, period_start - 1 AS start_date FROM periods
+    SELECT period_id, source, area_code, period_start, period_end FROM period_ids
 ),
 stocks AS (
-    -- the ranges of children's counts (17_children_open.sql), summed
+    -- the children open on the day before the period and on its last day, and their records beyond
+    -- one (05_child_periods.sql: a child's records open on each date)
     SELECT
-        source, area_code, period_start,
-        sum(stock_start)::BIGINT AS stock_start,
-        sum(stock_end)::BIGINT AS stock_end,
-        sum(set_aside_start)::BIGINT AS set_aside_start,
-        sum(set_aside_end)::BIGINT AS set_aside_end
-    FROM children_open
-    GROUP BY ALL
+        period_id,
+        count(*) FILTER (WHERE records_start > 0) AS stock_start,
+        count(*) FILTER (WHERE records_end > 0) AS stock_end,
+        coalesce(sum(records_start - 1) FILTER (WHERE records_start > 0), 0)::BIGINT AS set_aside_start,
+        coalesce(sum(records_end - 1) FILTER (WHERE records_end > 0), 0)::BIGINT AS set_aside_end
+    FROM child_periods
+    GROUP BY period_id
 ),
 flows AS (
     SELECT
@@ -56,9 +57,7 @@ SELECT
         ELSE 'difference'
     END AS status
 FROM dates AS d
-LEFT JOIN stocks AS st
-    ON st.source = d.source AND st.area_code IS NOT DISTINCT FROM d.area_code
-    AND st.period_start = d.period_start
+LEFT JOIN stocks AS st USING (period_id)
 LEFT JOIN flows AS f
     ON f.source = d.source AND f.area_code IS NOT DISTINCT FROM d.area_code
     AND f.period_start = d.period_start
