@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 import pyarrow as pa_arrow
+import pyarrow.compute as pc_arrow
 
 from icare import episodes as episode_rules
 from icare import quarantine
@@ -557,35 +558,63 @@ class Ssda903Source:
 def _child_keys(frames: list[pd.DataFrame], pseudonymiser: Pseudonymiser) -> list[pd.Series]:
     """The child key of each row of ``frames`` (text: harmonisation reads the keys as Arrow text).
 
-    Keyed from each frame's distinct (area, child id) pairs, found on integers (the area's code and
-    the child id's position among the frame's ids), and spread back to the rows: a child's rows
-    repeat one pair, so the composite texts hashed are a fraction of the rows (at 5,000,000 episode
-    rows about 0.4 GB less held while sealing). Each distinct pair of all frames is hashed once.
+    Keyed from the distinct (area, child id) pairs of all the frames, found on integers (the area's
+    position among the areas and the child id's among the ids), and spread back to the rows: a
+    child's rows repeat one pair, so the composite texts hashed are a fraction of the rows (at
+    5,000,000 episode rows about 0.4 GB less held while sealing). Each pair is hashed once, and the
+    keys are not sorted: sealing needs no child ids.
     """
-    pairs = [_distinct_pairs(frame["area_code"], frame["CHILD"]) for frame in frames]
-    keyed = pseudonymiser.key_tables(NAME, [(area, child) for area, child, _ in pairs])
+    area, child, rows = _distinct_pairs([f["area_code"] for f in frames], [f["CHILD"] for f in frames])
+    keys = pseudonymiser.pair_keys(NAME, area, child)
     return [
-        pa_arrow.array(key, type=pa_arrow.large_string(), from_pandas=True)
-        .take(rows)
-        .to_pandas()
-        .set_axis(frame.index)
-        for frame, (key, _), (_, _, rows) in zip(frames, keyed, pairs, strict=True)
+        keys.take(pair).to_pandas().set_axis(frame.index) for frame, pair in zip(frames, rows, strict=True)
     ]
 
 
-def _distinct_pairs(area: pd.Series, child: pd.Series) -> tuple[pd.Series, pd.Series, np.ndarray]:
-    """The distinct (area, child id) pairs of the rows (missing values kept) and each row's pair."""
-    area_codes, areas = pd.factorize(area, use_na_sentinel=True)
-    id_codes, ids = pd.factorize(child, use_na_sentinel=False)  # a missing id is a value of its own
-    id_count = max(len(ids), 1)
-    rows, pairs = pd.factorize((area_codes.astype("int64") + 1) * id_count + id_codes)
+def _distinct_pairs(
+    areas: list[pd.Series], children: list[pd.Series]
+) -> tuple[pa_arrow.Array, pa_arrow.Array, list[np.ndarray]]:
+    """The distinct (area, child id) pairs of several columns' rows, missing values kept, in order of
+    first appearance, and each row's pair (one array per column).
+
+    The child ids of every column are dictionary-encoded in one pass (a missing id is a value of its
+    own) and each pair is one integer: area position times the number of ids plus the id's position.
+    """
+    area_codes, area_names = _area_positions(areas)
+    ids = pa_arrow.chunked_array(
+        [chunk for child in children for chunk in _text_chunks(child)], type=pa_arrow.large_string()
+    ).combine_chunks()
+    dictionary = pc_arrow.dictionary_encode(ids, null_encoding="encode")
+    id_count = max(len(dictionary.dictionary), 1)
+    id_codes = dictionary.indices.to_numpy(zero_copy_only=False).astype("int64")
+    rows, pairs = pd.factorize((np.concatenate(area_codes) + 1) * id_count + id_codes)
     area_of = pairs // id_count - 1
-    areas_text = pa_arrow.array(areas, type=pa_arrow.large_string(), from_pandas=True)
+    area_text = pa_arrow.array(area_names, type=pa_arrow.large_string())
+    ends = np.cumsum([len(codes) for codes in area_codes])
     return (
-        pd.Series(areas_text.take(pa_arrow.array(area_of, mask=area_of < 0)), dtype="str"),
-        pd.Series(ids.take(pairs % id_count), dtype="str"),
-        rows,
+        area_text.take(pa_arrow.array(area_of, mask=area_of < 0)),
+        dictionary.dictionary.take(pa_arrow.array(pairs % id_count)),
+        [rows[end - len(codes) : end] for codes, end in zip(area_codes, ends, strict=True)],
     )
+
+
+def _area_positions(areas: list[pd.Series]) -> tuple[list[np.ndarray], list[str]]:
+    """Each row's position among the distinct areas of all the columns (-1 when missing), and the
+    areas: each column is factorised on its own (a categorical from its codes) and its few distinct
+    areas are numbered in one list."""
+    names: dict[str, int] = {}
+    codes = []
+    for area in areas:
+        local, distinct = pd.factorize(area, use_na_sentinel=True)
+        position = np.array([names.setdefault(str(name), len(names)) for name in distinct], dtype="int64")
+        codes.append(np.append(position, -1)[local])
+    return codes, list(names)
+
+
+def _text_chunks(values: pd.Series) -> list[pa_arrow.Array]:
+    """The Arrow text arrays a column is made of (no copy for an Arrow-backed ``str`` column)."""
+    array = pa_arrow.array(values, type=pa_arrow.large_string(), from_pandas=True)
+    return array.chunks if isinstance(array, pa_arrow.ChunkedArray) else [array]
 
 
 def _digested(columns: list[pd.Series], pseudonymiser: Pseudonymiser) -> list[pd.Series]:
