@@ -10,6 +10,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from icare.sources.ssda903.source import _end_type
 from tests.builders import episode, header, write_return
 from tests.conftest import TEST_PSEUDONYMISER, child_key, run_with_test_key
 
@@ -266,3 +267,11 @@ def test_older_row_does_not_stand_in_for_a_quarantined_later_row(tables, pseudon
     ]
     assert "2024/201/episodes.csv row 8" in held["message"].iloc[0]
     assert episodes_of(tables, pseudonym_key, "850").empty
+
+
+def test_end_type_is_open_without_an_end_continues_without_a_destination_else_exit():
+    end = pd.Series(pd.to_datetime([None, "2020-01-01", "2020-01-01", None]), index=[4, 5, 6, 7])
+    destination = pd.Series(["x", None, "not_known", None], dtype="str", index=[4, 5, 6, 7])
+    kind = _end_type(end, destination)
+    assert kind.tolist() == ["open", "continues", "exit", "open"]
+    assert kind.index.tolist() == [4, 5, 6, 7] and kind.dtype == "str"

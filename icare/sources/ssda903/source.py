@@ -36,6 +36,8 @@ from icare.vectorised import (
     constant,
     decoded,
     encoded,
+    in_appearance_order,
+    looked_up,
     min_max_by,
     positions_in,
     text_isin,
@@ -61,6 +63,8 @@ _ENCODED_COLUMNS = ["source", "area_code", "file", "sheet"]
 DIMENSION_TARGETS = ["legal_basis", "provider_sector", "purpose", "duration_intent", "regulated"]
 EPISODE_COMPARE = ["DEC", "RNE", "LS", "CIN", "PLACE", "PLACE_PROVIDER", "REC", "REASON_PLACE_CHANGE", "URN"]
 # The episode columns that ``_finish`` gathers into the harmonised episodes; the others are freed before.
+# Text columns of the narrow episodes (decoded for the repair rules) that ``_finish`` publishes.
+_NARROW_TEXT = ["episode_end_type", "new_episode_type", "exit_destination", "repair_rule"]
 FINISH_COLUMNS = [
     "area_code",
     "collection_year",
@@ -506,7 +510,9 @@ class Ssda903Source:
         order = episode_rules.stable_order(
             narrow[keys].assign(area_rank=area_rank[row_ids]), ["area_rank", *keys]
         )
-        narrow = narrow.iloc[order]
+        # Text encoded before the rows are put in order (a gather of codes, not of text), its
+        # categories then listed as the ordered rows first use them, as encoding them afterwards would.
+        narrow = narrow.assign(**{c: encoded(narrow[c]) for c in _NARROW_TEXT}).iloc[order]
         rows = row_ids[order]
         wide = episodes[FINISH_COLUMNS].iloc[rows]
         values = mapped[["icare_code", *DIMENSION_TARGETS, "concordance_rule"]].iloc[
@@ -534,14 +540,14 @@ class Ssda903Source:
                 "episode_start": narrow["episode_start"].array,
                 "episode_end": narrow["episode_end"].array,
                 "episode_end_reported": wide[schemas.parsed_date_column("DEC")].array,
-                **{c: encoded(narrow[c]).array for c in ("episode_end_type", "new_episode_type")},
-                "exit_destination": encoded(narrow["exit_destination"]).array,
+                **{c: in_appearance_order(narrow[c]).array for c in ("episode_end_type", "new_episode_type")},
+                "exit_destination": in_appearance_order(narrow["exit_destination"]).array,
                 **{harmonised: wide[national].array for national, harmonised in NATIONAL_COLUMNS.items()},
                 "icare_code": values["icare_code"].array,
                 **{column: level.array for column, level in levels.items()},
                 **{target: values[target].array for target in DIMENSION_TARGETS},
                 "concordance_rule": values["concordance_rule"].array,
-                "repair_rule": encoded(narrow["repair_rule"]).array,
+                "repair_rule": in_appearance_order(narrow["repair_rule"]).array,
                 "overlaps_next": narrow["overlaps_next"].array,
                 "file": wide["file"].array,
                 "sheet": wide["sheet"].array,
@@ -742,11 +748,15 @@ class _Parts:
 
 
 def _end_type(end: pd.Series, exit_destination: pd.Series) -> pd.Series:
-    """open (no end date), continues (ceased and a new episode began the same day) or exit."""
-    kind = pd.Series("exit", index=end.index, dtype="str")
-    kind[exit_destination.isna()] = "continues"
-    kind[end.isna()] = "open"
-    return kind
+    """open (no end date), continues (ceased and a new episode began the same day) or exit.
+
+    Chosen as a position among the three texts and looked up once (setting text by mask copies it).
+    """
+    kind = np.where(end.isna().to_numpy(), 2, np.where(exit_destination.isna().to_numpy(), 1, 0))
+    return looked_up(_END_TYPES, kind, end.index)
+
+
+_END_TYPES = ["exit", "continues", "open"]
 
 
 def _per_area(area: pd.Series, values: pd.Series) -> np.ndarray:
