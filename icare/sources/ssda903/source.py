@@ -394,7 +394,8 @@ class Ssda903Source:
                 "collection_year": episodes["collection_year"],
                 "latest_collection_year": _per_area(episodes["area_code"], latest_year),
                 "row_id": np.arange(len(episodes)),
-            }
+            },
+            copy=False,  # the columns are not changed in place: no copy of each, no block merge
         )
 
     @staticmethod
@@ -792,14 +793,28 @@ def _latest_year_by_area(episodes: pd.DataFrame, rejected: pd.DataFrame | None) 
 def _area_years(frame: pd.DataFrame) -> pd.DataFrame:
     """The distinct (area, collection year) pairs of ``frame`` ("" for no area), found on integers."""
     codes, areas = _area_codes(frame["area_code"])
-    pairs = pd.DataFrame({"area": codes, "collection_year": frame["collection_year"].to_numpy()})
-    pairs = pairs.drop_duplicates()
-    return pd.DataFrame(
-        {
-            "area_code": np.asarray([*areas, ""], dtype=object)[pairs["area"].to_numpy()],
-            "collection_year": pairs["collection_year"].to_numpy(),
-        }
-    )
+    area, year = _distinct_int_pairs(codes.astype("int64"), frame["collection_year"].to_numpy())
+    return pd.DataFrame({"area_code": np.asarray([*areas, ""], dtype=object)[area], "collection_year": year})
+
+
+def _distinct_int_pairs(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct (first, second) pairs of two integer columns, in sorted order.
+
+    Pairs of a few areas and years are counted in a small table (one pass, no sort and no hash of
+    a million rows, as ``drop_duplicates`` did); wide ranges are left to ``np.unique``.
+    """
+    if not len(first):
+        return first, second
+    low, width = int(first.min()), int(second.max()) - int(second.min()) + 1
+    cells = (int(first.max()) - low + 1) * width
+    if cells > _PAIR_CELLS:
+        pairs = np.unique(np.stack([first, second], axis=1), axis=0)
+        return pairs[:, 0], pairs[:, 1]
+    present = np.flatnonzero(np.bincount((first - low) * width + (second - second.min()), minlength=cells))
+    return present // width + low, present % width + second.min()
+
+
+_PAIR_CELLS = 1_000_000  # largest table of (area, year) cells counted by ``_distinct_int_pairs``
 
 
 def _empty_valid(table: str) -> pd.DataFrame:
