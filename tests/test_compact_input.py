@@ -147,6 +147,8 @@ def test_distinct_pairs_span_the_columns_in_order_of_first_appearance():
     assert area.to_pylist() == ["201", "202", None, "201"]
     assert child.to_pylist() == ["A", "A", None, "B"]
     assert [r.tolist() for r in rows] == [[0, 1, 0, 2], [1, 3]]
+    area, child, rows = _distinct_pairs([], [])  # an extraction without tables
+    assert (area.to_pylist(), child.to_pylist(), rows) == ([], [], [])
 
 
 def test_area_positions_number_the_areas_of_all_columns_once():

@@ -594,7 +594,8 @@ def _distinct_pairs(
     dictionary = pc_arrow.dictionary_encode(ids, null_encoding="encode")
     id_count = max(len(dictionary.dictionary), 1)
     id_codes = dictionary.indices.to_numpy(zero_copy_only=False).astype("int64")
-    rows, pairs = pd.factorize((np.concatenate(area_codes) + 1) * id_count + id_codes)
+    area_code = np.concatenate([np.zeros(0, dtype="int64"), *area_codes])  # no columns: no rows
+    rows, pairs = pd.factorize((area_code + 1) * id_count + id_codes)
     area_of = pairs // id_count - 1
     area_text = pa_arrow.array(area_names, type=pa_arrow.large_string())
     ends = np.cumsum([len(codes) for codes in area_codes])
