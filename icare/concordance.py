@@ -29,6 +29,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -485,12 +486,20 @@ class Concordance:
 class _Factorised:
     """A column factorised once: ``codes`` (-1 = blank) into stripped, non-blank ``uniques``."""
 
-    __slots__ = ("codes", "index_of", "uniques")
+    __slots__ = ("_index_of", "codes", "uniques")
 
     def __init__(self, codes: np.ndarray, uniques: np.ndarray) -> None:
         self.codes = codes
         self.uniques = uniques
-        self.index_of = {u: i for i, u in enumerate(uniques)}
+        self._index_of: dict[str, int] | None = None
+
+    @property
+    def index_of(self) -> dict[str, int]:
+        """Position of each unique value; built when a condition lists codes (a column such as URN,
+        with tens of thousands of values, is usually only tested for blank)."""
+        if self._index_of is None:
+            self._index_of = {u: i for i, u in enumerate(self.uniques)}
+        return self._index_of
 
     @classmethod
     def of(cls, series: pd.Series) -> _Factorised:
@@ -537,7 +546,14 @@ class _Lookup:
     table: MappingTable
     row: np.ndarray
     status: np.ndarray
-    spans: dict[str, str]
+
+    @cached_property
+    def spans(self) -> dict[str, str]:
+        """The years each code is mapped for ("2020-2023, 2025-"), for messages: built only when a
+        code is reported for a year it has no mapping in, not for every lookup."""
+        rows = self.table.rows
+        span = rows["first_year"].astype(str) + "-" + _last_text(rows["last_year"])
+        return span.groupby(rows["code"].to_numpy()).agg(", ".join).to_dict()
 
     @classmethod
     def build(
@@ -569,13 +585,7 @@ class _Lookup:
         status = cell_status[cell]
         status[codes < 0] = _BLANK
         status[(codes >= 0) & (year_codes < 0)] = _NO_YEAR
-        spans = (
-            rows.assign(span=rows["first_year"].astype(str) + "-" + _last_text(rows["last_year"]))
-            .groupby("code")["span"]
-            .agg(", ".join)
-            .to_dict()
-        )
-        return cls(table=table, row=row, status=status, spans=spans)
+        return cls(table=table, row=row, status=status)
 
 
 def _last_text(last: pd.Series) -> pd.Series:

@@ -3,20 +3,20 @@
 A child key is HMAC-SHA256(key, source | area | national id), truncated to 128 bits and written as
 hex. Without the key the national id cannot be recovered or confirmed by hashing guesses; with the
 same key, the same child gets the same key in every run, so releases can be linked. Only distinct
-ids are hashed, and the HMAC is computed in DuckDB: sha256 over the RFC 2104 inner and outer padded
-keys, passed as query parameters. That is the standard HMAC (a test checks it against Python's
-hmac) at a tenth of the cost of a Python loop over a few hundred thousand children.
+ids are hashed, each from copies of the key's inner and outer SHA-256 states (the RFC 2104 padded
+keys hashed once): that is the standard HMAC (a test checks it against Python's hmac), without
+``hmac.new`` hashing the padded key again for every value.
 """
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 import hmac
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -124,19 +124,25 @@ class Pseudonymiser:
         ]
 
     def hash_array(self, values: pa.Array) -> pa.Array:
-        """HMAC-SHA256 (hex, first 32 characters) of each value, nulls kept, computed in DuckDB."""
-        block = self.key if len(self.key) <= _BLOCK_BYTES else hashlib.sha256(self.key).digest()
-        block = block.ljust(_BLOCK_BYTES, b"\0")
-        inner = bytes(b ^ 0x36 for b in block)
-        outer = bytes(b ^ 0x5C for b in block)
-        with duckdb.connect() as connection:
-            connection.register("incoming", pa.table({"value": pa.array(values, type=_TEXT)}))
-            result = connection.sql(
-                "SELECT left(sha256($outer || unhex(sha256($inner || encode(value)))), 32) AS digest "
-                "FROM incoming",
-                params={"inner": inner, "outer": outer},
-            ).to_arrow_table()
-        return result.column("digest").combine_chunks().cast(_TEXT)
+        """HMAC-SHA256 (hex, first 32 characters) of each value, nulls kept.
+
+        Only the two SHA-256 states of the padded key are copied per value, in a loop that hashes
+        263,000 child ids in 0.21 s of CPU where SQL in DuckDB (which hashed hex text twice) took
+        0.33 s, and the hex keys are written into one Arrow buffer rather than made one by one.
+        """
+        values = pa.array(values, type=_TEXT)
+        present = values.drop_null() if values.null_count else values
+        digests = _hmac_digests(self.key, present.cast(pa.large_binary()).to_pylist())
+        hexed = _hex_keys(digests, len(present))
+        if not values.null_count:
+            return hexed
+        positions = np.cumsum(values.is_valid().to_numpy(zero_copy_only=False)) - 1
+        return hexed.take(pa.array(positions, mask=values.is_null().to_numpy(zero_copy_only=False)))
+
+    def pair_keys(self, source: str, area: pa.Array, child: pa.Array) -> pa.Array:
+        """The child key of each (area, child id) pair given, as Arrow text: for pairs that are
+        already distinct (nothing is de-duplicated or sorted here); a missing area is empty."""
+        return self.hash_array(_composite(source, area, child))
 
     def _hash_rows(self, values: pa.Array | pa.ChunkedArray, index: pd.Index) -> pd.Series:
         if isinstance(values, pa.ChunkedArray):
@@ -179,6 +185,35 @@ class KeyedIds:
 def _chunks(array: pa.Array | pa.ChunkedArray) -> list[pa.Array]:
     """The arrays a column is made of (a text column read from CSV is usually several chunks)."""
     return array.chunks if isinstance(array, pa.ChunkedArray) else [array]
+
+
+def _hmac_digests(key: bytes, values: list[bytes]) -> bytes:
+    """HMAC-SHA256 of each value (RFC 2104), the 32-byte digests joined in order.
+
+    The padded inner and outer keys are hashed once and their states copied for each value, which
+    is what ``hmac.new`` does for one value after hashing them again.
+    """
+    block = key if len(key) <= _BLOCK_BYTES else hashlib.sha256(key).digest()
+    block = block.ljust(_BLOCK_BYTES, b"\0")
+    copy_inner = hashlib.sha256(bytes(b ^ 0x36 for b in block)).copy
+    copy_outer = hashlib.sha256(bytes(b ^ 0x5C for b in block)).copy
+    digests = []
+    for value in values:
+        inner = copy_inner()
+        inner.update(value)
+        outer = copy_outer()
+        outer.update(inner.digest())
+        digests.append(outer.digest())
+    return b"".join(digests)
+
+
+def _hex_keys(digests: bytes, count: int) -> pa.Array:
+    """The first 16 bytes of each 32-byte digest as 32 lowercase hex digits, one Arrow text array."""
+    hexed = np.frombuffer(binascii.hexlify(digests), dtype=np.uint8).reshape(count, 64)[:, :32]
+    offsets = np.arange(count + 1, dtype=np.int64) * 32
+    return pa.LargeStringArray.from_buffers(
+        count, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(hexed))
+    )
 
 
 def _ids_in_key_order(keys: pa.Array, indices: pa.Array | np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -14,7 +14,7 @@ import pytest
 
 from icare.classification import load_classification
 from icare.pipeline import open_source
-from icare.sources.ssda903.source import NAME, _child_keys
+from icare.sources.ssda903.source import NAME, _area_positions, _child_keys, _distinct_pairs
 from icare.vectorised import decoded
 from schemas.checks import parse_text_dates
 from schemas.ssda903 import DATE_FORMAT, DATE_PATTERN
@@ -138,6 +138,23 @@ def test_child_keys_come_from_the_distinct_pairs_of_each_frame():
         assert key.tolist() == expected.tolist()
     assert keys[0].iloc[0] == keys[0].iloc[2] != keys[0].iloc[1] == keys[1].iloc[0]
     assert pd.isna(keys[0].iloc[4])
+
+
+def test_distinct_pairs_span_the_columns_in_order_of_first_appearance():
+    areas = [pd.Series(["201", "202", "201", None], dtype="category"), pd.Series(["202", "201"], dtype="str")]
+    children = [pd.Series(["A", "A", "A", None], dtype="str"), pd.Series(["A", "B"], dtype="str")]
+    area, child, rows = _distinct_pairs(areas, children)
+    assert area.to_pylist() == ["201", "202", None, "201"]
+    assert child.to_pylist() == ["A", "A", None, "B"]
+    assert [r.tolist() for r in rows] == [[0, 1, 0, 2], [1, 3]]
+    area, child, rows = _distinct_pairs([], [])  # an extraction without tables
+    assert (area.to_pylist(), child.to_pylist(), rows) == ([], [], [])
+
+
+def test_area_positions_number_the_areas_of_all_columns_once():
+    codes, names = _area_positions([pd.Series(["b", None, "a"], dtype="category"), pd.Series(["a", "c"])])
+    assert names == ["b", "a", "c"]
+    assert [c.tolist() for c in codes] == [[0, -1, 1], [1, 2]]
 
 
 def test_dates_are_parsed_once_per_distinct_text_with_the_same_result_as_one_by_one():

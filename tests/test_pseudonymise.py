@@ -15,13 +15,14 @@ from icare.pseudonymise import (
     MissingKeyError,
     Pseudonymiser,
     _distinct_keys,
+    _hex_keys,
     _ids_in_key_order,
 )
 
 KEY = b"a-test-key-that-is-long-enough"
 
 
-def test_duckdb_hmac_equals_python_hmac_for_short_long_and_unicode_values():
+def test_hmac_equals_python_hmac_for_short_long_and_unicode_values():
     values = ["ssda903\x1f201\x1f007", "", "é" * 40, "x" * 500]
     for key in (KEY, b"k" * 100):  # a key longer than the SHA-256 block is hashed first
         hashed = Pseudonymiser(key).values(pd.Series(values)).tolist()
@@ -55,6 +56,29 @@ def test_key_tables_share_ids_and_keys_across_tables():
 
 def test_values_keep_nulls():
     assert Pseudonymiser(KEY).values(pd.Series(["a", None])).isna().tolist() == [False, True]
+
+
+def test_hash_array_keeps_each_value_in_its_place_around_nulls():
+    p = Pseudonymiser(KEY)
+    hashed = p.hash_array(pa.array([None, "b", None, "a", "b"], type=pa.large_string())).to_pylist()
+    assert hashed == [None, p.hash_one("b"), None, p.hash_one("a"), p.hash_one("b")]
+    assert p.hash_array(pa.array([], type=pa.large_string())).to_pylist() == []
+
+
+def test_hex_keys_are_the_first_16_bytes_of_each_digest_in_hex():
+    digests = bytes(range(32)) + bytes([255] * 32)
+    assert _hex_keys(digests, 2).to_pylist() == ["000102030405060708090a0b0c0d0e0f", "f" * 32]
+
+
+def test_pair_keys_hash_each_pair_given_with_a_missing_area_as_empty():
+    p = Pseudonymiser(KEY)
+    area = pa.array(["201", None, "201"], type=pa.large_string())
+    child = pa.array(["7", "7", None], type=pa.large_string())
+    assert p.pair_keys("ssda903", area, child).to_pylist() == [
+        p.hash_one("ssda903\x1f201\x1f7"),
+        p.hash_one("ssda903\x1f\x1f7"),
+        None,  # no child id: no key
+    ]
 
 
 def test_real_data_without_a_key_stops_with_advice(monkeypatch):

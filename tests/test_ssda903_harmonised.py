@@ -7,9 +7,12 @@ docs/episode-repair.md and docs/mapping-decisions.md.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
+import icare.sources.ssda903.source as ssda903_source
+from icare.sources.ssda903.source import _distinct_int_pairs, _end_type
 from tests.builders import episode, header, write_return
 from tests.conftest import TEST_PSEUDONYMISER, child_key, run_with_test_key
 
@@ -266,3 +269,25 @@ def test_older_row_does_not_stand_in_for_a_quarantined_later_row(tables, pseudon
     ]
     assert "2024/201/episodes.csv row 8" in held["message"].iloc[0]
     assert episodes_of(tables, pseudonym_key, "850").empty
+
+
+def test_end_type_is_open_without_an_end_continues_without_a_destination_else_exit():
+    end = pd.Series(pd.to_datetime([None, "2020-01-01", "2020-01-01", None]), index=[4, 5, 6, 7])
+    destination = pd.Series(["x", None, "not_known", None], dtype="str", index=[4, 5, 6, 7])
+    kind = _end_type(end, destination)
+    assert kind.tolist() == ["open", "continues", "exit", "open"]
+    assert kind.index.tolist() == [4, 5, 6, 7] and kind.dtype == "str"
+
+
+@pytest.mark.parametrize("cells", [1_000_000, 0])  # counted in a table, or left to np.unique
+def test_distinct_int_pairs_are_sorted_and_listed_once(monkeypatch, cells):
+    monkeypatch.setattr(ssda903_source, "_PAIR_CELLS", cells)
+    area = np.array([1, -1, 1, 0, 1, -1])
+    year = np.array([2023, 2022, 2021, 2023, 2023, 2022])
+    first, second = _distinct_int_pairs(area, year)
+    assert list(zip(first.tolist(), second.tolist(), strict=True)) == [
+        (-1, 2022),
+        (0, 2023),
+        (1, 2021),
+        (1, 2023),
+    ]

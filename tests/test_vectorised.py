@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from icare.episodes import _stable_argsort, stable_order
+from icare.episodes import _date_key, _stable_argsort, stable_order
 from icare.vectorised import (
     categorical,
     concat_encoded,
@@ -92,7 +92,7 @@ def test_encoded_text_decodes_ranks_and_concatenates_as_the_plain_text(values, m
     )
 
 
-@pytest.mark.parametrize("span", [1, 2**10, 2**16, 2**20, 2**32 - 1, 2**40])
+@pytest.mark.parametrize("span", [1, 2**10, 2**16, 2**20, 2**32 - 1, 2**40, 2**48 - 1, 2**50])
 def test_radix_sort_is_a_stable_argsort(span):
     values = np.random.default_rng(span % 1000).integers(-5, span, 5000)
     assert np.array_equal(_stable_argsort(values), np.argsort(values, kind="stable"))
@@ -116,6 +116,29 @@ def test_empty_like_has_the_columns_and_dtypes_and_keeps_no_value_alive():
     del frame
     assert pa.total_allocated_bytes() < held - 2_000_000  # the text was freed, not kept by ``empty``
     assert empty.index.name == "row" and empty.columns.tolist() == ["text", "when", "n", "none"]
+
+
+def test_date_key_counts_whole_days_and_gives_missing_dates_the_earliest():
+    days = np.array(["2020-01-02", "NaT", "1969-12-31"], dtype="datetime64[s]")
+    assert _date_key(days).tolist() == [18263, -1, -1]  # days since 1970-01-01
+    timed = np.array(["2020-01-02T00:00:01", "NaT"], dtype="datetime64[s]")
+    assert _date_key(timed).tolist() == [18263 * 86400 + 1] * 2  # not whole days: seconds
+    assert _date_key(np.array(["NaT"], dtype="datetime64[s]")).tolist() == [0]
+
+
+def test_stable_order_sorts_missing_dates_last_among_whole_days():
+    frame = pd.DataFrame(
+        {"child_id": [1, 0, 1, 0], "start": pd.to_datetime(["2021-01-01", None, "2020-05-05", "2020-05-05"])}
+    )
+    assert stable_order(frame, ["child_id", "start"]).tolist() == [3, 1, 2, 0]
+
+
+def test_min_max_by_of_a_narrow_range_of_values():
+    groups = np.array([1, 1, 0, 1, 3])
+    years = np.array([2023, 2021, 2024, 2022, 2021])
+    lowest, highest = min_max_by(groups, years, 4)
+    assert lowest.tolist() == [2024, 2021, np.iinfo("int64").max, 2021]
+    assert highest.tolist() == [2024, 2023, np.iinfo("int64").min, 2021]
 
 
 def test_min_max_by_gives_each_groups_extremes_and_leaves_empty_groups_at_the_bounds():

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 import pyarrow as pa_arrow
+import pyarrow.compute as pc_arrow
 
 from icare import episodes as episode_rules
 from icare import quarantine
@@ -35,6 +36,8 @@ from icare.vectorised import (
     constant,
     decoded,
     encoded,
+    in_appearance_order,
+    looked_up,
     min_max_by,
     positions_in,
     text_isin,
@@ -60,6 +63,8 @@ _ENCODED_COLUMNS = ["source", "area_code", "file", "sheet"]
 DIMENSION_TARGETS = ["legal_basis", "provider_sector", "purpose", "duration_intent", "regulated"]
 EPISODE_COMPARE = ["DEC", "RNE", "LS", "CIN", "PLACE", "PLACE_PROVIDER", "REC", "REASON_PLACE_CHANGE", "URN"]
 # The episode columns that ``_finish`` gathers into the harmonised episodes; the others are freed before.
+# Text columns of the narrow episodes (decoded for the repair rules) that ``_finish`` publishes.
+_NARROW_TEXT = ["episode_end_type", "new_episode_type", "exit_destination", "repair_rule"]
 FINISH_COLUMNS = [
     "area_code",
     "collection_year",
@@ -389,7 +394,8 @@ class Ssda903Source:
                 "collection_year": episodes["collection_year"],
                 "latest_collection_year": _per_area(episodes["area_code"], latest_year),
                 "row_id": np.arange(len(episodes)),
-            }
+            },
+            copy=False,  # the columns are not changed in place: no copy of each, no block merge
         )
 
     @staticmethod
@@ -505,7 +511,9 @@ class Ssda903Source:
         order = episode_rules.stable_order(
             narrow[keys].assign(area_rank=area_rank[row_ids]), ["area_rank", *keys]
         )
-        narrow = narrow.iloc[order]
+        # Text encoded before the rows are put in order (a gather of codes, not of text), its
+        # categories then listed as the ordered rows first use them, as encoding them afterwards would.
+        narrow = narrow.assign(**{c: encoded(narrow[c]) for c in _NARROW_TEXT}).iloc[order]
         rows = row_ids[order]
         wide = episodes[FINISH_COLUMNS].iloc[rows]
         values = mapped[["icare_code", *DIMENSION_TARGETS, "concordance_rule"]].iloc[
@@ -533,14 +541,14 @@ class Ssda903Source:
                 "episode_start": narrow["episode_start"].array,
                 "episode_end": narrow["episode_end"].array,
                 "episode_end_reported": wide[schemas.parsed_date_column("DEC")].array,
-                **{c: encoded(narrow[c]).array for c in ("episode_end_type", "new_episode_type")},
-                "exit_destination": encoded(narrow["exit_destination"]).array,
+                **{c: in_appearance_order(narrow[c]).array for c in ("episode_end_type", "new_episode_type")},
+                "exit_destination": in_appearance_order(narrow["exit_destination"]).array,
                 **{harmonised: wide[national].array for national, harmonised in NATIONAL_COLUMNS.items()},
                 "icare_code": values["icare_code"].array,
                 **{column: level.array for column, level in levels.items()},
                 **{target: values[target].array for target in DIMENSION_TARGETS},
                 "concordance_rule": values["concordance_rule"].array,
-                "repair_rule": encoded(narrow["repair_rule"]).array,
+                "repair_rule": in_appearance_order(narrow["repair_rule"]).array,
                 "overlaps_next": narrow["overlaps_next"].array,
                 "file": wide["file"].array,
                 "sheet": wide["sheet"].array,
@@ -557,35 +565,64 @@ class Ssda903Source:
 def _child_keys(frames: list[pd.DataFrame], pseudonymiser: Pseudonymiser) -> list[pd.Series]:
     """The child key of each row of ``frames`` (text: harmonisation reads the keys as Arrow text).
 
-    Keyed from each frame's distinct (area, child id) pairs, found on integers (the area's code and
-    the child id's position among the frame's ids), and spread back to the rows: a child's rows
-    repeat one pair, so the composite texts hashed are a fraction of the rows (at 5,000,000 episode
-    rows about 0.4 GB less held while sealing). Each distinct pair of all frames is hashed once.
+    Keyed from the distinct (area, child id) pairs of all the frames, found on integers (the area's
+    position among the areas and the child id's among the ids), and spread back to the rows: a
+    child's rows repeat one pair, so the composite texts hashed are a fraction of the rows (at
+    5,000,000 episode rows about 0.4 GB less held while sealing). Each pair is hashed once, and the
+    keys are not sorted: sealing needs no child ids.
     """
-    pairs = [_distinct_pairs(frame["area_code"], frame["CHILD"]) for frame in frames]
-    keyed = pseudonymiser.key_tables(NAME, [(area, child) for area, child, _ in pairs])
+    area, child, rows = _distinct_pairs([f["area_code"] for f in frames], [f["CHILD"] for f in frames])
+    keys = pseudonymiser.pair_keys(NAME, area, child)
     return [
-        pa_arrow.array(key, type=pa_arrow.large_string(), from_pandas=True)
-        .take(rows)
-        .to_pandas()
-        .set_axis(frame.index)
-        for frame, (key, _), (_, _, rows) in zip(frames, keyed, pairs, strict=True)
+        keys.take(pair).to_pandas().set_axis(frame.index) for frame, pair in zip(frames, rows, strict=True)
     ]
 
 
-def _distinct_pairs(area: pd.Series, child: pd.Series) -> tuple[pd.Series, pd.Series, np.ndarray]:
-    """The distinct (area, child id) pairs of the rows (missing values kept) and each row's pair."""
-    area_codes, areas = pd.factorize(area, use_na_sentinel=True)
-    id_codes, ids = pd.factorize(child, use_na_sentinel=False)  # a missing id is a value of its own
-    id_count = max(len(ids), 1)
-    rows, pairs = pd.factorize((area_codes.astype("int64") + 1) * id_count + id_codes)
+def _distinct_pairs(
+    areas: list[pd.Series], children: list[pd.Series]
+) -> tuple[pa_arrow.Array, pa_arrow.Array, list[np.ndarray]]:
+    """The distinct (area, child id) pairs of several columns' rows, missing values kept, in order of
+    first appearance, and each row's pair (one array per column).
+
+    The child ids of every column are dictionary-encoded in one pass (a missing id is a value of its
+    own) and each pair is one integer: area position times the number of ids plus the id's position.
+    """
+    area_codes, area_names = _area_positions(areas)
+    ids = pa_arrow.chunked_array(
+        [chunk for child in children for chunk in _text_chunks(child)], type=pa_arrow.large_string()
+    ).combine_chunks()
+    dictionary = pc_arrow.dictionary_encode(ids, null_encoding="encode")
+    id_count = max(len(dictionary.dictionary), 1)
+    id_codes = dictionary.indices.to_numpy(zero_copy_only=False).astype("int64")
+    area_code = np.concatenate([np.zeros(0, dtype="int64"), *area_codes])  # no columns: no rows
+    rows, pairs = pd.factorize((area_code + 1) * id_count + id_codes)
     area_of = pairs // id_count - 1
-    areas_text = pa_arrow.array(areas, type=pa_arrow.large_string(), from_pandas=True)
+    area_text = pa_arrow.array(area_names, type=pa_arrow.large_string())
+    ends = np.cumsum([len(codes) for codes in area_codes])
     return (
-        pd.Series(areas_text.take(pa_arrow.array(area_of, mask=area_of < 0)), dtype="str"),
-        pd.Series(ids.take(pairs % id_count), dtype="str"),
-        rows,
+        area_text.take(pa_arrow.array(area_of, mask=area_of < 0)),
+        dictionary.dictionary.take(pa_arrow.array(pairs % id_count)),
+        [rows[end - len(codes) : end] for codes, end in zip(area_codes, ends, strict=True)],
     )
+
+
+def _area_positions(areas: list[pd.Series]) -> tuple[list[np.ndarray], list[str]]:
+    """Each row's position among the distinct areas of all the columns (-1 when missing), and the
+    areas: each column is factorised on its own (a categorical from its codes) and its few distinct
+    areas are numbered in one list."""
+    names: dict[str, int] = {}
+    codes = []
+    for area in areas:
+        local, distinct = pd.factorize(area, use_na_sentinel=True)
+        position = np.array([names.setdefault(str(name), len(names)) for name in distinct], dtype="int64")
+        codes.append(np.append(position, -1)[local])
+    return codes, list(names)
+
+
+def _text_chunks(values: pd.Series) -> list[pa_arrow.Array]:
+    """The Arrow text arrays a column is made of (no copy for an Arrow-backed ``str`` column)."""
+    array = pa_arrow.array(values, type=pa_arrow.large_string(), from_pandas=True)
+    return array.chunks if isinstance(array, pa_arrow.ChunkedArray) else [array]
 
 
 def _digested(columns: list[pd.Series], pseudonymiser: Pseudonymiser) -> list[pd.Series]:
@@ -713,11 +750,15 @@ class _Parts:
 
 
 def _end_type(end: pd.Series, exit_destination: pd.Series) -> pd.Series:
-    """open (no end date), continues (ceased and a new episode began the same day) or exit."""
-    kind = pd.Series("exit", index=end.index, dtype="str")
-    kind[exit_destination.isna()] = "continues"
-    kind[end.isna()] = "open"
-    return kind
+    """open (no end date), continues (ceased and a new episode began the same day) or exit.
+
+    Chosen as a position among the three texts and looked up once (setting text by mask copies it).
+    """
+    kind = np.where(end.isna().to_numpy(), 2, np.where(exit_destination.isna().to_numpy(), 1, 0))
+    return looked_up(_END_TYPES, kind, end.index)
+
+
+_END_TYPES = ["exit", "continues", "open"]
 
 
 def _per_area(area: pd.Series, values: pd.Series) -> np.ndarray:
@@ -753,14 +794,28 @@ def _latest_year_by_area(episodes: pd.DataFrame, rejected: pd.DataFrame | None) 
 def _area_years(frame: pd.DataFrame) -> pd.DataFrame:
     """The distinct (area, collection year) pairs of ``frame`` ("" for no area), found on integers."""
     codes, areas = _area_codes(frame["area_code"])
-    pairs = pd.DataFrame({"area": codes, "collection_year": frame["collection_year"].to_numpy()})
-    pairs = pairs.drop_duplicates()
-    return pd.DataFrame(
-        {
-            "area_code": np.asarray([*areas, ""], dtype=object)[pairs["area"].to_numpy()],
-            "collection_year": pairs["collection_year"].to_numpy(),
-        }
-    )
+    area, year = _distinct_int_pairs(codes.astype("int64"), frame["collection_year"].to_numpy())
+    return pd.DataFrame({"area_code": np.asarray([*areas, ""], dtype=object)[area], "collection_year": year})
+
+
+def _distinct_int_pairs(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct (first, second) pairs of two integer columns, in sorted order.
+
+    Pairs of a few areas and years are counted in a small table (one pass, no sort and no hash of
+    a million rows, as ``drop_duplicates`` did); wide ranges are left to ``np.unique``.
+    """
+    if not len(first):
+        return first, second
+    low, width = int(first.min()), int(second.max()) - int(second.min()) + 1
+    cells = (int(first.max()) - low + 1) * width
+    if cells > _PAIR_CELLS:
+        pairs = np.unique(np.stack([first, second], axis=1), axis=0)
+        return pairs[:, 0], pairs[:, 1]
+    present = np.flatnonzero(np.bincount((first - low) * width + (second - second.min()), minlength=cells))
+    return present // width + low, present % width + second.min()
+
+
+_PAIR_CELLS = 1_000_000  # largest table of (area, year) cells counted by ``_distinct_int_pairs``
 
 
 def _empty_valid(table: str) -> pd.DataFrame:
