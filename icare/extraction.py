@@ -32,7 +32,7 @@ from icare.validation import validate_table
 from icare.vectorised import TextDictionaries, concat_encoded, constant, empty_like
 
 SchemaFactory = Callable[[str, int], pa.DataFrameSchema]
-Prepare = Callable[[str, pd.DataFrame], pd.DataFrame]
+Prepare = Callable[[str, pd.DataFrame, TextDictionaries], pd.DataFrame]
 Compact = Callable[[str, pd.DataFrame, TextDictionaries | None], pd.DataFrame]
 Encode = Callable[[str, pd.DataFrame], list[str]]
 ORIGIN_COLUMNS = ["source", "collection_year", "area_code", "file", "sheet", "row_number"]
@@ -160,7 +160,7 @@ def _extract_file(
         # The columns the source holds encoded, each encoded once for validation and compaction.
         dictionaries = TextDictionaries(frame, encode(raw.table, frame) if encode is not None else [])
         if prepare is not None:
-            frame = prepare(raw.table, frame)
+            frame = prepare(raw.table, frame, dictionaries)
         schema = schema_for(raw.table, raw.input.collection_year)
         ok, bad = validate_table(frame, schema, origin_of(raw), dictionaries)
         result.records.append(bad)
@@ -195,7 +195,8 @@ def extract(
     ``compact`` lets it shrink a file's valid rows once they are validated (validation and its
     messages read the text as written), e.g. drop columns nothing reads and encode repeated text.
     ``encode`` names the text columns of a table the source holds encoded: each is dictionary-encoded
-    once, and validation checks their values once per distinct value (``TextDictionaries``).
+    once, and the encodings are handed to ``prepare`` and ``compact`` and used by validation to
+    check those columns once per distinct value (``TextDictionaries``).
     Each file's origin columns are categoricals of one category in the valid rows, and the files'
     categoricals are combined with the union of their categories, so they stay categoricals.
     """

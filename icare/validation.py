@@ -12,7 +12,9 @@ evaluation does not cover (another dtype, a schema feature it does not read) goe
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 
 import numpy as np
 import pandas as pd
@@ -110,7 +112,7 @@ def _failing(
         if broken:
             failing.column_checks[name] = broken
     if schema.checks:
-        all_missing = frame.isna().all(axis="columns")
+        all_missing = cache(lambda: frame.isna().all(axis="columns"))  # only for a failing check
         failing.table_checks = [
             i for i, check in enumerate(schema.checks) if not _table_check_passes(check, frame, all_missing)
         ]
@@ -166,11 +168,13 @@ def _dtype_matches(column: pa.Column, values: pd.Series) -> bool:
     return bool(result) if isinstance(result, bool) else bool(np.all(result))
 
 
-def _table_check_passes(check: pa.Check, frame: pd.DataFrame, all_missing: pd.Series) -> bool:
+def _table_check_passes(check: pa.Check, frame: pd.DataFrame, all_missing: Callable[[], pd.Series]) -> bool:
     """As Pandera runs a table-wide check: a row with every value missing passes."""
     output = _call(check, frame)
+    if _all_true(output, frame):  # then also with the rows where everything is missing
+        return True
     if isinstance(output, pd.Series) and output.index.equals(frame.index):
-        output = output | all_missing
+        output = output | all_missing()
     return _all_true(output, frame)
 
 

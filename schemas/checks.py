@@ -21,16 +21,20 @@ PER_VALUE = "per_value"
 _REGEX_SPACE = " \t\n\f\r"  # RE2's \s: the white space a value must not start or end with
 
 
-def parse_text_dates(values: pd.Series, pattern: str, fmt: str) -> pd.Series:
+def parse_text_dates(
+    values: pd.Series, pattern: str, fmt: str, distinct: pa_arrow.DictionaryArray | None = None
+) -> pd.Series:
     """Parse text dates strictly: the pattern must match exactly and the date must exist.
 
     Each distinct text is parsed once (a column of dates repeats a few thousand values) and the
-    dates are spread back to the rows by position. Vectorised in Arrow.
+    dates are spread back to the rows by position. Vectorised in Arrow. ``distinct``: ``values``
+    already dictionary-encoded, when it is.
     """
-    text = pa_arrow.array(values, type=pa_arrow.large_string(), from_pandas=True)
-    if isinstance(text, pa_arrow.ChunkedArray):
-        text = text.combine_chunks()
-    distinct = pc.dictionary_encode(text)
+    if distinct is None:
+        text = pa_arrow.array(values, type=pa_arrow.large_string(), from_pandas=True)
+        if isinstance(text, pa_arrow.ChunkedArray):
+            text = text.combine_chunks()
+        distinct = pc.dictionary_encode(text)
     dates = _parsed(distinct.dictionary, pattern, fmt).take(distinct.indices)
     return pd.Series(dates.to_numpy(zero_copy_only=False), index=values.index, name=values.name)
 

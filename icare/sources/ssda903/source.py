@@ -111,8 +111,12 @@ class Ssda903Source:
         return schemas.SCHEMAS[table](self.codelists, year)
 
     @staticmethod
-    def _prepare(table: str, frame: pd.DataFrame) -> pd.DataFrame:
-        return schemas.add_parsed_dates(frame, schemas.DATE_COLUMNS.get(table, []))
+    def _prepare(
+        table: str, frame: pd.DataFrame, dictionaries: TextDictionaries | None = None
+    ) -> pd.DataFrame:
+        """The dates parsed once per distinct text (from the columns' encodings, made once)."""
+        encoded = dictionaries.get if dictionaries is not None else None
+        return schemas.add_parsed_dates(frame, schemas.DATE_COLUMNS.get(table, []), encoded)
 
     def _compact(
         self, table: str, frame: pd.DataFrame, dictionaries: TextDictionaries | None = None
