@@ -29,11 +29,12 @@ from icare.reading import recognise_table as recognise
 from icare.sources.base import Extraction, InputFile, RawTable
 from icare.sources.spec import SourceSpec
 from icare.validation import validate_table
-from icare.vectorised import concat_encoded, constant, empty_like
+from icare.vectorised import TextDictionaries, concat_encoded, constant, empty_like
 
 SchemaFactory = Callable[[str, int], pa.DataFrameSchema]
-Prepare = Callable[[str, pd.DataFrame], pd.DataFrame]
-Compact = Callable[[str, pd.DataFrame], pd.DataFrame]
+Prepare = Callable[[str, pd.DataFrame, TextDictionaries], pd.DataFrame]
+Compact = Callable[[str, pd.DataFrame, TextDictionaries | None], pd.DataFrame]
+Encode = Callable[[str, pd.DataFrame], list[str]]
 ORIGIN_COLUMNS = ["source", "collection_year", "area_code", "file", "sheet", "row_number"]
 
 
@@ -136,6 +137,7 @@ def _extract_file(
     schema_for: SchemaFactory,
     prepare: Prepare | None,
     compact: Compact | None,
+    encode: Encode | None = None,
 ) -> _FileResult:
     result = _FileResult()
     try:
@@ -155,9 +157,12 @@ def _extract_file(
             result.records.append(problem)
         if frame is None:
             continue  # unusable, not harmonised, or a valid empty table (e.g. no UASC child)
+        # The columns the source holds encoded, each encoded once for validation and compaction.
+        dictionaries = TextDictionaries(frame, encode(raw.table, frame) if encode is not None else [])
         if prepare is not None:
-            frame = prepare(raw.table, frame)
-        ok, bad = validate_table(frame, schema_for(raw.table, raw.input.collection_year), origin_of(raw))
+            frame = prepare(raw.table, frame, dictionaries)
+        schema = schema_for(raw.table, raw.input.collection_year)
+        ok, bad = validate_table(frame, schema, origin_of(raw), dictionaries)
         result.records.append(bad)
         clean = bool(ok.all())  # the usual case: no copy of a clean table
         # Rejected rows are few and stay as read (text); the valid rows are held compactly.
@@ -165,7 +170,9 @@ def _extract_file(
         valid = frame if clean else frame.loc[ok.to_numpy()]
         del frame
         if compact is not None:
-            valid = compact(raw.table, valid)
+            # The encodings are of every row: of use only when every row is valid.
+            valid = compact(raw.table, valid, dictionaries if clean else None)
+        del dictionaries
         result.valid.append((raw.table, _with_origin(valid, raw, encoded=True)))
         result.rejected.append((raw.table, _with_origin(rejected, raw, encoded=False)))
     return result
@@ -178,6 +185,7 @@ def extract(
     prepare: Prepare | None = None,
     progress: Callable[[str], None] | None = None,
     compact: Compact | None = None,
+    encode: Encode | None = None,
 ) -> Extraction:
     """Read and validate every file; rows of unusable tables and invalid rows go to quarantine.
 
@@ -186,6 +194,9 @@ def extract(
     depend on the threads. ``prepare`` lets a source add helper columns (e.g. dates parsed once);
     ``compact`` lets it shrink a file's valid rows once they are validated (validation and its
     messages read the text as written), e.g. drop columns nothing reads and encode repeated text.
+    ``encode`` names the text columns of a table the source holds encoded: each is dictionary-encoded
+    once, and the encodings are handed to ``prepare`` and ``compact`` and used by validation to
+    check those columns once per distinct value (``TextDictionaries``).
     Each file's origin columns are categoricals of one category in the valid rows, and the files'
     categoricals are combined with the union of their categories, so they stay categoricals.
     """
@@ -194,7 +205,7 @@ def extract(
         number, input_file = numbered
         if progress is not None:
             progress(f"{spec.id}: file {number}/{len(files)}: {input_file.file}")
-        return _extract_file(input_file, spec, schema_for, prepare, compact)
+        return _extract_file(input_file, spec, schema_for, prepare, compact, encode)
 
     with ThreadPoolExecutor(max_workers=min(len(files), os.cpu_count() or 1) or 1) as pool:
         results = list(pool.map(one, enumerate(files, start=1)))

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import fastexcel
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -104,11 +105,18 @@ def _data_line_numbers(path: Path, rows: int) -> list[int] | None:
     CRLF) are counted byte by byte, several times faster than searching for an empty line.
     """
     data = path.read_bytes()
-    feeds, returns = data.count(b"\n"), data.count(b"\r")
+    feeds = _count_byte(data, b"\n")
+    returns = _count_byte(data, b"\r") if b"\r" in data else 0
     breaks = feeds + returns - (data.count(b"\r\n") if feeds and returns else 0)
     if breaks + (not data.endswith((b"\n", b"\r"))) <= rows + 1:
         return None
     return [number for number, line in enumerate(data.splitlines(), start=1) if line][1:]
+
+
+def _count_byte(data: bytes, byte: bytes) -> int:
+    """``data.count(byte)`` in NumPy: a few times faster, and its comparison runs without the
+    interpreter lock (files are read in parallel threads; ``bytes.count`` holds it)."""
+    return int(np.count_nonzero(np.frombuffer(data, dtype=np.uint8) == ord(byte)))
 
 
 def _describe_bad_line(path: Path, encoding: str, expected: int) -> str:

@@ -100,20 +100,49 @@ def is_sorted(*columns: pd.Series) -> bool:
     return True
 
 
-def encoded(values: pd.Series) -> pd.Series:
+def encoded(values: pd.Series, dictionary: pa.DictionaryArray | None = None) -> pd.Series:
     """The same text as a pandas categorical, dictionary-encoded in Arrow (categories in order of
-    first appearance, missing values as code -1).
+    first appearance, missing values as code -1). ``dictionary``: ``values`` already encoded by
+    ``dictionary_encoded`` (e.g. by ``TextDictionaries``), not encoded again.
 
     Gathering rows of a categorical moves small integers instead of text: Arrow's ``take`` on plain
     strings is the main cost of gathering a million-row table by row id, and grows faster than the
     rows because each value is fetched from anywhere in a large buffer. Decode with ``decoded``.
     """
+    if dictionary is None:
+        dictionary = dictionary_encoded(values)
+    codes = pc.fill_null(dictionary.indices, -1).to_numpy(zero_copy_only=False)
+    return categorical(codes, dictionary.dictionary, values.index)
+
+
+def dictionary_encoded(values: pd.Series) -> pa.DictionaryArray:
+    """A text column as one Arrow dictionary array (distinct values in order of first appearance)."""
     array = pa.array(values, type=_TEXT, from_pandas=True)
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
-    dictionary = pc.dictionary_encode(array)
-    codes = pc.fill_null(dictionary.indices, -1).to_numpy(zero_copy_only=False)
-    return categorical(codes, dictionary.dictionary, values.index)
+    return pc.dictionary_encode(array)
+
+
+class TextDictionaries:
+    """Chosen text columns of one frame, each dictionary-encoded once, when first asked for.
+
+    Several steps read a column by its distinct values (validation checks codes once per distinct
+    value, compaction holds the column encoded): one hash pass over the rows serves them all. A
+    column not chosen gives None (e.g. an identifier with as many values as rows, where encoding
+    would cost more than it saves). The frame's columns must not change while this is used.
+    """
+
+    def __init__(self, frame: pd.DataFrame, columns: list[str]) -> None:
+        self._frame = frame
+        self._columns = set(columns)
+        self._encoded: dict[str, pa.DictionaryArray] = {}
+
+    def get(self, column: str) -> pa.DictionaryArray | None:
+        if column not in self._columns:
+            return None
+        if column not in self._encoded:
+            self._encoded[column] = dictionary_encoded(self._frame[column])
+        return self._encoded[column]
 
 
 def categorical(

@@ -15,19 +15,26 @@ import pyarrow as pa_arrow
 import pyarrow.compute as pc
 
 ROW_RULE_SEPARATOR = "|"
+# ``Check.statistics`` key of a column check whose result for a value does not depend on the other
+# rows: validation may then run it once per distinct value (icare/validation.py).
+PER_VALUE = "per_value"
 _REGEX_SPACE = " \t\n\f\r"  # RE2's \s: the white space a value must not start or end with
 
 
-def parse_text_dates(values: pd.Series, pattern: str, fmt: str) -> pd.Series:
+def parse_text_dates(
+    values: pd.Series, pattern: str, fmt: str, distinct: pa_arrow.DictionaryArray | None = None
+) -> pd.Series:
     """Parse text dates strictly: the pattern must match exactly and the date must exist.
 
     Each distinct text is parsed once (a column of dates repeats a few thousand values) and the
-    dates are spread back to the rows by position. Vectorised in Arrow.
+    dates are spread back to the rows by position. Vectorised in Arrow. ``distinct``: ``values``
+    already dictionary-encoded, when it is.
     """
-    text = pa_arrow.array(values, type=pa_arrow.large_string(), from_pandas=True)
-    if isinstance(text, pa_arrow.ChunkedArray):
-        text = text.combine_chunks()
-    distinct = pc.dictionary_encode(text)
+    if distinct is None:
+        text = pa_arrow.array(values, type=pa_arrow.large_string(), from_pandas=True)
+        if isinstance(text, pa_arrow.ChunkedArray):
+            text = text.combine_chunks()
+        distinct = pc.dictionary_encode(text)
     dates = _parsed(distinct.dictionary, pattern, fmt).take(distinct.indices)
     return pd.Series(dates.to_numpy(zero_copy_only=False), index=values.index, name=values.name)
 
@@ -64,10 +71,19 @@ def _field_position(fmt: str, directive: str) -> int | None:
     return len(head)
 
 
+def per_value_check(test: Callable[[pd.Series], pd.Series], name: str, error: str) -> pa.Check:
+    """A column check that judges each value on its own (see ``PER_VALUE``)."""
+    return pa.Check(test, name=name, error=error, statistics={PER_VALUE: True})
+
+
+def is_per_value(check: pa.Check) -> bool:
+    return bool((check.statistics or {}).get(PER_VALUE))
+
+
 def code_in(codes: Iterable[str], description: str) -> pa.Check:
     """A code from the source's code list for the collection year."""
     allowed = sorted(set(codes))
-    return pa.Check(
+    return per_value_check(
         lambda values: values.isin(allowed),
         name="code_list",
         error=f"code_list: not in the {description} code list",
@@ -85,7 +101,7 @@ def no_surrounding_space() -> pa.Check:
         spaced = pc.fill_null(pc.not_equal(pc.binary_length(trimmed), pc.binary_length(text)), False)
         return pd.Series(~spaced.to_numpy(zero_copy_only=False), index=values.index)
 
-    return pa.Check(
+    return per_value_check(
         no_space_at_ends,
         name="surrounding_space",
         error="surrounding_space: has white space before or after the value",
@@ -93,7 +109,8 @@ def no_surrounding_space() -> pa.Check:
 
 
 def max_length(limit: int) -> pa.Check:
-    return pa.Check(
+    """At most ``limit`` characters."""
+    return per_value_check(
         lambda values: values.str.len() <= limit,
         name="max_length",
         error=f"max_length: longer than {limit} characters",

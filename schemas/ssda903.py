@@ -7,8 +7,11 @@ format (national-sources.md §1.2); a two-digit year is an error, never a guess.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pandas as pd
 import pandera.pandas as pa
+import pyarrow as pa_arrow
 
 from icare.codelists import year_rows
 from icare.sources.spec import load_source_spec
@@ -33,10 +36,19 @@ def parsed_date_column(column: str) -> str:
     return f"__parsed_{column}"
 
 
-def add_parsed_dates(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """Parse the date columns once, so row rules and harmonisation do not parse them again."""
+def add_parsed_dates(
+    frame: pd.DataFrame,
+    columns: list[str],
+    encoded: Callable[[str], pa_arrow.DictionaryArray | None] | None = None,
+) -> pd.DataFrame:
+    """Parse the date columns once, so row rules and harmonisation do not parse them again.
+
+    ``encoded`` gives a column already dictionary-encoded (or None), so it is not encoded again.
+    """
     parsed = {
-        parsed_date_column(c): parse_text_dates(frame[c], DATE_PATTERN, DATE_FORMAT)
+        parsed_date_column(c): parse_text_dates(
+            frame[c], DATE_PATTERN, DATE_FORMAT, encoded(c) if encoded is not None else None
+        )
         for c in columns
         if c in frame.columns
     }

@@ -31,6 +31,7 @@ from icare.pseudonymise import KeyedIds, Pseudonymiser
 from icare.sources.base import Extraction, Harmonised, InputFile
 from icare.sources.spec import SourceSpec, load_source_spec
 from icare.vectorised import (
+    TextDictionaries,
     categorical,
     concat_encoded,
     constant,
@@ -102,27 +103,54 @@ class Ssda903Source:
     def extract(self, files: list[InputFile], progress: Callable[[str], None] | None = None) -> Extraction:
         schema_for = cache(self._schema)
         return extract(
-            files, self.spec, schema_for, prepare=self._prepare, progress=progress, compact=self._compact
+            files,
+            self.spec,
+            schema_for,
+            prepare=self._prepare,
+            progress=progress,
+            compact=self._compact,
+            encode=self._encoded_text,
         )
 
     def _schema(self, table: str, year: int) -> pa.DataFrameSchema:
         return schemas.SCHEMAS[table](self.codelists, year)
 
     @staticmethod
-    def _prepare(table: str, frame: pd.DataFrame) -> pd.DataFrame:
-        return schemas.add_parsed_dates(frame, schemas.DATE_COLUMNS.get(table, []))
+    def _prepare(
+        table: str, frame: pd.DataFrame, dictionaries: TextDictionaries | None = None
+    ) -> pd.DataFrame:
+        """The dates parsed once per distinct text (from the columns' encodings, made once)."""
+        encoded = dictionaries.get if dictionaries is not None else None
+        return schemas.add_parsed_dates(frame, schemas.DATE_COLUMNS.get(table, []), encoded)
 
-    def _compact(self, table: str, frame: pd.DataFrame) -> pd.DataFrame:
+    def _compact(
+        self, table: str, frame: pd.DataFrame, dictionaries: TextDictionaries | None = None
+    ) -> pd.DataFrame:
         """A file's valid rows as they are held until harmonisation, at a fraction of their size.
 
         The identifiers that nothing reads are dropped (``seal`` would drop them), and every text
         column but the child id is dictionary-encoded (``encoded``): codes, dates as written and
         dates of birth repeat a few thousand values at most. Done after validation, which reads
         the text as written; harmonisation then finds the columns it encodes already encoded.
+        ``dictionaries``: the columns of these same rows already encoded (for validation).
         """
         frame = frame.drop(columns=self._unread_identifiers(frame))
-        text = [c for c in frame.columns if c != "CHILD" and isinstance(frame[c].dtype, pd.StringDtype)]
-        return frame.assign(**{column: encoded(frame[column]) for column in text})
+        return frame.assign(
+            **{
+                column: encoded(frame[column], dictionaries.get(column) if dictionaries else None)
+                for column in self._encoded_text(table, frame)
+            }
+        )
+
+    def _encoded_text(self, table: str, frame: pd.DataFrame) -> list[str]:
+        """The text columns ``_compact`` encodes: all but the child id (as many values as children)
+        and the identifiers nothing reads."""
+        dropped = set(self._unread_identifiers(frame))
+        return [
+            c
+            for c in frame.columns
+            if c != "CHILD" and c not in dropped and isinstance(frame[c].dtype, pd.StringDtype)
+        ]
 
     def _unread_identifiers(self, frame: pd.DataFrame) -> list[str]:
         """Identifier columns of ``frame`` (and their parsed dates) that nothing reads after validation:
