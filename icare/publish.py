@@ -98,13 +98,15 @@ class StagedOutputs:
         self._connection = _open_database(self.folder / DATABASE)
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, *_: object) -> None:
         """Stop and join the writer if leaving by an exception, then remove the staging folder.
 
-        Errors of the cleanup itself are not raised over the exception that is leaving."""
+        Errors of the cleanup itself are not raised over the exception that is leaving; an error
+        the writer had met on its own is noted on it."""
         try:
-            if kind is not None:
+            if error is not None:
                 self._stop_writer()
+                self._note_writer_failure(error)
             self._writer.shutdown(wait=True, cancel_futures=True)
             self._parquet.shutdown(wait=True, cancel_futures=True)
             self._close()
@@ -190,6 +192,8 @@ class StagedOutputs:
         table = data_dictionary() if frame is None else to_arrow(frame, name, encoded=True)
         table = table.replace_schema_metadata(self.metadata)
         path = self.folder / PARQUET_DIR / f"{name}.parquet"
+        if self._stop.is_set():  # the run failed while the table was being converted
+            return
         parquet = self._parquet.submit(_write_parquet, table, path, self._stop)
         try:
             self._load(f'"{name}"', table)
@@ -234,6 +238,20 @@ class StagedOutputs:
         while wait(self._pending, timeout=0.05).not_done:
             if self._connection is not None:
                 self._connection.interrupt()
+
+    def _note_writer_failure(self, error: BaseException) -> None:
+        """Say on ``error`` (raised by the main thread) that the writer had failed too, and how."""
+        for future in self._pending:
+            if future.cancelled() or not future.done():
+                continue
+            failure = future.exception()
+            if (
+                failure is not None
+                and failure is not error
+                and not isinstance(failure, duckdb.InterruptException)
+            ):
+                error.add_note(f"the background writer had failed too: {failure!r}")
+                return
 
     def _close(self) -> None:
         """Checkpoint and close the database (the writer is idle: nothing is queued or running)."""

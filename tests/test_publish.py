@@ -89,16 +89,25 @@ def _writer_threads() -> list[str]:
     return [t.name for t in threading.enumerate() if t.name.startswith(("icare-writer", "icare-parquet"))]
 
 
-def _fail_in_the_writer(monkeypatch, written: list[str]) -> None:
-    """The children's Parquet file fails half written, while the statistics wait until it has."""
-    real_write, real_statistics = publish._write_parquet, pipeline.statistics_tables
+def _record_parquet_files(monkeypatch, written: list[str]) -> None:
+    real_write = publish._write_parquet
+
+    def recorded(table, path, stop=None):
+        written.append(path.stem)
+        return real_write(table, path, stop)
+
+    monkeypatch.setattr(publish, "_write_parquet", recorded)
+
+
+def _fail_in_the_writer(monkeypatch, written: list[str]) -> threading.Event:
+    """Loading the children into DuckDB fails, while the statistics wait until it has."""
+    _record_parquet_files(monkeypatch, written)
+    real_load, real_statistics = publish.StagedOutputs._load, pipeline.statistics_tables
     failed = threading.Event()
 
-    def broken(table, path, stop=None):
-        written.append(path.stem)
-        if path.stem != "children":
-            return real_write(table, path, stop)
-        path.write_bytes(b"half a file")
+    def broken(staging, qualified_name, table):
+        if qualified_name != '"children"':
+            return real_load(staging, qualified_name, table)
         failed.set()
         raise OSError("disk full")
 
@@ -106,8 +115,9 @@ def _fail_in_the_writer(monkeypatch, written: list[str]) -> None:
         assert failed.wait(30)
         return real_statistics(*args, **kwargs)
 
-    monkeypatch.setattr(publish, "_write_parquet", broken)
+    monkeypatch.setattr(publish.StagedOutputs, "_load", broken)
     monkeypatch.setattr(pipeline, "statistics_tables", statistics_after_the_failure)
+    return failed
 
 
 def _fail_in_the_statistics(monkeypatch, written: list[str]) -> None:
@@ -167,6 +177,24 @@ def test_failed_run_leaves_previous_outputs_intact(
     assert _writer_threads() == []
     if fail is not _fail_in_disclosure_control:  # nothing queued is written after the failure
         assert written == (["episodes", "children"] if fail is _fail_in_the_writer else ["episodes"])
+
+
+def test_a_failure_after_the_writer_failed_is_raised_with_a_note(returns, run_on, tmp_path, monkeypatch):
+    """The statistics fail after the writer has failed on its own: the statistics' error is raised,
+    and says that the writer had failed too."""
+    written: list[str] = []
+    failed = _fail_in_the_writer(monkeypatch, written)
+
+    def broken(*args, **kwargs):
+        assert failed.wait(30)
+        raise ArithmeticError("statistics failed")
+
+    monkeypatch.setattr(pipeline, "statistics_tables", broken)
+    with pytest.raises(ArithmeticError, match="statistics failed") as raised:
+        run_on(returns, tmp_path / "out")
+    assert any("writer had failed too: OSError('disk full')" in note for note in raised.value.__notes__)
+    assert list((tmp_path / "out").iterdir()) == []
+    assert _writer_threads() == []
 
 
 def test_an_error_while_duckdb_loads_interrupts_the_load(tmp_path):
