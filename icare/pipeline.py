@@ -13,6 +13,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -368,34 +369,27 @@ def publish(
     being written to it (``icare run``); the tables it has not been given are written too."""
     disclosure = disclosure or load_disclosure_rules()
     run_id = run_id_for(results, classification, settings, disclosure, population)
-    if staging is None:
-        with StagedOutputs(output_dir, run_id, classification.version_id) as staging:
-            return _publish(
-                results,
-                tables,
-                classification,
-                pseudonymiser,
-                settings,
-                timer,
-                started_at,
-                disclosure,
-                population,
-                staging,
-            )
-    if staging.run_id != run_id or staging.output_dir != output_dir:
+    if staging is not None and (staging.run_id != run_id or staging.output_dir != output_dir):
         raise ValueError(f"the staging folder {staging.folder} is not this run's (run id {run_id})")
-    return _publish(
-        results,
-        tables,
-        classification,
-        pseudonymiser,
-        settings,
-        timer,
-        started_at,
-        disclosure,
-        population,
-        staging,
+    # A staging folder given stays the caller's to close (``run``); otherwise this one is opened here.
+    opened = (
+        nullcontext(staging)
+        if staging is not None
+        else StagedOutputs(output_dir, run_id, classification.version_id)
     )
+    with opened as staged:
+        return _publish(
+            results,
+            tables,
+            classification,
+            pseudonymiser,
+            settings,
+            timer,
+            started_at,
+            disclosure,
+            population,
+            staged,
+        )
 
 
 def _publish(
