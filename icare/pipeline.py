@@ -13,6 +13,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +29,7 @@ from icare.disclosure import DisclosureRules, load_disclosure_rules, release_tab
 from icare.memory import release_unused_memory, use_system_allocator
 from icare.population import Population, load_population
 from icare.pseudonymise import KeyedIds, Pseudonymiser
-from icare.publish import write_outputs
+from icare.publish import StagedOutputs
 from icare.reconciliation import OUTCOMES, reconcile
 from icare.sources.base import Extraction, Harmonised, InputFile, Source, SourceInputError
 from icare.sources.registry import available_sources, reader_class
@@ -302,22 +303,29 @@ def run(options: RunOptions) -> RunResult:
     tables["episodes"] = timer.step(
         "validate episodes", lambda: to_arrow(tables["episodes"], "episodes", encoded=True)
     )
-    tables |= timer.step(
-        "statistics",
-        lambda: statistics_tables(tables, [r.name for r in results], classification, settings, population),
-    )
-    return publish(
-        results,
-        tables,
-        classification,
-        pseudonymiser,
-        settings,
-        options.output_dir,
-        timer,
-        started_at,
-        disclosure,
-        population=population,
-    )
+    run_id = run_id_for(results, classification, settings, disclosure, population)
+    with StagedOutputs(options.output_dir, run_id, classification.version_id) as staging:
+        # The assembled tables are final: written in the background while the statistics run.
+        staging.write(tables)
+        tables |= timer.step(
+            "statistics",
+            lambda: statistics_tables(
+                tables, [r.name for r in results], classification, settings, population
+            ),
+        )
+        return publish(
+            results,
+            tables,
+            classification,
+            pseudonymiser,
+            settings,
+            options.output_dir,
+            timer,
+            started_at,
+            disclosure,
+            population=population,
+            staging=staging,
+        )
 
 
 def statistics_tables(
@@ -353,21 +361,70 @@ def publish(
     started_at: datetime,
     disclosure: DisclosureRules | None = None,
     population: Population | None = None,
+    staging: StagedOutputs | None = None,
 ) -> RunResult:
     """Add the ``runs`` row, apply disclosure control to the aggregates for the release, and write
     everything atomically (tables as pandas frames or Arrow). ``disclosure`` defaults to
-    ``config/disclosure.yaml``."""
+    ``config/disclosure.yaml``. ``staging``: the run's staging folder, if some tables are already
+    being written to it (``icare run``); the tables it has not been given are written too."""
     disclosure = disclosure or load_disclosure_rules()
     run_id = run_id_for(results, classification, settings, disclosure, population)
+    if staging is not None and (staging.run_id != run_id or staging.output_dir != output_dir):
+        raise ValueError(f"the staging folder {staging.folder} is not this run's (run id {run_id})")
+    # A staging folder given stays the caller's to close (``run``); otherwise this one is opened here.
+    opened = (
+        nullcontext(staging)
+        if staging is not None
+        else StagedOutputs(output_dir, run_id, classification.version_id)
+    )
+    with opened as staged:
+        return _publish(
+            results,
+            tables,
+            classification,
+            pseudonymiser,
+            settings,
+            timer,
+            started_at,
+            disclosure,
+            population,
+            staged,
+        )
+
+
+def _publish(
+    results: list[SourceResult],
+    tables: dict[str, pd.DataFrame | pa.Table],
+    classification: Classification,
+    pseudonymiser: Pseudonymiser,
+    settings: StatisticsSettings,
+    timer: StepTimer,
+    started_at: datetime,
+    disclosure: DisclosureRules,
+    population: Population | None,
+    staging: StagedOutputs,
+) -> RunResult:
+    """``publish`` into an open staging folder: the writer works on the tables while disclosure
+    control runs; ``runs`` is made once it is done, so its timings include the write."""
     tables = dict(tables)
+    staging.write({name: table for name, table in tables.items() if name not in staging.names})
     release = timer.step("disclosure control", lambda: release_tables(tables, disclosure))
     summary = (
         summarise(tables, classification)
-        | {"run_id": run_id, "release": release_summary(release, disclosure)}
+        | {"run_id": staging.run_id, "release": release_summary(release, disclosure)}
         | rate_summary(tables, population)
     )
+    metadata = {
+        b"icare.disclosure_rules": disclosure.version_id.encode(),
+        b"icare.disclosure_rules_json": disclosure.to_json().encode(),
+    }
+    staging.write_release(release, metadata, summary)
+    # The writer has been writing since it was given the tables (overlapping the statistics in
+    # ``icare run``): its own time, and how long the run then waited for it, both go in ``runs``.
+    timer.step("write outputs: wait for the writer", staging.wait)
+    timer.timings["write outputs: writer busy"] = round(staging.busy_seconds, 3)
     tables["runs"] = runs_table(
-        run_id,
+        staging.run_id,
         started_at,
         classification,
         pseudonymiser,
@@ -379,20 +436,10 @@ def publish(
         population,
     )
     timer.step(
-        "write outputs",
-        lambda: write_outputs(
-            tables,
-            summary,
-            output_dir,
-            run_id,
-            release=release,
-            release_metadata={
-                b"icare.disclosure_rules": disclosure.version_id.encode(),
-                b"icare.disclosure_rules_json": disclosure.to_json().encode(),
-            },
-        ),
+        "write outputs: runs, data dictionary and swap",
+        lambda: staging.finish({"runs": tables["runs"]}, summary),
     )
-    return RunResult(run_id, output_dir, tables, summary, timer.timings, release)
+    return RunResult(staging.run_id, staging.output_dir, tables, summary, timer.timings, release)
 
 
 def release_summary(release: Mapping[str, pa.Table], disclosure: DisclosureRules) -> dict:

@@ -1,9 +1,10 @@
 """Write a run's tables as Parquet and as one DuckDB database, all or nothing.
 
-Everything is first written to a staging folder beside the outputs; only when every table is
-written and the database is closed are the previous outputs swapped out, by renames on the same
-file system. A run that fails before the swap leaves the previous outputs untouched; a failure
-during the swap puts them back.
+Everything is first written to a staging folder beside the outputs (``StagedOutputs``), by a
+background thread while the run goes on; only when every table is written and the database is
+closed are the previous outputs swapped out, by renames on the same file system. A run that fails
+before the swap (in the writer or elsewhere) stops the writer and leaves the previous outputs
+untouched; a failure during the swap puts them back.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 import duckdb
@@ -58,50 +61,212 @@ def data_dictionary() -> pa.Table:
     return pa.Table.from_pylist(rows)
 
 
-def write_outputs(
-    frames: Mapping[str, object],
-    summary: dict,
-    output_dir: Path,
-    run_id: str,
-    release: Mapping[str, pa.Table] | None = None,
-    release_metadata: Mapping[bytes, bytes] | None = None,
-) -> None:
-    """Validate and write every table, then replace the previous outputs in one swap.
+class StagedOutputs:
+    """A run's outputs, written into a staging folder beside them and then swapped in, all or nothing.
 
-    Each Parquet file carries the run id and the classification version in its schema metadata,
-    so a file copied out of a release still says what it was made with. The disclosure-controlled
-    ``release`` tables also carry ``release_metadata`` (the disclosure rules).
+    Tables handed to ``write`` are written by one background thread, so the caller can go on
+    meanwhile (``icare run`` computes the statistics while the harmonised tables are written). That
+    thread alone uses the staging database's connection: DuckDB allows one writer per file, and the
+    writes stay in the order given. Used as a context manager: leaving it by an exception stops the
+    writer (interrupting DuckDB, skipping what is queued), removes the staging folder and lets that
+    exception through; the previous outputs are only replaced by ``finish``.
     """
-    output_dir.mkdir(parents=True, exist_ok=True)
-    staging = output_dir / f".staging-{run_id}"
-    if staging.exists():
-        shutil.rmtree(staging)
-    (staging / PARQUET_DIR).mkdir(parents=True)
-    try:
-        metadata = {
+
+    def __init__(self, output_dir: Path, run_id: str, classification_version: str) -> None:
+        self.output_dir = output_dir
+        self.run_id = run_id
+        self.folder = output_dir / f".staging-{run_id}"
+        # Each Parquet file says what it was made with, even when copied out of a release.
+        self.metadata = {
             b"icare.run_id": run_id.encode(),
-            b"icare.classification_version": str(summary["classification_version"]).encode(),
+            b"icare.classification_version": classification_version.encode(),
         }
-        _write_tables(frames, metadata, staging / PARQUET_DIR, staging / DATABASE)
-        _write_release(release or {}, metadata | dict(release_metadata or {}), staging, summary)
-        (staging / RUN_SUMMARY).write_text(json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
-        _swap_in(staging, output_dir, run_id)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+        self.names: list[str] = []  # the tables handed to the writer, in order
+        self.busy_seconds = 0.0  # the writer's time spent writing (overlapping the caller's work)
+        self._stop = threading.Event()
+        self._pending: list[Future[None]] = []
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="icare-writer")
+        self._parquet = ThreadPoolExecutor(max_workers=1, thread_name_prefix="icare-parquet")
+        self._connection: duckdb.DuckDBPyConnection | None = None
+
+    def __enter__(self) -> StagedOutputs:
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        if self.folder.exists():
+            shutil.rmtree(self.folder)
+        (self.folder / PARQUET_DIR).mkdir(parents=True)
+        (self.folder / RELEASE_DIR).mkdir()
+        self._connection = _open_database(self.folder / DATABASE)
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, *_: object) -> None:
+        """Stop and join the writer if leaving by an exception, then remove the staging folder.
+
+        Errors of the cleanup itself are not raised over the exception that is leaving; an error
+        the writer had met on its own is noted on it."""
+        try:
+            if error is not None:
+                self._stop_writer()
+                self._note_writer_failure(error)
+            self._writer.shutdown(wait=True, cancel_futures=True)
+            self._parquet.shutdown(wait=True, cancel_futures=True)
+            self._close()
+        except Exception:
+            if kind is None:
+                raise
+        finally:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    def write(self, tables: Mapping[str, object]) -> None:
+        """Queue ``tables`` (pandas frames or Arrow, validated as they are written) for the writer.
+
+        Raises the writer's error at once if an earlier table failed."""
+        self.raise_failure()
+        for name, table in tables.items():
+            self.names.append(name)
+            self._submit(self._write_table, name, table)
+
+    def write_release(
+        self, tables: Mapping[str, pa.Table], metadata: Mapping[bytes, bytes], summary: dict
+    ) -> None:
+        """Queue the disclosure-controlled tables (``release/<table>.parquet`` and ``release.<table>``
+        in DuckDB, carrying ``metadata`` too), and write ``release/disclosure.json`` now."""
+        self.raise_failure()
+        released = self.metadata | dict(metadata)
+        self._submit(self._write_release, dict(tables), released)
+        disclosure = {
+            "run_id": self.run_id,
+            "classification_version": released[b"icare.classification_version"].decode(),
+            "rules": json.loads(released.get(b"icare.disclosure_rules_json", b"null")),
+            "tables": summary.get("release", {}).get("tables", {}),
+        }
+        path = self.folder / RELEASE_DIR / RELEASE_SUMMARY
+        path.write_text(json.dumps(disclosure, indent=2, sort_keys=True) + "\n")
+
+    def wait(self) -> None:
+        """Until the writer has written everything queued; its first error is raised."""
+        wait(self._pending)
+        self.raise_failure()
+
+    def raise_failure(self) -> None:
+        """The first error the writer met, if any (later tables are then skipped)."""
+        for future in self._pending:
+            if future.done() and not future.cancelled() and future.exception() is not None:
+                raise future.exception()  # type: ignore[misc]
+
+    def finish(self, tables: Mapping[str, object], summary: dict) -> None:
+        """Write the last ``tables`` and the data dictionary, close the database, write ``run.json``
+        and swap the staging folder in for the previous outputs."""
+        self.write({**tables, "data_dictionary": None})
+        self.wait()
+        self._close()
+        (self.folder / RUN_SUMMARY).write_text(
+            json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n"
+        )
+        _swap_in(self.folder, self.output_dir, self.run_id)
+
+    def _submit(self, action: Callable[..., None], *arguments: object) -> None:
+        """Queue ``action`` for the writer thread (``_run``)."""
+        self._pending.append(self._writer.submit(self._run, action, *arguments))
+
+    def _run(self, action: Callable[..., None], *arguments: object) -> None:
+        """One piece of the writer's work, timed; skipped once a piece has failed or the run has."""
+        if self._stop.is_set():
+            return
+        started = time.perf_counter()
+        try:
+            action(*arguments)
+        except BaseException:
+            self._stop.set()
+            raise
+        finally:
+            self.busy_seconds += time.perf_counter() - started
+
+    def _write_table(self, name: str, frame: object) -> None:
+        """One table validated and converted once, then written to Parquet and DuckDB side by side.
+
+        Its Parquet file is written in a second thread while DuckDB loads the same Arrow data (both
+        release the interpreter lock). Text held dictionary-encoded stays so: DuckDB reads it as
+        VARCHAR, and the Parquet file is written one row group at a time, each decoded on its own
+        (``_write_parquet``). ``None`` is the data dictionary.
+        """
+        table = data_dictionary() if frame is None else to_arrow(frame, name, encoded=True)
+        table = table.replace_schema_metadata(self.metadata)
+        path = self.folder / PARQUET_DIR / f"{name}.parquet"
+        if self._stop.is_set():  # the run failed while the table was being converted
+            return
+        parquet = self._parquet.submit(_write_parquet, table, path, self._stop)
+        try:
+            self._load(f'"{name}"', table)
+        except BaseException:
+            self._stop.set()  # the Parquet file is thrown away: it stops at its next row group
+            raise
+        finally:
+            wait([parquet])
+        parquet.result()
+
+    def _write_release(self, tables: Mapping[str, object], metadata: dict[bytes, bytes]) -> None:
+        """The release tables, validated against ``schemas.outputs.RELEASE_TABLES``."""
+        self._execute(f'CREATE SCHEMA "{RELEASE_SCHEMA}"')
+        for name, data in tables.items():
+            table = to_arrow(data, release_name(name)).replace_schema_metadata(metadata)
+            pq.write_table(table, self.folder / RELEASE_DIR / f"{name}.parquet", compression="zstd")
+            # Names are the project's own constants (schemas.outputs.RELEASE_TABLES), never user input.
+            self._load(f'"{RELEASE_SCHEMA}"."{name}"', table)
+
+    def _load(self, qualified_name: str, table: pa.Table) -> None:
+        """``table`` as a new DuckDB table; ``qualified_name`` is one of the project's table names."""
+        connection = self._open_connection()
+        connection.register("incoming", table)
+        try:
+            connection.execute(f"CREATE TABLE {qualified_name} AS SELECT * FROM incoming")
+        finally:
+            connection.unregister("incoming")
+
+    def _execute(self, statement: str) -> None:
+        self._open_connection().execute(statement)
+
+    def _open_connection(self) -> duckdb.DuckDBPyConnection:
+        if self._connection is None:
+            raise RuntimeError("the staging database is closed (StagedOutputs is used as a context manager)")
+        return self._connection
+
+    def _stop_writer(self) -> None:
+        """Skip what is queued and interrupt what DuckDB is loading, until the writer is idle."""
+        self._stop.set()
+        for future in self._pending:
+            future.cancel()
+        while wait(self._pending, timeout=0.05).not_done:
+            if self._connection is not None:
+                self._connection.interrupt()
+
+    def _note_writer_failure(self, error: BaseException) -> None:
+        """Say on ``error`` (raised by the main thread) that the writer had failed too, and how."""
+        for future in self._pending:
+            if future.cancelled() or not future.done():
+                continue
+            failure = future.exception()
+            if (
+                failure is not None
+                and failure is not error
+                and not isinstance(failure, duckdb.InterruptException)
+            ):
+                error.add_note(f"the background writer had failed too: {failure!r}")
+                return
+
+    def _close(self) -> None:
+        """Checkpoint and close the database (the writer is idle: nothing is queued or running)."""
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            try:
+                if not self._stop.is_set():
+                    connection.execute("CHECKPOINT")
+            finally:
+                connection.close()
 
 
-def _write_tables(
-    frames: Mapping[str, object], release: dict[bytes, bytes], parquet_dir: Path, database: Path
-) -> None:
-    """Each table validated and converted once, then written to Parquet and DuckDB side by side.
-
-    One table at a time, so only one Arrow copy is in memory; its Parquet file is written in a
-    second thread while DuckDB loads the same Arrow data (both release the interpreter lock). Text
-    held dictionary-encoded stays so: DuckDB reads it as VARCHAR, and the Parquet file is written
-    one row group at a time, each decoded on its own (``_write_parquet``).
-    """
-    connection = duckdb.connect(str(database))
+def _open_database(path: Path) -> duckdb.DuckDBPyConnection:
+    """The staging database's one connection, set up for loading large tables."""
+    connection = duckdb.connect(str(path))
     # DuckDB may then load a table's rows in parallel, in any order: about twice as fast, and the
     # database smaller. Rows in a SQL table have no order anyway (queries say ORDER BY); the Parquet
     # files keep the published order, byte for byte.
@@ -110,60 +275,20 @@ def _write_tables(
     # connection closes (measured: +0.39 GB resident for the 1,000,000-row benchmark, 0.18 GB with
     # this limit, no slower). Larger loads spill to a temporary file beside the database.
     connection.execute("SET memory_limit = '256MB'")
-    try:
-        with ThreadPoolExecutor(max_workers=1) as writer:
-            for name, frame in [*frames.items(), ("data_dictionary", None)]:
-                table = (
-                    data_dictionary() if frame is None else to_arrow(frame, name, encoded=True)
-                ).replace_schema_metadata(release)
-                parquet = writer.submit(_write_parquet, table, parquet_dir / f"{name}.parquet")
-                connection.register("incoming", table)
-                # Table names are the project's own constants (schemas.outputs.TABLES), never user input.
-                connection.execute(f'CREATE TABLE "{name}" AS SELECT * FROM incoming')
-                connection.unregister("incoming")
-                parquet.result()
-        connection.execute("CHECKPOINT")
-    finally:
-        connection.close()
+    return connection
 
 
-def _write_parquet(table: pa.Table, path: Path) -> None:
+def _write_parquet(table: pa.Table, path: Path, stop: threading.Event | None = None) -> None:
     """``pq.write_table(plain_text(table), path, compression="zstd")``, the same file, with only one
     row group's text decoded at a time: decoding a whole table of millions of episodes at once
-    would hold a second, plain copy of it (1.3 GB at 5,000,000 episode rows)."""
+    would hold a second, plain copy of it (1.3 GB at 5,000,000 episode rows). Stops between row
+    groups once ``stop`` is set (the run failed: the file is thrown away)."""
     plain = plain_text(table.schema.empty_table()).schema
     with pq.ParquetWriter(path, plain, compression="zstd") as parquet:
         for start in range(0, max(table.num_rows, 1), ROW_GROUP_ROWS):
+            if stop is not None and stop.is_set():
+                return
             parquet.write_table(plain_text(table.slice(start, ROW_GROUP_ROWS)))
-
-
-def _write_release(
-    tables: Mapping[str, pa.Table], metadata: dict[bytes, bytes], staging: Path, summary: dict
-) -> None:
-    """The disclosure-controlled tables: ``release/<table>.parquet`` and ``release.<table>`` in DuckDB
-    (validated against ``schemas.outputs.RELEASE_TABLES``), and ``release/disclosure.json``."""
-    folder = staging / RELEASE_DIR
-    folder.mkdir()
-    connection = duckdb.connect(str(staging / DATABASE))
-    try:
-        connection.execute(f'CREATE SCHEMA "{RELEASE_SCHEMA}"')
-        for name, data in tables.items():
-            table = to_arrow(data, release_name(name)).replace_schema_metadata(metadata)
-            pq.write_table(table, folder / f"{name}.parquet", compression="zstd")
-            connection.register("incoming", table)
-            # Names are the project's own constants (schemas.outputs.RELEASE_TABLES), never user input.
-            connection.execute(f'CREATE TABLE "{RELEASE_SCHEMA}"."{name}" AS SELECT * FROM incoming')
-            connection.unregister("incoming")
-        connection.execute("CHECKPOINT")
-    finally:
-        connection.close()
-    disclosure = {
-        "run_id": metadata[b"icare.run_id"].decode(),
-        "classification_version": metadata[b"icare.classification_version"].decode(),
-        "rules": json.loads(metadata.get(b"icare.disclosure_rules_json", b"null")),
-        "tables": summary.get("release", {}).get("tables", {}),
-    }
-    (folder / RELEASE_SUMMARY).write_text(json.dumps(disclosure, indent=2, sort_keys=True) + "\n")
 
 
 def _swap_in(staging: Path, output_dir: Path, run_id: str) -> None:

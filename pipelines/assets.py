@@ -677,7 +677,7 @@ def release_key(table: str) -> dg.AssetKey:
 
 
 def published_tables() -> dict[str, str]:
-    """Every table ``write_outputs`` publishes, with what one row of it is."""
+    """Every table ``icare.pipeline.publish`` writes, with what one row of it is."""
     return {**TABLE_DESCRIPTIONS, "data_dictionary": DATA_DICTIONARY_DESCRIPTION}
 
 

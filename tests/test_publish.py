@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import threading
+
 import duckdb
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from icare import publish
+from icare import pipeline, publish
 from schemas.outputs import RELEASE_TABLES, TABLES, arrow_schema, release_name
 from tests.builders import episode, header, write_return
 
@@ -81,24 +85,147 @@ def test_rerun_on_the_same_input_gives_identical_tables(returns, run_on, tmp_pat
         assert a == (tmp_path / "b" / "release" / name).read_bytes(), name
 
 
-def test_failed_run_leaves_previous_outputs_intact(returns, run_on, tmp_path, monkeypatch):
-    out = tmp_path / "out"
-    first = run_on(returns, out)
-    before = read_database(out / "icare.duckdb")
-    write_return(returns, 2025, headers=[header("9", sex="M")], episodes=[episode("9", "01/05/2024")])
+def _writer_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith(("icare-writer", "icare-parquet"))]
 
-    def broken(frames, release, parquet_dir, database):
-        database.write_bytes(b"half a database")
-        (parquet_dir / "episodes.parquet").write_bytes(b"half a file")
+
+def _record_parquet_files(monkeypatch, written: list[str]) -> None:
+    real_write = publish._write_parquet
+
+    def recorded(table, path, stop=None):
+        written.append(path.stem)
+        return real_write(table, path, stop)
+
+    monkeypatch.setattr(publish, "_write_parquet", recorded)
+
+
+def _fail_in_the_writer(monkeypatch, written: list[str]) -> threading.Event:
+    """Loading the children into DuckDB fails, while the statistics wait until it has."""
+    _record_parquet_files(monkeypatch, written)
+    real_load, real_statistics = publish.StagedOutputs._load, pipeline.statistics_tables
+    failed = threading.Event()
+
+    def broken(staging, qualified_name, table):
+        if qualified_name != '"children"':
+            return real_load(staging, qualified_name, table)
+        failed.set()
         raise OSError("disk full")
 
-    monkeypatch.setattr(publish, "_write_tables", broken)
-    with pytest.raises(OSError, match="disk full"):
+    def statistics_after_the_failure(*args, **kwargs):
+        assert failed.wait(30)
+        return real_statistics(*args, **kwargs)
+
+    monkeypatch.setattr(publish.StagedOutputs, "_load", broken)
+    monkeypatch.setattr(pipeline, "statistics_tables", statistics_after_the_failure)
+    return failed
+
+
+def _fail_in_the_statistics(monkeypatch, written: list[str]) -> None:
+    """The statistics fail while the writer is writing the episodes (which waits for the failure)."""
+    real_write = publish._write_parquet
+    writing, raised = threading.Event(), threading.Event()
+
+    def held(table, path, stop=None):
+        written.append(path.stem)
+        if path.stem == "episodes":
+            writing.set()
+            assert raised.wait(30)
+        return real_write(table, path, stop)
+
+    def broken(*args, **kwargs):
+        assert writing.wait(30)
+        raised.set()
+        raise ArithmeticError("statistics failed")
+
+    monkeypatch.setattr(publish, "_write_parquet", held)
+    monkeypatch.setattr(pipeline, "statistics_tables", broken)
+
+
+def _fail_in_disclosure_control(monkeypatch, written: list[str]) -> None:
+    def broken(tables, rules):
+        raise ValueError("disclosure failed")
+
+    monkeypatch.setattr(pipeline, "release_tables", broken)
+
+
+@pytest.mark.parametrize(
+    ("fail", "error", "message"),
+    [
+        (_fail_in_the_writer, OSError, "disk full"),
+        (_fail_in_the_statistics, ArithmeticError, "statistics failed"),
+        (_fail_in_disclosure_control, ValueError, "disclosure failed"),
+    ],
+)
+def test_failed_run_leaves_previous_outputs_intact(
+    returns, run_on, tmp_path, monkeypatch, fail, error, message
+):
+    """A failure in the writer or on the main thread while it writes: the original error, the
+    previous outputs as they were, no staging folder, the writer stopped and joined."""
+    out = tmp_path / "out"
+    first = run_on(returns, out)
+    before, summary = read_database(out / "icare.duckdb"), (out / "run.json").read_text()
+    write_return(returns, 2025, headers=[header("9", sex="M")], episodes=[episode("9", "01/05/2024")])
+    written: list[str] = []
+    fail(monkeypatch, written)
+    with pytest.raises(error, match=message):
         run_on(returns, out)
     after = read_database(out / "icare.duckdb")
     pd.testing.assert_frame_equal(before["episodes"], after["episodes"])
     assert len(pq.read_table(out / "parquet" / "episodes.parquet")) == len(first["episodes"])
+    assert (out / "run.json").read_text() == summary
     assert sorted(p.name for p in out.iterdir()) == ["icare.duckdb", "parquet", "release", "run.json"]
+    assert _writer_threads() == []
+    if fail is not _fail_in_disclosure_control:  # nothing queued is written after the failure
+        assert written == (["episodes", "children"] if fail is _fail_in_the_writer else ["episodes"])
+
+
+def test_a_failure_after_the_writer_failed_is_raised_with_a_note(returns, run_on, tmp_path, monkeypatch):
+    """The statistics fail after the writer has failed on its own: the statistics' error is raised,
+    and says that the writer had failed too."""
+    written: list[str] = []
+    failed = _fail_in_the_writer(monkeypatch, written)
+
+    def broken(*args, **kwargs):
+        assert failed.wait(30)
+        raise ArithmeticError("statistics failed")
+
+    monkeypatch.setattr(pipeline, "statistics_tables", broken)
+    with pytest.raises(ArithmeticError, match="statistics failed") as raised:
+        run_on(returns, tmp_path / "out")
+    assert any("writer had failed too: OSError('disk full')" in note for note in raised.value.__notes__)
+    assert list((tmp_path / "out").iterdir()) == []
+    assert _writer_threads() == []
+
+
+def test_an_error_while_duckdb_loads_interrupts_the_load(tmp_path):
+    """Leaving the staging by an error stops a load under way (here an endless one) and raises that
+    error, not DuckDB's interruption."""
+    loading = threading.Event()
+    batch = pa.record_batch({"n": pa.array(range(1000), pa.int64())})
+
+    def endless():
+        loading.set()
+        while True:
+            yield batch
+
+    endless_reader = pa.RecordBatchReader.from_batches(batch.schema, endless())
+    with (
+        pytest.raises(KeyError, match="statistics"),
+        publish.StagedOutputs(tmp_path, "run", "version") as staging,
+    ):
+        staging._submit(staging._load, '"endless"', endless_reader)
+        assert loading.wait(30)
+        raise KeyError("statistics")
+    assert list(tmp_path.iterdir()) == []
+    assert _writer_threads() == []
+
+
+def test_runs_records_the_write_that_overlapped(returns, run_on, tmp_path):
+    """The writer's own time and the run's wait for it are both in ``runs.timings``."""
+    tables = run_on(returns, tmp_path / "out")
+    timings = json.loads(tables["runs"]["timings"].iloc[0])
+    assert {"statistics", "write outputs: writer busy", "write outputs: wait for the writer"} <= set(timings)
+    assert timings["write outputs: writer busy"] > 0
 
 
 @pytest.mark.parametrize("failing", ["parquet", "release"])
