@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from icare import pipeline, publish
+from icare.vectorised import plain_text
 from schemas.outputs import RELEASE_TABLES, TABLES, arrow_schema, release_name
 from tests.builders import episode, header, write_return
 
@@ -250,3 +251,37 @@ def test_failure_while_swapping_restores_previous_outputs(returns, run_on, tmp_p
     assert read_database(out / "icare.duckdb")["episodes"].shape[0] == 3
     assert (out / "release" / "stock.parquet").read_bytes() == released_before
     assert sorted(p.name for p in out.iterdir()) == ["icare.duckdb", "parquet", "release", "run.json"]
+
+
+def test_dictionary_text_is_written_as_codes_and_reads_back_as_plain_text(monkeypatch, tmp_path):
+    """Several row groups, a null, unused dictionary entries, dates and UTC timestamps: the file reads
+    back as the decoded table, with the published types and the table's metadata."""
+    monkeypatch.setattr(publish, "ROW_GROUP_ROWS", 2)
+    codes = pa.DictionaryArray.from_arrays(
+        pa.array([1, 0, None, 1, 3], type=pa.int32()), pa.array(["AC.F", "AC.X", "never used", "AC.R"])
+    )
+    schema = pa.schema(
+        [
+            pa.field("icare_code", pa.dictionary(pa.int32(), pa.string())),
+            pa.field("start_date", pa.date32(), nullable=False),
+            pa.field("written_at", pa.timestamp("us", tz="UTC")),
+        ],
+        metadata={b"icare.run_id": b"0123456789abcdef"},
+    )
+    table = pa.table(
+        [
+            codes,
+            pa.array(range(19000, 19005), pa.int32()).cast(pa.date32()),
+            pa.array([0, 1, 2, 3, None], pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+        ],
+        schema=schema,
+    )
+    path = tmp_path / "table.parquet"
+    publish._write_parquet(table, path)
+
+    read = pq.read_table(path)
+    assert pq.ParquetFile(path).num_row_groups == 3
+    assert read.schema.field("icare_code").type == pa.string()
+    assert read.column("icare_code").to_pylist() == ["AC.X", "AC.F", None, "AC.X", "AC.R"]
+    assert read.equals(plain_text(table), check_metadata=True)
+    assert read.schema.metadata == {b"icare.run_id": b"0123456789abcdef"}
