@@ -305,12 +305,18 @@ def run(options: RunOptions) -> RunResult:
     )
     run_id = run_id_for(results, classification, settings, disclosure, population)
     with StagedOutputs(options.output_dir, run_id, classification.version_id) as staging:
-        # The assembled tables are final: written in the background while the statistics run.
+        # The assembled tables are final: written in the background while the statistics run, and
+        # so is each statistics table as soon as it is made (the large spells come early).
         staging.write(tables)
         tables |= timer.step(
             "statistics",
             lambda: statistics_tables(
-                tables, [r.name for r in results], classification, settings, population
+                tables,
+                [r.name for r in results],
+                classification,
+                settings,
+                population,
+                on_table=lambda name, table: staging.write({name: table}),
             ),
         )
         return publish(
@@ -334,9 +340,10 @@ def statistics_tables(
     classification: Classification,
     settings: StatisticsSettings,
     population: Population | None = None,
+    on_table: Callable[[str, pa.Table], object] | None = None,
 ) -> dict[str, object]:
     """Spells and the published statistics, computed in DuckDB over the assembled episodes; rates
-    when a population is given."""
+    when a population is given. ``on_table``: see ``compute_statistics``."""
     specs = {name: load_source_spec(name) for name in source_names}
     periods = reporting_periods(tables["inputs"], specs)
     gap_days = {name: spec.care_spell_gap_days for name, spec in specs.items()}
@@ -347,6 +354,7 @@ def statistics_tables(
         settings,
         gap_days,
         population=population.table if population is not None else None,
+        on_table=on_table,
     )
 
 

@@ -294,6 +294,7 @@ def compute_statistics(
     care_spell_gap_days: Mapping[str, int],
     on_statement: Callable[[str, Callable[[], object]], object] | None = None,
     population: pa.Table | None = None,
+    on_table: Callable[[str, pa.Table], object] | None = None,
 ) -> dict[str, pa.Table]:
     """Every statistics table for the given episodes and reporting periods, as Arrow tables.
 
@@ -301,7 +302,9 @@ def compute_statistics(
     ``care_spell_gap_days`` gives each source's tolerance for chaining episodes into a care spell.
     ``on_statement(name, run)``, when given, is called to run each SQL file (profiling hooks in).
     ``population`` (``icare.population.Population.table``, checked) gives the rates' denominators;
-    without it the ``population`` and ``rates`` tables are empty.
+    without it the ``population`` and ``rates`` tables are empty. ``on_table(name, table)``, when
+    given, is called with each published table as soon as it is made (the same table as returned),
+    so that ``icare run`` writes the large spells while the later statements run.
     """
     run_statement = on_statement or (lambda _name, run: run())
     values: dict[str, object] = {
@@ -315,7 +318,8 @@ def compute_statistics(
     population = _population_arrow(population, settings, classification)
     episodes = _episodes_arrow(episodes)
     connection = duckdb.connect()
-    tables: dict[str, pa.Table] = {}  # each table's own columns (and child_id for the spells)
+    codes, version = _codes(classification), classification.version_id
+    published: dict[str, pa.Table] = {}
     try:
         connection.execute("SET preserve_insertion_order = false")
         connection.register("episodes_in", episodes)
@@ -349,8 +353,10 @@ def compute_statistics(
                 read = run_statement(
                     name, lambda t=table, q=query, c=children: _read_out(connection, t, q, values, c)
                 )
-                tables[table] = read
                 connection.register(table, read)
+                published[table] = _with_roll_ups(table, read.select(_own_columns(table)), codes, version)
+                if on_table is not None:
+                    on_table(table, published[table])
             elif made and _BY_CHILD in sql:
                 run_statement(
                     name, lambda t=table, q=query, c=children: _make_by_child(connection, t, q, values, c)
@@ -367,11 +373,7 @@ def compute_statistics(
                 release_unused_memory()
     finally:
         connection.close()
-    codes, version = _codes(classification), classification.version_id
-    return {
-        table: _with_roll_ups(table, tables.pop(table).select(_own_columns(table)), codes, version)
-        for table in STATISTICS_TABLES
-    }
+    return {table: published[table] for table in STATISTICS_TABLES}
 
 
 def _register_timeline_steps(
