@@ -111,3 +111,23 @@ def test_roll_ups_are_looked_up_from_the_codes_and_empty_for_unknown_or_empty_co
     assert table["icare_level1"].to_pylist() == [row["level1"], None, None]
     assert table["icare_level2"].to_pylist() == [row["level2"], None, None]
     assert table["classification_version"].to_pylist() == ["test@1"] * 3
+
+
+def test_each_published_table_is_handed_over_once_as_soon_as_it_is_made():
+    """``on_table`` gets every table once, the same table as returned, and the spells before the
+    tables computed from them (so ``icare run`` can write the spells while the rest is computed)."""
+    handed: list[tuple[str, pa.Table]] = []
+    tables = compute_statistics(
+        _episodes(3),
+        _all_periods(),
+        CLASSIFICATION,
+        SETTINGS,
+        {SOURCE: 0},
+        on_table=lambda name, table: handed.append((name, table)),
+    )
+    names = [name for name, _ in handed]
+    assert sorted(names) == sorted(tables)
+    for name, table in handed:
+        assert table is tables[name], name
+    assert names.index("care_spells") < names.index("stock")
+    assert names.index("placement_spells") < names.index("moves")
