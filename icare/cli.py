@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -213,5 +214,27 @@ def _rate_lines(summary: dict) -> list[str]:
     return lines
 
 
+def console() -> None:
+    """The installed ``icare`` command: ``main``, then the process ends without the interpreter's
+    teardown.
+
+    By then the outputs are written, closed and swapped in; the teardown would only free what is
+    left, and DuckDB and Arrow hand their memory back page by page (measured: 0.27-0.49 s after a
+    1,000,000-row run). An error that escapes ``main`` still ends the process normally, with its
+    traceback.
+    """
+    try:
+        main()
+        code: object = 0
+    except SystemExit as done:
+        code = done.code
+    if code is not None and not isinstance(code, int):
+        print(code, file=sys.stderr)  # what sys.exit("message") prints
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code or 0)
+
+
 if __name__ == "__main__":
-    main()
+    console()

@@ -87,3 +87,31 @@ def test_unknown_source_and_malformed_option(tmp_path):
     assert done.returncode == 2 and "unknown source 'afcars'" in done.stderr
     done = icare("run", "--source", "ssda903", key=TEST_KEY, cwd=tmp_path)
     assert done.returncode == 2 and "NAME=PATH" in done.stderr
+
+
+class _Exited(Exception):
+    """Stands in for ``os._exit``, which would end the test process."""
+
+
+@pytest.mark.parametrize(
+    ("ending", "code", "printed"),
+    [(lambda: None, 0, ""), (lambda: sys.exit(2), 2, ""), (lambda: sys.exit("stopped"), 1, "stopped\n")],
+)
+def test_the_command_exits_with_mains_code_and_flushed_output(monkeypatch, capsys, ending, code, printed):
+    from icare import cli
+
+    def fake_exit(status: int) -> None:
+        raise _Exited(status)
+
+    def fake_main() -> None:
+        print("summary")
+        ending()
+
+    monkeypatch.setattr(cli, "main", fake_main)
+    monkeypatch.setattr(cli.os, "_exit", fake_exit)
+    with pytest.raises(_Exited) as exited:
+        cli.console()
+    assert exited.value.args == (code,)
+    out, err = capsys.readouterr()
+    assert out == "summary\n"
+    assert err == printed
