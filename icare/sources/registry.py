@@ -10,7 +10,10 @@ from icare.resources import data_root
 
 
 class UnknownSourceError(KeyError):
-    pass
+    """A source name with no reader; a KeyError (a missing key), shown as its plain message."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 def available_sources() -> dict[str, str]:
