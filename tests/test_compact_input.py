@@ -112,6 +112,9 @@ def test_sealed_rows_hold_the_keys_and_digests_of_their_own_values(source, two_a
     sealed = source.seal(raw).valid["header"]
 
     assert sealed["CHILD"].tolist() == TEST_PSEUDONYMISER.child_keys(NAME, area, child).tolist()
+    # Held as codes into the keys in key order: the codes are the child ids harmonisation numbers.
+    keys = list(sealed["CHILD"].cat.categories)
+    assert keys == sorted(keys) and set(sealed["CHILD"]) <= set(keys)
     assert isinstance(sealed["DOB"].dtype, pd.CategoricalDtype)  # the digests of its categories
     assert _text(sealed["DOB"]) == TEST_PSEUDONYMISER.values(dob).tolist()
     assert _text(sealed["DOB"])[1] == _text(sealed["DOB"])[2]  # the same date of birth, one digest
