@@ -114,10 +114,29 @@ def resolve_duplicates(frame: pd.DataFrame, key: list[str], content: pd.DataFram
         _superseded(row_ids[same_key_next], row_ids[last_of_group[group[same_key_next]]], REASON_LATER_RETURN)
     )
     return Split(
-        kept=frame.iloc[positions[last_of_group]],
+        kept=_gathered(frame, ordered, positions, last_of_group),
         superseded=pd.concat(superseded, ignore_index=True),
         rejected=rejected,
     )
+
+
+def _gathered(
+    frame: pd.DataFrame, ordered: pd.DataFrame, positions: np.ndarray, rows: np.ndarray
+) -> pd.DataFrame:
+    """``frame.iloc[positions[rows]]``, where ``ordered`` is ``frame.iloc[positions]`` for some columns.
+
+    Those columns are read from ``ordered`` at ``rows``, which increase (a pass in memory order),
+    and only the others from ``frame``'s rows, scattered over it: at 5,000,000 episode rows, 4 of
+    the narrow frame's 6 columns are then not gathered from anywhere in 40 MB arrays.
+    """
+    scattered = positions[rows]
+    columns = {
+        column: ordered[column].array.take(rows)
+        if column in ordered.columns
+        else frame[column].array.take(scattered)
+        for column in frame.columns
+    }
+    return pd.DataFrame(columns, index=ordered.index[rows], copy=False)
 
 
 def stable_order(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
