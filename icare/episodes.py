@@ -114,10 +114,29 @@ def resolve_duplicates(frame: pd.DataFrame, key: list[str], content: pd.DataFram
         _superseded(row_ids[same_key_next], row_ids[last_of_group[group[same_key_next]]], REASON_LATER_RETURN)
     )
     return Split(
-        kept=frame.iloc[positions[last_of_group]],
+        kept=_gathered(frame, ordered, positions, last_of_group),
         superseded=pd.concat(superseded, ignore_index=True),
         rejected=rejected,
     )
+
+
+def _gathered(
+    frame: pd.DataFrame, ordered: pd.DataFrame, positions: np.ndarray, rows: np.ndarray
+) -> pd.DataFrame:
+    """``frame.iloc[positions[rows]]``, where ``ordered`` is ``frame.iloc[positions]`` for some columns.
+
+    Those columns are read from ``ordered`` at ``rows``, which increase (a pass in memory order),
+    and only the others from ``frame``'s rows, scattered over it: at 5,000,000 episode rows, 4 of
+    the narrow frame's 6 columns are then not gathered from anywhere in 40 MB arrays.
+    """
+    scattered = positions[rows]
+    columns = {
+        column: ordered[column].array.take(rows)
+        if column in ordered.columns
+        else frame[column].array.take(scattered)
+        for column in frame.columns
+    }
+    return pd.DataFrame(columns, index=ordered.index[rows], copy=False)
 
 
 def stable_order(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
@@ -148,14 +167,27 @@ def stable_order(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
 
 
 def _stable_argsort(values: np.ndarray) -> np.ndarray:
-    """``np.argsort(values, kind="stable")``; values spanning at most 48 bits are sorted as up to three
-    16-bit digits, least significant first, which NumPy radix-sorts in linear time (measured on a
-    million rows: two digits 2x faster than its merge sort, three digits, e.g. child id, day and year
-    packed in 34 bits, 0.036 s against 0.082 s)."""
+    """``np.argsort(values, kind="stable")``.
+
+    Values spanning at most 32 bits are sorted as one or two 16-bit digits, least significant
+    first, which NumPy radix-sorts in linear time. A third digit would cost a third pass and its
+    gathers, so wider values that leave room for the row positions in 63 bits are packed with the
+    position below and sorted (distinct numbers: any sort is stable). Measured on random 38-bit
+    keys: 5 million rows 0.32-0.41 s of CPU against 0.60-0.70 s for three radix digits, a million
+    0.061 s against 0.096 s; on the two-digit keys of harmonising 5 million rows the radix sort
+    stays faster (0.14 s against 0.19 s). Other values of at most 48 bits take three digits.
+    """
     if not len(values):
         return np.argsort(values, kind="stable")
     lowest = int(values.min())
     span = int(values.max()) - lowest
+    position_bits = (len(values) - 1).bit_length()
+    if 32 < span.bit_length() <= 63 - position_bits:
+        packed = (values.astype("int64") - lowest) << position_bits
+        packed |= np.arange(len(values), dtype="int64")
+        packed.sort()
+        packed &= (1 << position_bits) - 1
+        return packed
     if span >= 2**48:
         return np.argsort(values, kind="stable")
     shifted = (values.astype("int64") - lowest).astype("uint64")

@@ -112,6 +112,9 @@ def test_sealed_rows_hold_the_keys_and_digests_of_their_own_values(source, two_a
     sealed = source.seal(raw).valid["header"]
 
     assert sealed["CHILD"].tolist() == TEST_PSEUDONYMISER.child_keys(NAME, area, child).tolist()
+    # Held as codes into the keys in key order: the codes are the child ids harmonisation numbers.
+    keys = list(sealed["CHILD"].cat.categories)
+    assert keys == sorted(keys) and set(sealed["CHILD"]) <= set(keys)
     assert isinstance(sealed["DOB"].dtype, pd.CategoricalDtype)  # the digests of its categories
     assert _text(sealed["DOB"]) == TEST_PSEUDONYMISER.values(dob).tolist()
     assert _text(sealed["DOB"])[1] == _text(sealed["DOB"])[2]  # the same date of birth, one digest
@@ -140,21 +143,22 @@ def test_child_keys_come_from_the_distinct_pairs_of_each_frame():
     assert pd.isna(keys[0].iloc[4])
 
 
-def test_distinct_pairs_span_the_columns_in_order_of_first_appearance():
+def test_distinct_pairs_number_each_id_in_its_first_area_then_the_other_pairs():
     areas = [pd.Series(["201", "202", "201", None], dtype="category"), pd.Series(["202", "201"], dtype="str")]
     children = [pd.Series(["A", "A", "A", None], dtype="str"), pd.Series(["A", "B"], dtype="str")]
     area, child, rows = _distinct_pairs(areas, children)
-    assert area.to_pylist() == ["201", "202", None, "201"]
-    assert child.to_pylist() == ["A", "A", None, "B"]
-    assert [r.tolist() for r in rows] == [[0, 1, 0, 2], [1, 3]]
+    # Ids A, missing, B in their first rows' areas, then A's second area.
+    assert area.to_pylist() == ["201", None, "201", "202"]
+    assert child.to_pylist() == ["A", None, "B", "A"]
+    assert [r.tolist() for r in rows] == [[0, 3, 0, 1], [3, 2]]
     area, child, rows = _distinct_pairs([], [])  # an extraction without tables
     assert (area.to_pylist(), child.to_pylist(), rows) == ([], [], [])
 
 
 def test_area_positions_number_the_areas_of_all_columns_once():
     codes, names = _area_positions([pd.Series(["b", None, "a"], dtype="category"), pd.Series(["a", "c"])])
-    assert names == ["b", "a", "c"]
-    assert [c.tolist() for c in codes] == [[0, -1, 1], [1, 2]]
+    assert names == ["a", "b", "c"]  # a categorical's areas as its categories list them
+    assert [c.tolist() for c in codes] == [[1, -1, 0], [0, 2]]
 
 
 def test_dates_are_parsed_once_per_distinct_text_with_the_same_result_as_one_by_one():

@@ -12,11 +12,13 @@ import pytest
 
 from icare.pseudonymise import (
     KEY_ENVIRONMENT_VARIABLE,
+    KeyedIds,
     MissingKeyError,
     Pseudonymiser,
     _distinct_keys,
     _hex_keys,
     _ids_in_key_order,
+    key_categories,
 )
 
 KEY = b"a-test-key-that-is-long-enough"
@@ -114,6 +116,8 @@ def test_child_ids_follow_the_order_of_the_child_keys():
         [f"{n:032x}" for n in (5, 3, 2**100, 3, 2**127 + 1, 2**64, 0)],  # child keys, repeated
         ["0" * 16 + "b" * 16, "0" * 16 + "a" * 16, "0" * 16 + "b" * 16],  # same first 16 digits
         ["ABCDEF" + "0" * 26, "abcdef" + "0" * 26, "0" * 32],  # upper case: Arrow decides
+        ["1" * 16 + "Z" * 16, "0" * 16 + "Y" * 16],  # the first 16 digits decide, the rest unread
+        ["0" * 16 + "Z" * 16, "0" * 16 + "Y" * 16],  # they do not, and the rest is not hex: Arrow
         ["201|1", "201|10", "202|1", "201|1"],  # not child keys
     ],
 )
@@ -165,3 +169,45 @@ def test_key_tables_give_each_row_its_child_key(areas, children):
     ids = np.concatenate([i for _, i in keyed])
     ranks = {k: r for r, k in enumerate(sorted(set(keys.dropna()), key=str.encode))}
     assert [ranks.get(k, len(ranks)) if isinstance(k, str) else len(ranks) for k in keys] == list(ids)
+
+
+def test_key_categories_list_the_used_keys_in_key_order():
+    keys = pa.array(["c" * 32, "a" * 32, None, "b" * 32, "0" * 32], type=pa.large_string())
+    dtype, codes = key_categories(keys, np.array([True, True, True, False, True]))
+    assert list(dtype.categories) == ["0" * 32, "a" * 32, "c" * 32]  # unused and missing keys left out
+    assert codes.tolist() == [2, 1, -1, -1, 0]
+
+
+def _sealed(keys: list[str], categories: list[str]) -> pd.Series:
+    return pd.Series(pd.Categorical(keys, categories=categories))
+
+
+def _sharing(dtype: pd.CategoricalDtype, *codes: list[int]) -> list[pd.Series]:
+    return [pd.Series(pd.Categorical.from_codes(c, dtype=dtype)) for c in codes]
+
+
+_KEYS = ["a" * 32, "b" * 32, "c" * 32]
+
+
+@pytest.mark.parametrize(
+    "encoded",
+    [
+        # One dtype over every key, in key order (as sealing holds them): its codes are the ids.
+        _sharing(pd.CategoricalDtype(_KEYS), [0, 1], [2]),
+        # One dtype, categories out of order and one unused.
+        _sharing(pd.CategoricalDtype(["d" * 32, "c" * 32, "a" * 32]), [1, 2, 1], [2]),
+        # Each table its own categories (sealed a year at a time), and text that is not a hex key.
+        [_sealed(["b" * 32, "zz"], ["zz", "b" * 32]), _sealed(["a" * 32, "zz"], ["a" * 32, "zz"])],
+    ],
+)
+def test_keyed_ids_of_encoded_keys_equal_those_of_the_same_keys_as_text(encoded):
+    area = pd.Series(["201"] * 3)
+    as_text = [(area, child.astype("str")) for child in encoded]
+    expected = KeyedIds().key_tables("ssda903", as_text, encoded=True)
+    keyed = KeyedIds().key_tables("ssda903", [(area, child) for child in encoded], encoded=True)
+    for (keys, ids), (expected_keys, expected_ids) in zip(keyed, expected, strict=True):
+        assert ids.tolist() == expected_ids.tolist()
+        assert keys.cat.codes.tolist() == expected_keys.cat.codes.tolist()
+        assert list(keys.cat.categories) == list(expected_keys.cat.categories)
+    if encoded[0].cat.categories.equals(pd.Index(_KEYS)):  # used as they are: no new dtype
+        assert all(keys.dtype is encoded[0].dtype for keys, _ in keyed)

@@ -92,9 +92,17 @@ def test_encoded_text_decodes_ranks_and_concatenates_as_the_plain_text(values, m
     )
 
 
-@pytest.mark.parametrize("span", [1, 2**10, 2**16, 2**20, 2**32 - 1, 2**40, 2**48 - 1, 2**50])
-def test_radix_sort_is_a_stable_argsort(span):
-    values = np.random.default_rng(span % 1000).integers(-5, span, 5000)
+@pytest.mark.parametrize(
+    ("span", "rows"),
+    [
+        *((span, 5000) for span in [1, 2**10, 2**16, 2**20, 2**32 - 8]),  # one or two radix digits
+        *((span, 5000) for span in [2**32, 2**40, 2**48 - 1]),  # packed with the positions
+        (2**47, 70_000),  # 48 bits and 17 bits of positions: three radix digits
+        (2**50, 5000),  # too wide for either
+    ],
+)
+def test_stable_argsort_is_numpys(span, rows):
+    values = np.random.default_rng(span % 1000).integers(-5, span, rows)
     assert np.array_equal(_stable_argsort(values), np.argsort(values, kind="stable"))
 
 
