@@ -13,6 +13,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from icare.statistics import timeline as tl
@@ -259,7 +260,7 @@ def _timeline(rows: list[dict[str, object]], resolve: bool = True) -> tuple[pd.D
     frame = pd.DataFrame(rows)
     for column in ("birth_month", "episode_start", "episode_end"):
         frame[column] = pd.to_datetime(frame[column])
-    episodes = _episodes_arrow(frame)
+    episodes, children = tl.number_children(_episodes_arrow(frame))
     values = {"temporary_purpose": SETTINGS.temporary_move_purpose, "resolve_temporary": resolve}
     connection = duckdb.connect()
     connection.register("episodes_in", episodes)
@@ -267,7 +268,12 @@ def _timeline(rows: list[dict[str, object]], resolve: bool = True) -> tuple[pd.D
     connection.register(
         "move_types", pa.table({"new_episode_type": pa.array(SETTINGS.placement_move_types, pa.string())})
     )
-    connection.execute((SQL_DIR / "00_child_ids.sql").read_text())
+    # the children as the reference numbered them (00_child_ids.sql at commit 695dc21)
+    connection.execute(
+        "CREATE TABLE child_ids AS SELECT source, area_code, child_key, "
+        "row_number() OVER (ORDER BY source, area_code, child_key) AS child_id "
+        "FROM (SELECT DISTINCT source, area_code, child_key FROM episodes_in)"
+    )
     connection.register("timeline_steps", tl.timeline_steps(connection, episodes, values))
     connection.execute((SQL_DIR / TIMELINE_SQL).read_text())
     connection.execute(REFERENCE_SQL, values)
@@ -278,11 +284,37 @@ def _timeline(rows: list[dict[str, object]], resolve: bool = True) -> tuple[pd.D
         "WHERE t.child_key <> i.child_key OR t.source <> i.source OR t.area_code IS DISTINCT FROM i.area_code"
     ).fetchall()
     assert mismatched == [(0,)]
+    # the children number_children gives are those numbered so, in child_id order
+    numbered = connection.sql(
+        "SELECT source, area_code, child_key FROM child_ids ORDER BY child_id"
+    ).to_arrow_table()
+    keyed = numbered.filter(pc.is_valid(numbered["child_key"]))
+    assert children.to_pylist() == keyed.to_pylist()
     got = connection.sql(f"SELECT * EXCLUDE (child_key) FROM timeline {ordered}").df()
     want = connection.sql(f"SELECT * FROM reference {ordered}").df()
     # NULL and false are alike where the timeline is read (a filter and a sum)
     want["starts_placement_spell"] = want["starts_placement_spell"].fillna(False).astype(bool)
     return got, want
+
+
+def test_children_are_numbered_in_the_order_of_their_texts_empty_areas_last():
+    episodes = pa.table(
+        {
+            "source": ["s", "s", "s", "s", "s", "r", "s"],
+            "area_code": ["2", None, "10", "2", "2", "2", "2"],
+            "child_key": ["b", "a", "a", "B", "b", "z", None],
+        }
+    )
+    numbered, children = tl.number_children(episodes)
+    # byte order: "10" < "2" and "B" < "b"; an empty area after every area; no key, no child
+    assert numbered["child_id"].to_pylist() == [4, 5, 2, 3, 4, 1, None]
+    assert children.to_pylist() == [
+        {"source": "r", "area_code": "2", "child_key": "z"},
+        {"source": "s", "area_code": "10", "child_key": "a"},
+        {"source": "s", "area_code": "2", "child_key": "B"},
+        {"source": "s", "area_code": "2", "child_key": "b"},
+        {"source": "s", "area_code": None, "child_key": "a"},
+    ]
 
 
 def _random_child(rnd: random.Random, child: str) -> list[dict[str, object]]:

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 from icare.classification import Classification
 from icare.memory import release_unused_memory
 from icare.statistics.settings import FINEST, StatisticsSettings, rate_age_bands
-from icare.statistics.timeline import timeline_steps
+from icare.statistics.timeline import CHILD_COLUMNS, number_children, timeline_steps
 from schemas.outputs import TOTAL, arrow_schema, column_names
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
@@ -83,10 +83,10 @@ UNIQUE_LEADING_COLUMNS: dict[str, tuple[str, ...]] = {
     "care_spells": ("source", "area_code", "child_key", "care_spell_no"),
     "placement_spells": ("source", "area_code", "child_key", "care_spell_no", "placement_spell_no"),
 }
-# What identifies a child: 00_child_ids.sql numbers the children (child_id) in this order, so the
-# spells are put in their published order by child_id and their numbers, in numpy after the read-out
-# (sorting in DuckDB would hold a third copy of the rows at the run's peak).
-CHILD_COLUMNS = ("source", "area_code", "child_key")
+# The children are numbered (child_id) in the order of what identifies them (CHILD_COLUMNS,
+# timeline.number_children), so the spells are put in their published order by child_id and their
+# numbers, in numpy after the read-out (sorting in DuckDB would hold a third copy of the rows at the
+# run's peak); their CHILD_COLUMNS are then taken from the children by child_id.
 # Statements that work per child (they name $first_child and $last_child: the spells, the children's
 # per-period counts, pathway steps, moves) run for up to CHILD_RANGES ranges of children in turn, one per
 # ROWS_PER_CHILD_RANGE timeline rows: each range needs a fraction of the working memory. Measured at
@@ -160,15 +160,17 @@ def _own_columns(table: str) -> list[str]:
 
 def _final_select(table: str, query: str) -> str:
     """``query``'s rows with the table's own published columns (``_own_columns``), ordered as
-    published, except the spells, which keep ``child_id`` and are ordered after the read-out
+    published, except the spells, which have ``child_id`` instead of ``CHILD_COLUMNS`` (taken from
+    the children after the read-out, ``_spells``) and are ordered after the read-out
     (``_published_order``). ORDER BY ALL without the roll-ups and the version gives the published
     order: a level is a function of its code, which comes before it, and the version is constant.
 
     Table and column names come from ``schemas.outputs.TABLES`` (the project's constants).
     """
-    select = ", ".join(f't."{c}"' for c in _own_columns(table))
     if table in UNIQUE_LEADING_COLUMNS:
+        select = ", ".join(f't."{c}"' for c in _own_columns(table) if c not in CHILD_COLUMNS)
         return f"SELECT {select}, t.child_id FROM ({query}) AS t"
+    select = ", ".join(f't."{c}"' for c in _own_columns(table))
     return f"SELECT {select} FROM ({query}) AS t ORDER BY ALL"
 
 
@@ -194,25 +196,34 @@ def _read_out(
     table: str,
     query: str,
     values: Mapping[str, object],
-    children: Sequence[tuple[int, int]],
+    children: pa.Table,
+    ranges: Sequence[tuple[int, int]],
 ) -> pa.Table:
     """The published table made by ``query``, straight into Arrow: DuckDB never holds it as a table,
-    so its rows are not held twice. The spells are made for each range of ``children`` (first and
-    last child_id) in turn, and keep ``child_id`` (later statements join on it)."""
+    so its rows are not held twice. The spells are made for each range of children (first and last
+    child_id, ``ranges``) in turn, take their ``CHILD_COLUMNS`` from ``children`` (row i is child
+    i + 1) and keep ``child_id`` (later statements join on it)."""
     if table not in UNIQUE_LEADING_COLUMNS:
         sql = _final_select(table, query)
         return _published(connection.sql(sql, params=_parameters(sql, values)).to_arrow_table(), table)
     parts = []
-    for first, last in children:
-        part = _spells(connection, table, query, {**values, "first_child": first, "last_child": last})
-        parts.append(part)
+    for first, last in ranges:
+        values_of_range = {**values, "first_child": first, "last_child": last}
+        parts.append(_spells(connection, table, query, values_of_range, children))
     return pa.concat_tables(parts)
 
 
 def _spells(
-    connection: duckdb.DuckDBPyConnection, table: str, query: str, values: Mapping[str, object]
+    connection: duckdb.DuckDBPyConnection,
+    table: str,
+    query: str,
+    values: Mapping[str, object],
+    children: pa.Table,
 ) -> pa.Table:
-    """One range of children's spells, in their published order (``_published_order``)."""
+    """One range of children's spells, in their published order (``_published_order``), with their
+    children's ``CHILD_COLUMNS`` taken by child_id: moving a child's texts through DuckDB's joins and
+    out into Arrow cost more than taking them here (as dictionary codes where the episodes have them;
+    the child key, then a code into the episodes' keys, is decoded by ``_with_roll_ups``)."""
     sql = _final_select(table, query)
     result = connection.sql(sql, params=_parameters(sql, values)).to_arrow_table()
     release_unused_memory()  # what the query freed, before the sorted copies are made
@@ -221,7 +232,11 @@ def _spells(
     del result  # each unsorted column is freed as its sorted copy replaces it
     for i in range(len(columns)):
         columns[i] = _coded(names[i], columns[i]).take(order)
-    return _published(pa.table(dict(zip(names, columns, strict=True))), table)
+    spells = dict(zip(names, columns, strict=True))
+    child_rows = pc.subtract(spells["child_id"], 1)
+    for name in CHILD_COLUMNS:
+        spells[name] = _coded(name, children[name]).take(child_rows)
+    return _published(pa.table(spells), table)
 
 
 def _coded(name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -313,7 +328,7 @@ def compute_statistics(
         "population_year_offset": settings.population_year_offset,
     }
     population = _population_arrow(population, settings, classification)
-    episodes = _episodes_arrow(episodes)
+    episodes, children = number_children(_episodes_arrow(episodes))
     connection = duckdb.connect()
     tables: dict[str, pa.Table] = {}  # each table's own columns (and child_id for the spells)
     try:
@@ -338,22 +353,23 @@ def compute_statistics(
         )
         statements = _statements()
         timeline_readers = [i for i, (_name, sql) in enumerate(statements) if _TIMELINE.search(sql)]
-        children: list[tuple[int, int]] = []
+        ranges: list[tuple[int, int]] = []
         for i, (name, sql) in enumerate(statements):
             if name == TIMELINE_SQL:
-                children = _register_timeline_steps(connection, episodes, values, run_statement)
+                ranges = _register_timeline_steps(connection, episodes, values, run_statement)
             made = _CREATE_TABLE.search(sql)
             table, query = (made.group(1), sql[made.end() :].strip().rstrip(";")) if made else ("", sql)
             if table in STATISTICS_TABLES:
                 # Published: read out as soon as made, and read by later statements from that copy.
                 read = run_statement(
-                    name, lambda t=table, q=query, c=children: _read_out(connection, t, q, values, c)
+                    name,
+                    lambda t=table, q=query, r=ranges: _read_out(connection, t, q, values, children, r),
                 )
                 tables[table] = read
                 connection.register(table, read)
             elif made and _BY_CHILD in sql:
                 run_statement(
-                    name, lambda t=table, q=query, c=children: _make_by_child(connection, t, q, values, c)
+                    name, lambda t=table, q=query, r=ranges: _make_by_child(connection, t, q, values, r)
                 )
             else:
                 run_statement(name, lambda sql=sql: connection.execute(sql, _parameters(sql, values)))
@@ -387,7 +403,6 @@ def _register_timeline_steps(
     The connection holds the only reference, so unregistering it frees the memory.
     """
     steps = run_statement("timeline steps (numpy)", lambda: timeline_steps(connection, episodes, values))
-    connection.execute("DROP TABLE child_ids")  # only the timeline's sort reads it
     _return_memory(connection)
     connection.register("timeline_steps", steps)
     children = pc.max(steps["child_id"]).as_py() or 0
@@ -399,8 +414,8 @@ def _return_memory(connection: duckdb.DuckDBPyConnection) -> None:
     next (the statistics' peak is what is held plus the largest statement's working memory).
 
     DuckDB's worker threads keep memory they used until they stop (neither dropping a table nor
-    ``malloc_trim`` returns it; measured: about 60 MB after 00_child_ids.sql at 1M), so they are
-    restarted (``threads`` back to its default); then Arrow's and the C library's free pages are
+    ``malloc_trim`` returns it; measured: about 60 MB after a DISTINCT over the children at 1M), so
+    they are restarted (``threads`` back to its default); then Arrow's and the C library's free pages are
     released (``icare.memory.release_unused_memory``). A restart costs CPU (the next statement's
     memory is faulted in again: restarting after every statement cost about 0.3 CPU-s at 1M), so
     it is done after the timeline's sort and the spells only; elsewhere only free pages are released.

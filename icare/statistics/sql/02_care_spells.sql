@@ -5,7 +5,7 @@ WITH first_episodes AS (
     -- a care spell's first episode is the one that starts it (timeline.starts_care_spell): read
     -- directly, cheaper than first(x ORDER BY episode_start) over the spell's episodes
     SELECT
-        child_id, care_spell_no, source, area_code, child_key, sex, birth_month,
+        child_id, care_spell_no, sex, birth_month,
         episode_start AS spell_start, new_episode_type AS first_new_episode_type,
         stat_code AS icare_code_start
     FROM child_timeline($first_child, $last_child)
@@ -40,8 +40,9 @@ grouped AS (
         GROUP BY child_id, care_spell_no
     ) AS r USING (child_id, care_spell_no)
 )
+-- the child's source, area and key are taken by child_id after the read-out (compute.py, _spells)
 SELECT
-    g.child_id, g.source, g.area_code, g.child_key, g.care_spell_no, g.sex, g.birth_month,
+    g.child_id, g.care_spell_no, g.sex, g.birth_month,
     g.spell_start, g.spell_end,
     CASE WHEN g.spell_end IS NULL THEN 'open' ELSE 'exit' END AS end_type,
     CASE

@@ -6,7 +6,7 @@ WITH first_episodes AS (
     -- a placement spell's first episode is the one that starts it (timeline.starts_placement_spell):
     -- read directly, cheaper than first(x ORDER BY episode_start) over the spell's episodes
     SELECT
-        child_id, care_spell_no, placement_spell_no, source, area_code, child_key, sex, birth_month,
+        child_id, care_spell_no, placement_spell_no, sex, birth_month,
         episode_start AS placement_start, stat_code AS icare_code_start,
         stat_provider_sector AS provider_sector
     FROM child_timeline($first_child, $last_child)
@@ -40,8 +40,9 @@ ended AS (
     JOIN care_spells AS s
         ON s.child_id = g.child_id AND s.care_spell_no = g.care_spell_no
 )
+-- the child's source, area and key are taken by child_id after the read-out (compute.py, _spells)
 SELECT
-    child_id, source, area_code, child_key, care_spell_no, placement_spell_no, sex, birth_month,
+    child_id, care_spell_no, placement_spell_no, sex, birth_month,
     placement_start, placement_end, icare_code_start, icare_code_end, provider_sector,
     episodes, temporary_episodes, placement_end - placement_start AS duration_days
 FROM ended
