@@ -255,6 +255,73 @@ JOIN episodes_in AS e USING (episode_row)
 """
 
 
+# The grouping of the timeline that _CareSpells replaced (02_care_spells.sql at commit 1e241ab).
+CARE_SPELLS_REFERENCE_SQL = """
+CREATE TABLE care_spells_reference AS
+WITH first_episodes AS (
+    -- a care spell's first episode is the one that starts it (timeline.starts_care_spell): read
+    -- directly, cheaper than first(x ORDER BY episode_start) over the spell's episodes
+    SELECT
+        child_id, care_spell_no, sex, birth_month,
+        episode_start AS spell_start, new_episode_type AS first_new_episode_type,
+        stat_code AS icare_code_start
+    FROM child_timeline($first_child, $last_child)
+    WHERE starts_care_spell
+),
+reaching AS (
+    -- reach_order sorts a child's episodes by how far they reach (open: for ever), then by start: the
+    -- two DATEs (32-bit day numbers) packed in one BIGINT, compared faster than a list
+    SELECT
+        *,
+        (coalesce(cover_end, DATE '9999-12-31') - DATE '1970-01-01') * 4294967296
+            + (episode_start - DATE '1970-01-01') + 2147483648 AS reach_order
+    FROM child_timeline($first_child, $last_child)
+),
+grouped AS (
+    SELECT f.*, r.* EXCLUDE (child_id, care_spell_no)
+    FROM first_episodes AS f
+    JOIN (
+        SELECT
+            child_id, care_spell_no,
+            -- the spell ends when its furthest-reaching episode ends (never while one is open)
+            CASE WHEN bool_or(cover_end IS NULL) THEN NULL ELSE max(cover_end) END AS spell_end,
+            -- the furthest-reaching episode's values, empty or not (arg_max would skip an empty
+            -- destination and take another episode's)
+            arg_max_null(episode_end_type, reach_order) AS last_end_type,
+            arg_max_null(exit_destination, reach_order) AS last_exit_destination,
+            arg_max_null(stat_code, reach_order) AS icare_code_end,
+            count(*) AS episodes,
+            max(placement_spell_no) AS placement_spells,
+            count(*) FILTER (WHERE overlaps_next) AS overlaps_resolved
+        FROM reaching
+        GROUP BY child_id, care_spell_no
+    ) AS r USING (child_id, care_spell_no)
+)
+-- the child's source, area and key are taken by child_id after the read-out (compute.py, _spells)
+SELECT
+    g.child_id, g.care_spell_no, g.sex, g.birth_month,
+    g.spell_start, g.spell_end,
+    CASE WHEN g.spell_end IS NULL THEN 'open' ELSE 'exit' END AS end_type,
+    CASE
+        WHEN g.spell_end IS NULL THEN NULL
+        WHEN g.last_end_type = 'exit' THEN coalesce(g.last_exit_destination, 'not_known')
+        ELSE 'not_known'  -- the last episode said "continues" but no episode follows
+    END AS exit_destination,
+    g.icare_code_start, g.icare_code_end, g.episodes, g.placement_spells,
+    g.placement_spells - 1 AS moves,
+    g.spell_end - g.spell_start AS duration_days,
+    g.first_new_episode_type = 'care_entry' AS starts_with_entry,
+    previous.spell_end AS previous_spell_end,
+    coalesce(g.spell_start <= previous.spell_end + to_months($re_entry_months::INTEGER), false) AS re_entry,
+    g.overlaps_resolved
+FROM grouped AS g
+-- a child's care spells are numbered 1, 2, ...: the previous one is number - 1 (a join on that is
+-- cheaper than a window, which sorts)
+LEFT JOIN grouped AS previous
+    ON previous.child_id = g.child_id AND previous.care_spell_no = g.care_spell_no - 1
+"""
+
+
 def _timeline(rows: list[dict[str, object]], resolve: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The timeline from the numpy steps and from the reference SQL, in the same row order."""
     frame = pd.DataFrame(rows)
@@ -274,9 +341,11 @@ def _timeline(rows: list[dict[str, object]], resolve: bool = True) -> tuple[pd.D
         "row_number() OVER (ORDER BY source, area_code, child_key) AS child_id "
         "FROM (SELECT DISTINCT source, area_code, child_key FROM episodes_in)"
     )
-    connection.register("timeline_steps", tl.timeline_steps(connection, episodes, values))
+    steps, care_spells = tl.timeline_steps(connection, episodes, values)
+    connection.register("timeline_steps", steps)
     connection.execute((SQL_DIR / TIMELINE_SQL).read_text())
     connection.execute(REFERENCE_SQL, values)
+    _check_care_spells(connection, care_spells)
     ordered = "ORDER BY child_id, episode_start"
     # the child key the timeline carries (the reference did not) is its child's
     mismatched = connection.execute(
@@ -315,6 +384,19 @@ def test_children_are_numbered_in_the_order_of_their_texts_empty_areas_last():
         {"source": "s", "area_code": "2", "child_key": "b"},
         {"source": "s", "area_code": None, "child_key": "a"},
     ]
+
+
+def _check_care_spells(connection: duckdb.DuckDBPyConnection, care_spells: pa.Table) -> None:
+    """The care spells made from _CareSpells equal those made by grouping the timeline."""
+    connection.execute((SQL_DIR / "01_timeline_by_child.sql").read_text())
+    connection.register("care_spell_steps", care_spells)
+    values = {"re_entry_months": SETTINGS.re_entry_months, "first_child": 1, "last_child": 10**9}
+    connection.execute(CARE_SPELLS_REFERENCE_SQL, values)
+    connection.execute((SQL_DIR / "02_care_spells.sql").read_text(), values)
+    ordered = "ORDER BY child_id, care_spell_no"
+    got = connection.sql(f"SELECT * FROM care_spells_reference {ordered}")
+    want = connection.sql(f"SELECT * FROM care_spells {ordered}")
+    pd.testing.assert_frame_equal(got.df(), want.df(), check_dtype=False)
 
 
 def _random_child(rnd: random.Random, child: str) -> list[dict[str, object]]:

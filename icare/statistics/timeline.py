@@ -66,9 +66,10 @@ DISTINCT_PER_ROW = frozenset({"child_key", "birth_month", "episode_end"})
 
 def timeline_steps(
     connection: duckdb.DuckDBPyConnection, episodes: pa.Table, values: Mapping[str, object]
-) -> pa.Table:
+) -> tuple[pa.Table, pa.Table]:
     """The ``CARRIED`` columns of every episode with a timeline, beside its place in the child's
-    timeline. ``episodes`` is the table registered as ``episodes_in`` (row i has ``episode_row`` i).
+    timeline; and each care spell's own values (``care_spell_steps``). ``episodes`` is the table
+    registered as ``episodes_in`` (row i has ``episode_row`` i).
 
     The steps run in each child's order; their results are put back in the episodes' order, so the
     other columns are not moved (taking text rows in another order is slow), and text results and
@@ -92,16 +93,19 @@ def timeline_steps(
         start, first, earlier_reach, rows.ends_continuing, furthest_earlier
     )
     del earlier_reach, furthest_earlier
+    overlaps_next = has_next & (next_start < reach)
+    care = _CareSpells(starts_care_spell, first, reach, cover_missing, overlaps_next)
     out.add_dates("episode_start", start)
     out.add_dates("cover_end", cover_end, cover_missing)
-    del cover_end, cover_missing, start
-    out.add("overlaps_next", has_next & (next_start < reach))
-    del reach
+    del cover_end, cover_missing, reach
+    out.add("overlaps_next", overlaps_next)
+    del overlaps_next
     out.add_dates("next_start", next_start, ~has_next)
     del next_start, has_next
     out.add("is_temporary", rows.is_temporary)
     out.add("starts_care_spell", starts_care_spell)
-    out.add("care_spell_no", numbered(starts_care_spell, first))
+    care_spell_no = numbered(starts_care_spell, first)
+    out.add("care_spell_no", care_spell_no)
 
     codes, sectors = _Texts(episodes["icare_code"]), _Texts(episodes["provider_sector"])
     code_id = codes.ids[rows.order]
@@ -114,17 +118,101 @@ def timeline_steps(
     del after_temporary, first
     out.add("starts_placement_spell", starts_placement_spell)
     out.add("placement_spell_no", numbered(starts_placement_spell, starts_care_spell))
+    care.count_placement_spells(starts_placement_spell)
     del starts_placement_spell, starts_care_spell
     temporary_resolved = rows.is_temporary & bool(values["resolve_temporary"]) & (normal_code_id >= 0)
     out.add("temporary_resolved", temporary_resolved)
     out.add_texts("normal_code", codes, normal_code_id)
     # The category and provider sector counted: the normal placement's for a resolved temporary move.
-    out.add_texts("stat_code", codes, np.where(temporary_resolved, normal_code_id, code_id))
+    stat_code_id = np.where(temporary_resolved, normal_code_id, code_id)
+    out.add_texts("stat_code", codes, stat_code_id)
     del code_id, normal_code_id
     sector_id = sectors.ids[rows.order]
     stat_sector_id = np.where(temporary_resolved, sector_id[normal_row], sector_id)
     out.add_texts("stat_provider_sector", sectors, stat_sector_id)
-    return out.table()
+    spells = care.table(episodes, rows, start, care_spell_no, codes, stat_code_id)
+    return out.table(), spells
+
+
+class _CareSpells:
+    """Each care spell's own values, one row per spell in the children's order, for
+    ``02_care_spells.sql``: a care spell's episodes are consecutive rows (from the one that starts
+    it), so what SQL found by grouping the timeline (a hash aggregate of nine aggregates, three of
+    them over text: most of that statement's 1.8 CPU-s at 5M rows) is a reduction over each run of
+    rows, and the previous spell of a child is the row before. statistics.md "Care spells".
+    """
+
+    def __init__(
+        self,
+        starts_care_spell: np.ndarray,
+        first: np.ndarray,
+        reach: np.ndarray,
+        cover_missing: np.ndarray,
+        overlaps_next: np.ndarray,
+    ) -> None:
+        self.first_rows = np.flatnonzero(starts_care_spell)  # the episode that starts each spell
+        self.first_of_child = first[self.first_rows]
+        self.episodes = np.diff(np.append(self.first_rows, len(reach))).astype(np.int32)
+        # the spell ends when its furthest-reaching episode ends, never while one is open
+        self.open = np.logical_or.reduceat(cover_missing, self.first_rows)
+        furthest = np.maximum.reduceat(reach, self.first_rows)
+        self.end = furthest
+        # the furthest-reaching episode (the later-starting one on a tie): its end values count
+        spell = np.cumsum(starts_care_spell, dtype=np.int32) - 1
+        reaches_furthest = reach == furthest[spell]
+        del spell
+        self.last_rows = np.maximum.reduceat(
+            np.where(reaches_furthest, positions(len(reach)), -1), self.first_rows
+        )
+        self.overlaps = np.add.reduceat(overlaps_next, self.first_rows, dtype=np.int32)
+        self.placements = np.zeros(0, dtype=np.int32)
+
+    def count_placement_spells(self, starts_placement_spell: np.ndarray) -> None:
+        """Placement spells in each care spell (they are numbered 1, 2, ... within it)."""
+        self.placements = np.add.reduceat(starts_placement_spell, self.first_rows, dtype=np.int32)
+
+    def table(
+        self,
+        episodes: pa.Table,
+        rows: _SortedRows,
+        start: np.ndarray,
+        care_spell_no: np.ndarray,
+        codes: _Texts,
+        stat_code_id: np.ndarray,
+    ) -> pa.Table:
+        """The spells' columns: the first episode's (``rows``' positions ``first_rows``) and the
+        furthest-reaching one's (``last_rows``) values, ends, counts and the previous spell's end."""
+        first_episode = pa.array(rows.order[self.first_rows])
+        last_episode = pa.array(rows.order[self.last_rows])
+        # a child's previous care spell is the row before, unless this is the child's first
+        previous_open = np.ones(len(self.first_rows), dtype=bool)
+        previous_open[1:] = self.open[:-1]
+        previous_end = np.zeros(len(self.first_rows), dtype=self.end.dtype)
+        previous_end[1:] = self.end[:-1]
+        return pa.table(
+            {
+                "child_id": pa.array(rows.child[self.first_rows]),
+                "care_spell_no": pa.array(care_spell_no[self.first_rows]),
+                "sex": episodes["sex"].take(first_episode),
+                "birth_month": episodes["birth_month"].take(first_episode),
+                "spell_start": _dates(start[self.first_rows]),
+                "spell_end": _dates(self.end, self.open),
+                "first_new_episode_type": episodes["new_episode_type"].take(first_episode),
+                "icare_code_start": codes.text(stat_code_id[self.first_rows]),
+                "last_end_type": episodes["episode_end_type"].take(last_episode),
+                "last_exit_destination": episodes["exit_destination"].take(last_episode),
+                "icare_code_end": codes.text(stat_code_id[self.last_rows]),
+                "episodes": pa.array(self.episodes),
+                "placement_spells": pa.array(self.placements),
+                "overlaps_resolved": pa.array(self.overlaps),
+                "previous_spell_end": _dates(previous_end, previous_open | self.first_of_child),
+            }
+        )
+
+
+def _dates(days: np.ndarray, missing: np.ndarray | None = None) -> pa.Array:
+    """Days since 1970-01-01 as DATE, empty where ``missing``."""
+    return pa.array(days.astype(np.int32, copy=False), pa.int32(), mask=missing).cast(pa.date32())
 
 
 def number_children(episodes: pa.Table) -> tuple[pa.Table, pa.Table]:
@@ -209,8 +297,7 @@ class _Output:
 
     def add_dates(self, name: str, days: np.ndarray, missing: np.ndarray | None = None) -> None:
         """Days since 1970-01-01 as DATE, empty where ``missing``."""
-        mask = None if missing is None else self.back(missing)
-        self.columns[name] = pa.array(self.back(days), pa.int32(), mask=mask).cast(pa.date32())
+        self.columns[name] = _dates(self.back(days), None if missing is None else self.back(missing))
 
     def add_texts(self, name: str, texts: _Texts, ids: np.ndarray) -> None:
         self.columns[name] = texts.text(self.back(ids))
