@@ -322,6 +322,56 @@ LEFT JOIN grouped AS previous
 """
 
 
+# The grouping of the timeline that _PlacementSpells replaced (03_placement_spells.sql at 519efed).
+PLACEMENT_SPELLS_REFERENCE_SQL = """
+CREATE TABLE placement_spells_reference AS
+WITH first_episodes AS (
+    -- a placement spell's first episode is the one that starts it (timeline.starts_placement_spell):
+    -- read directly, cheaper than first(x ORDER BY episode_start) over the spell's episodes
+    SELECT
+        child_id, care_spell_no, placement_spell_no, sex, birth_month,
+        episode_start AS placement_start, stat_code AS icare_code_start,
+        stat_provider_sector AS provider_sector
+    FROM child_timeline($first_child, $last_child)
+    WHERE starts_placement_spell
+),
+grouped AS (
+    SELECT f.*, c.icare_code_end, c.following_start, c.episodes, c.temporary_episodes
+    FROM first_episodes AS f
+    JOIN (
+        SELECT
+            child_id, care_spell_no, placement_spell_no,
+            -- the last episode's values (a child's episodes are numbered in start order): arg_max_null
+            -- keeps one value per spell, where an ordered aggregate buffers every row
+            arg_max_null(stat_code, episode_no) AS icare_code_end,
+            -- the start of the child's episode after this spell's last one
+            arg_max_null(next_start, episode_no) AS following_start,
+            count(*) AS episodes,
+            count(*) FILTER (WHERE is_temporary) AS temporary_episodes
+        FROM child_timeline($first_child, $last_child)
+        GROUP BY child_id, care_spell_no, placement_spell_no
+    ) AS c USING (child_id, care_spell_no, placement_spell_no)
+),
+ended AS (
+    -- a care spell's episodes are in consecutive placement spells: the episode after the last one of
+    -- a placement spell starts the next placement spell, unless this is the care spell's last
+    SELECT
+        g.*,
+        CASE WHEN g.placement_spell_no < s.placement_spells THEN g.following_start ELSE s.spell_end END
+            AS placement_end
+    FROM grouped AS g
+    JOIN care_spells AS s
+        ON s.child_id = g.child_id AND s.care_spell_no = g.care_spell_no
+)
+-- the child's source, area and key are taken by child_id after the read-out (compute.py, _spells)
+SELECT
+    child_id, care_spell_no, placement_spell_no, sex, birth_month,
+    placement_start, placement_end, icare_code_start, icare_code_end, provider_sector,
+    episodes, temporary_episodes, placement_end - placement_start AS duration_days
+FROM ended
+"""
+
+
 def _timeline(rows: list[dict[str, object]], resolve: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The timeline from the numpy steps and from the reference SQL, in the same row order."""
     frame = pd.DataFrame(rows)
@@ -341,11 +391,11 @@ def _timeline(rows: list[dict[str, object]], resolve: bool = True) -> tuple[pd.D
         "row_number() OVER (ORDER BY source, area_code, child_key) AS child_id "
         "FROM (SELECT DISTINCT source, area_code, child_key FROM episodes_in)"
     )
-    steps, care_spells = tl.timeline_steps(connection, episodes, values)
+    steps, care_spells, placement_spells = tl.timeline_steps(connection, episodes, values)
     connection.register("timeline_steps", steps)
     connection.execute((SQL_DIR / TIMELINE_SQL).read_text())
     connection.execute(REFERENCE_SQL, values)
-    _check_care_spells(connection, care_spells)
+    _check_spells(connection, care_spells, placement_spells)
     ordered = "ORDER BY child_id, episode_start"
     # the child key the timeline carries (the reference did not) is its child's
     mismatched = connection.execute(
@@ -386,17 +436,29 @@ def test_children_are_numbered_in_the_order_of_their_texts_empty_areas_last():
     ]
 
 
-def _check_care_spells(connection: duckdb.DuckDBPyConnection, care_spells: pa.Table) -> None:
-    """The care spells made from _CareSpells equal those made by grouping the timeline."""
+def _check_spells(
+    connection: duckdb.DuckDBPyConnection, care_spells: pa.Table, placement_spells: pa.Table
+) -> None:
+    """The care and placement spells made from _CareSpells and _PlacementSpells equal those made by
+    grouping the timeline."""
     connection.execute((SQL_DIR / "01_timeline_by_child.sql").read_text())
     connection.register("care_spell_steps", care_spells)
+    connection.register("placement_spell_steps", placement_spells)
     values = {"re_entry_months": SETTINGS.re_entry_months, "first_child": 1, "last_child": 10**9}
     connection.execute(CARE_SPELLS_REFERENCE_SQL, values)
     connection.execute((SQL_DIR / "02_care_spells.sql").read_text(), values)
-    ordered = "ORDER BY child_id, care_spell_no"
-    got = connection.sql(f"SELECT * FROM care_spells_reference {ordered}")
-    want = connection.sql(f"SELECT * FROM care_spells {ordered}")
-    pd.testing.assert_frame_equal(got.df(), want.df(), check_dtype=False)
+    children = {"first_child": 1, "last_child": 10**9}
+    connection.execute(PLACEMENT_SPELLS_REFERENCE_SQL, children)
+    connection.execute((SQL_DIR / "03_placement_spells.sql").read_text(), children)
+    for table, numbers in (
+        ("care_spells", "care_spell_no"),
+        ("placement_spells", "care_spell_no, placement_spell_no"),
+    ):
+        ordered = f"ORDER BY child_id, {numbers}"
+        want = connection.sql(f"SELECT * FROM {table}_reference {ordered}").df()
+        got = connection.sql(f"SELECT * FROM {table} {ordered}").df()
+        assert len(got) > 0
+        pd.testing.assert_frame_equal(got, want, check_dtype=False)
 
 
 def _random_child(rnd: random.Random, child: str) -> list[dict[str, object]]:

@@ -32,8 +32,9 @@ _PARAMETER = re.compile(r"\$([a-z_]+)")
 _CREATE_TABLE = re.compile(r"^CREATE TABLE (\w+) AS\s*$", re.MULTILINE)
 # The parameter of a statement made for one range of children at a time (with $last_child).
 _BY_CHILD = "$first_child"
-# Each care spell's own values, found with the timeline's steps; read by one statement.
-CARE_SPELL_STEPS = "care_spell_steps"
+# Each care spell's and placement spell's own values, found with the timeline's steps; each is read
+# by one statement.
+SPELL_STEPS = ("care_spell_steps", "placement_spell_steps")
 # A statement that reads the timeline (the view, or the macro over it).
 _TIMELINE = re.compile(r"\b(child_)?timeline\b")
 # Oldest age (completed years) the age-band lookup covers; older ages are published as "unknown".
@@ -375,8 +376,9 @@ def compute_statistics(
                 )
             else:
                 run_statement(name, lambda sql=sql: connection.execute(sql, _parameters(sql, values)))
-            if CARE_SPELL_STEPS in sql:  # its one reader has run
-                connection.unregister(CARE_SPELL_STEPS)
+            for steps in SPELL_STEPS:
+                if steps in sql:  # its one reader has run
+                    connection.unregister(steps)
             if i == timeline_readers[-1]:
                 # The timeline is not published: dropped once its last reader has run.
                 connection.execute("DROP VIEW timeline")
@@ -402,17 +404,19 @@ def _register_timeline_steps(
 ) -> list[tuple[int, int]]:
     """The per-child steps of the timeline, computed in numpy (``timeline.py``: one sort instead of a
     chain of SQL windows), as the Arrow table ``timeline_steps`` that ``01_timeline.sql`` reads, and
-    each care spell's own values as ``care_spell_steps`` (``02_care_spells.sql``); and the ranges of
-    children the spells are built for (``_child_ranges``).
+    each care spell's and placement spell's own values as ``SPELL_STEPS`` (``02_care_spells.sql``,
+    ``03_placement_spells.sql``); and the ranges of children the spells are built for
+    (``_child_ranges``).
 
     The connection holds the only references, so unregistering them frees the memory.
     """
-    steps, care_spells = run_statement(
+    steps, *spells = run_statement(
         "timeline steps (numpy)", lambda: timeline_steps(connection, episodes, values)
     )
     _return_memory(connection)
     connection.register("timeline_steps", steps)
-    connection.register(CARE_SPELL_STEPS, care_spells)
+    for name, table in zip(SPELL_STEPS, spells, strict=True):
+        connection.register(name, table)
     children = pc.max(steps["child_id"]).as_py() or 0
     return _child_ranges(children, steps.num_rows)
 
