@@ -17,8 +17,8 @@ import pyarrow.compute as pc
 import pytest
 
 from icare.statistics import timeline as tl
-from icare.statistics.compute import SQL_DIR, TIMELINE_SQL, _episodes_arrow
-from tests.statistics_builders import SETTINGS, compute, ep
+from icare.statistics.compute import SQL_DIR, TIMELINE_SQL, _codes, _episodes_arrow
+from tests.statistics_builders import CLASSIFICATION, SETTINGS, compute, ep
 
 T, F = True, False
 OPEN = tl.OPEN_END
@@ -391,11 +391,14 @@ def _timeline(rows: list[dict[str, object]], resolve: bool = True) -> tuple[pd.D
         "row_number() OVER (ORDER BY source, area_code, child_key) AS child_id "
         "FROM (SELECT DISTINCT source, area_code, child_key FROM episodes_in)"
     )
-    steps, care_spells, placement_spells = tl.timeline_steps(connection, episodes, values)
+    connection.register("codes", _codes(CLASSIFICATION))
+    connection.execute((SQL_DIR / "00_code_ids.sql").read_text())
+    steps, care_spells, placement_spells, paths = tl.timeline_steps(connection, episodes, values)
     connection.register("timeline_steps", steps)
     connection.execute((SQL_DIR / TIMELINE_SQL).read_text())
     connection.execute(REFERENCE_SQL, values)
     _check_spells(connection, care_spells, placement_spells)
+    _check_paths(connection, paths)
     ordered = "ORDER BY child_id, episode_start"
     # the child key the timeline carries (the reference did not) is its child's
     mismatched = connection.execute(
@@ -459,6 +462,31 @@ def _check_spells(
         got = connection.sql(f"SELECT * FROM {table} {ordered}").df()
         assert len(got) > 0
         pd.testing.assert_frame_equal(got, want, check_dtype=False)
+
+
+# Each care spell's steps as 15_pathway_steps.sql grouped them at commit 488caba.
+PATHS_REFERENCE_SQL = """
+SELECT
+    ps.child_id, ps.care_spell_no,
+    list_transform(
+        list_sort(list({'n': ps.placement_spell_no, 'start': ps.placement_start, 'code': c.code_id})),
+        lambda x: {'start': x.start, 'code': x.code}
+    ) AS steps
+FROM placement_spells AS ps
+JOIN code_ids AS c ON c.code = ps.icare_code_start
+GROUP BY ALL
+ORDER BY ALL
+"""
+
+
+def _check_paths(connection: duckdb.DuckDBPyConnection, paths: pa.Table) -> None:
+    """The care spells' steps made by _PlacementSpells.paths equal those made by grouping the
+    placement spells (made by _check_spells)."""
+    connection.register("care_spell_paths", paths)
+    want = connection.sql(PATHS_REFERENCE_SQL).fetchall()
+    got = connection.sql("SELECT * FROM care_spell_paths ORDER BY ALL").fetchall()
+    assert len(got) > 0
+    assert got == want
 
 
 def _random_child(rnd: random.Random, child: str) -> list[dict[str, object]]:

@@ -32,9 +32,9 @@ _PARAMETER = re.compile(r"\$([a-z_]+)")
 _CREATE_TABLE = re.compile(r"^CREATE TABLE (\w+) AS\s*$", re.MULTILINE)
 # The parameter of a statement made for one range of children at a time (with $last_child).
 _BY_CHILD = "$first_child"
-# Each care spell's and placement spell's own values, found with the timeline's steps; each is read
-# by one statement.
-SPELL_STEPS = ("care_spell_steps", "placement_spell_steps")
+# Each care spell's and placement spell's own values and each care spell's steps for the pathways,
+# found with the timeline's steps; each is read by one statement.
+SPELL_STEPS = ("care_spell_steps", "placement_spell_steps", "care_spell_paths")
 # A statement that reads the timeline (the view, or the macro over it).
 _TIMELINE = re.compile(r"\b(child_)?timeline\b")
 # Oldest age (completed years) the age-band lookup covers; older ages are published as "unknown".
@@ -403,9 +403,9 @@ def _register_timeline_steps(
 ) -> list[tuple[int, int]]:
     """The per-child steps of the timeline, computed in numpy (``timeline.py``: one sort instead of a
     chain of SQL windows), as the Arrow table ``timeline_steps`` that ``01_timeline.sql`` reads, and
-    each care spell's and placement spell's own values as ``SPELL_STEPS`` (``02_care_spells.sql``,
-    ``03_placement_spells.sql``); and the ranges of children the spells are built for
-    (``_child_ranges``).
+    each care spell's and placement spell's own values and each care spell's steps as ``SPELL_STEPS``
+    (``02_care_spells.sql``, ``03_placement_spells.sql``, ``15_pathway_steps.sql``); and the ranges
+    of children the spells are built for (``_child_ranges``).
 
     The connection holds the only references, so unregistering them frees the memory.
     """

@@ -66,10 +66,11 @@ DISTINCT_PER_ROW = frozenset({"child_key", "birth_month", "episode_end"})
 
 def timeline_steps(
     connection: duckdb.DuckDBPyConnection, episodes: pa.Table, values: Mapping[str, object]
-) -> tuple[pa.Table, pa.Table, pa.Table]:
+) -> tuple[pa.Table, pa.Table, pa.Table, pa.Table]:
     """The ``CARRIED`` columns of every episode with a timeline, beside its place in the child's
-    timeline; and each care spell's and placement spell's own values (``_CareSpells``,
-    ``_PlacementSpells``). ``episodes`` is the table
+    timeline; each care spell's and placement spell's own values (``_CareSpells``,
+    ``_PlacementSpells``); and each care spell's steps for the pathways (``_PlacementSpells.paths``,
+    which reads the classification's ``code_ids`` from ``connection``). ``episodes`` is the table
     registered as ``episodes_in`` (row i has ``episode_row`` i).
 
     The steps run in each child's order; their results are put back in the episodes' order, so the
@@ -142,7 +143,11 @@ def timeline_steps(
         (codes, stat_code_id),
         (sectors, stat_sector_id),
     )
-    return out.table(), care_spells, placement_spells
+    code_id = _classification_ids(connection, codes)
+    paths = placement.paths(
+        care, rows, start, care_spell_no, np.where(stat_code_id >= 0, code_id[stat_code_id], -1)
+    )
+    return out.table(), care_spells, placement_spells, paths
 
 
 class _CareSpells:
@@ -250,6 +255,38 @@ class _PlacementSpells:
         self.end = np.where(last_of_care, care.end[self.care_spell], next_start[self.last_rows])
         self.open = np.where(last_of_care, care.open[self.care_spell], ~has_next[self.last_rows])
 
+    def paths(
+        self,
+        care: _CareSpells,
+        rows: _SortedRows,
+        start: np.ndarray,
+        care_spell_no: np.ndarray,
+        code_id: np.ndarray,
+    ) -> pa.Table:
+        """Each care spell's steps for the pathways (``15_pathway_steps.sql``): its placement spells'
+        starts and categories (``code_id`` of each row: the classification's code ids, -1 for
+        another text or none) in order, as a list; a placement spell whose category is not a
+        classification code is left out, and so is a care spell left without steps. In SQL the
+        placement spells were joined with the code ids and grouped into sorted lists per care
+        spell: about 0.33 of the statement's 0.58 s at 1M rows (wall)."""
+        code = code_id[self.first_rows]
+        known = code >= 0
+        steps_of_spell = np.bincount(self.care_spell[known], minlength=len(care.first_rows))
+        with_steps = steps_of_spell > 0
+        offsets = np.zeros(int(with_steps.sum()) + 1, dtype=np.int32)
+        np.cumsum(steps_of_spell[with_steps], out=offsets[1:])
+        steps = pa.StructArray.from_arrays(
+            [_dates(start[self.first_rows[known]]), pa.array(code[known])], names=["start", "code"]
+        )
+        first = care.first_rows[with_steps]
+        return pa.table(
+            {
+                "child_id": pa.array(rows.child[first]),
+                "care_spell_no": pa.array(care_spell_no[first]),
+                "steps": pa.ListArray.from_arrays(pa.array(offsets), steps),
+            }
+        )
+
     def table(
         self,
         episodes: pa.Table,
@@ -280,6 +317,14 @@ class _PlacementSpells:
                 "temporary_episodes": pa.array(self.temporary),
             }
         )
+
+
+def _classification_ids(connection: duckdb.DuckDBPyConnection, codes: _Texts) -> np.ndarray:
+    """The ``code_id`` (``00_code_ids.sql``) of each of ``codes``' distinct texts, -1 for a text
+    that is not a classification code."""
+    code_ids = connection.sql("SELECT code, code_id FROM code_ids").to_arrow_table()
+    found = pc.index_in(codes.distinct.cast(code_ids["code"].type), value_set=code_ids["code"])
+    return pc.fill_null(pc.take(code_ids["code_id"], found), -1).to_numpy().astype(np.int32)
 
 
 def _dates(days: np.ndarray, missing: np.ndarray | None = None) -> pa.Array:
