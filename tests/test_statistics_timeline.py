@@ -447,12 +447,12 @@ def _check_spells(
     connection.execute((SQL_DIR / "01_timeline_by_child.sql").read_text())
     connection.register("care_spell_steps", care_spells)
     connection.register("placement_spell_steps", placement_spells)
-    values = {"re_entry_months": SETTINGS.re_entry_months, "first_child": 1, "last_child": 10**9}
-    connection.execute(CARE_SPELLS_REFERENCE_SQL, values)
-    connection.execute((SQL_DIR / "02_care_spells.sql").read_text(), values)
     children = {"first_child": 1, "last_child": 10**9}
+    re_entry = {"re_entry_months": SETTINGS.re_entry_months}
+    connection.execute(CARE_SPELLS_REFERENCE_SQL, re_entry | children)
+    connection.execute((SQL_DIR / "02_care_spells.sql").read_text(), re_entry)
     connection.execute(PLACEMENT_SPELLS_REFERENCE_SQL, children)
-    connection.execute((SQL_DIR / "03_placement_spells.sql").read_text(), children)
+    connection.execute((SQL_DIR / "03_placement_spells.sql").read_text())
     for table, numbers in (
         ("care_spells", "care_spell_no"),
         ("placement_spells", "care_spell_no, placement_spell_no"),

@@ -91,13 +91,15 @@ UNIQUE_LEADING_COLUMNS: dict[str, tuple[str, ...]] = {
 # order of child_id and the spell numbers: the spells come out in their published order when DuckDB
 # keeps the order it reads (``_spells``); their CHILD_COLUMNS are then taken from the children by
 # child_id.
-# Statements that work per child (they name $first_child and $last_child: the spells, the children's
-# per-period counts, pathway steps, moves) run for up to CHILD_RANGES ranges of children in turn, one per
+# Statements that work per child (they name $first_child and $last_child: the children's per-period
+# counts, pathway steps, moves) run for up to CHILD_RANGES ranges of children in turn, one per
 # ROWS_PER_CHILD_RANGE timeline rows: each range needs a fraction of the working memory. Measured at
-# 5M (3.25M episodes), placement spells' peak over their start: 1 range +1.43 GB, 4 ranges +0.73 GB
-# (CPU +10 %), 13 ranges +0.60 GB (CPU +40 %: each range scans the whole timeline). At 1M (651,415
-# episodes: 2 ranges) the statistics' peak over their start is +321 MB; 4 ranges gave +254 MB but
-# about 0.3 s more CPU and wall time.
+# 5M (3.25M episodes) when the placement spells grouped the timeline per range, their peak over their
+# start: 1 range +1.43 GB, 4 ranges +0.73 GB (CPU +10 %), 13 ranges +0.60 GB (CPU +40 %: each range
+# scans the whole timeline). At 1M (651,415 episodes: 2 ranges) the statistics' peak over their start
+# was +321 MB; 4 ranges gave +254 MB but about 0.3 s more CPU and wall time. The spells, made with
+# the timeline, are read out whole (by ranges they cost about 0.5 CPU-s more at 5M, for a peak no
+# lower).
 CHILD_RANGES = 4
 ROWS_PER_CHILD_RANGE = 400_000
 
@@ -201,20 +203,14 @@ def _read_out(
     query: str,
     values: Mapping[str, object],
     children: pa.Table,
-    ranges: Sequence[tuple[int, int]],
 ) -> pa.Table:
     """The published table made by ``query``, straight into Arrow: DuckDB never holds it as a table,
-    so its rows are not held twice. The spells are made for each range of children (first and last
-    child_id, ``ranges``) in turn, take their ``CHILD_COLUMNS`` from ``children`` (row i is child
-    i + 1) and keep ``child_id`` (later statements join on it)."""
+    so its rows are not held twice. The spells take their ``CHILD_COLUMNS`` from ``children`` (row i
+    is child i + 1) and keep ``child_id`` (later statements join on it)."""
     if table not in UNIQUE_LEADING_COLUMNS:
         sql = _final_select(table, query)
         return _published(connection.sql(sql, params=_parameters(sql, values)).to_arrow_table(), table)
-    parts = []
-    for first, last in ranges:
-        values_of_range = {**values, "first_child": first, "last_child": last}
-        parts.append(_spells(connection, table, query, values_of_range, children))
-    return pa.concat_tables(parts)
+    return _spells(connection, table, query, values, children)
 
 
 def _spells(
@@ -224,7 +220,7 @@ def _spells(
     values: Mapping[str, object],
     children: pa.Table,
 ) -> pa.Table:
-    """One range of children's spells, in their published order, with their children's
+    """The spells, in their published order, with their children's
     ``CHILD_COLUMNS`` taken by child_id: moving a child's texts through DuckDB's joins and out into
     Arrow cost more than taking them here (as dictionary codes where the episodes have them; the
     child key, then a code into the episodes' keys, is decoded by ``_with_roll_ups``).
@@ -365,7 +361,7 @@ def compute_statistics(
                 # Published: read out as soon as made, and read by later statements from that copy.
                 read = run_statement(
                     name,
-                    lambda t=table, q=query, r=ranges: _read_out(connection, t, q, values, children, r),
+                    lambda t=table, q=query: _read_out(connection, t, q, values, children),
                 )
                 tables[table] = read
                 connection.register(table, read)
@@ -405,7 +401,7 @@ def _register_timeline_steps(
     chain of SQL windows), as the Arrow table ``timeline_steps`` that ``01_timeline.sql`` reads, and
     each care spell's and placement spell's own values and each care spell's steps as ``SPELL_STEPS``
     (``02_care_spells.sql``, ``03_placement_spells.sql``, ``15_pathway_steps.sql``); and the ranges
-    of children the spells are built for (``_child_ranges``).
+    of children the per-child statements are made for (``_child_ranges``).
 
     The connection holds the only references, so unregistering them frees the memory.
     """

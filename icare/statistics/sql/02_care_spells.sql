@@ -25,4 +25,3 @@ SELECT
     coalesce(s.spell_start <= s.previous_spell_end + to_months($re_entry_months::INTEGER), false) AS re_entry,
     s.overlaps_resolved
 FROM care_spell_steps AS s
-WHERE s.child_id BETWEEN $first_child AND $last_child

@@ -14,4 +14,3 @@ SELECT
     s.placement_start, s.placement_end, s.icare_code_start, s.icare_code_end, s.provider_sector,
     s.episodes, s.temporary_episodes, s.placement_end - s.placement_start AS duration_days
 FROM placement_spell_steps AS s
-WHERE s.child_id BETWEEN $first_child AND $last_child
