@@ -409,12 +409,17 @@ class _Output:
     def __init__(self, episodes: pa.Table, order: np.ndarray) -> None:
         self.rows = episodes.num_rows
         self.order = order
+        # The episodes usually come in each child's order already, every row with a timeline: then
+        # nothing is put back (a copy of each column, about 0.25 s at 5M rows).
+        self.in_order = len(order) == self.rows and bool((order == positions(self.rows)).all())
         self.columns: dict[str, pa.Array | pa.ChunkedArray] = {
             name: episodes[name] if name in DISTINCT_PER_ROW else _coded(episodes[name]) for name in CARRIED
         }
 
     def back(self, column: np.ndarray) -> np.ndarray:
         """Values in the child's order, put in the episodes' order (rows without a timeline: 0)."""
+        if self.in_order:
+            return column
         out = np.zeros(self.rows, dtype=column.dtype)
         out[self.order] = column
         return out
