@@ -237,12 +237,24 @@ def _spells(
     finally:
         connection.execute("SET preserve_insertion_order = false")
     release_unused_memory()  # what the query freed, before the encoded copies are made
-    spells = {name: _coded(name, result[name]) for name in result.column_names}
+    spells = {name: _held(name, result[name]) for name in result.column_names}
     del result
     child_rows = pc.subtract(spells["child_id"], 1)
     for name in CHILD_COLUMNS:
         spells[name] = _coded(name, children[name]).take(child_rows)
     return _published(pa.table(spells), table)
+
+
+def _held(name: str, column: pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """A column of the spells as read out, as held while the statistics run: text encoded
+    (``_coded``), any other column copied into an array of its own. DuckDB's Arrow result keeps
+    more memory resident than its size while it is held (measured at 5M rows, the statistics' peak:
+    1.83 GB with the spells' columns held as read out, 1.56 GB with them copied, as the sort's
+    gather used to copy them; the copy costs no measurable CPU)."""
+    coded = _coded(name, column)
+    if coded is not column or column.num_chunks == 0:
+        return coded
+    return pa.concat_arrays(column.chunks)
 
 
 def _coded(name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
