@@ -13,11 +13,12 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from icare.statistics import timeline as tl
-from icare.statistics.compute import SQL_DIR, TIMELINE_SQL, _episodes_arrow
-from tests.statistics_builders import SETTINGS, compute, ep
+from icare.statistics.compute import SQL_DIR, TIMELINE_SQL, _codes, _episodes_arrow
+from tests.statistics_builders import CLASSIFICATION, SETTINGS, compute, ep
 
 T, F = True, False
 OPEN = tl.OPEN_END
@@ -254,12 +255,129 @@ JOIN episodes_in AS e USING (episode_row)
 """
 
 
+# The grouping of the timeline that _CareSpells replaced (02_care_spells.sql at commit 1e241ab).
+CARE_SPELLS_REFERENCE_SQL = """
+CREATE TABLE care_spells_reference AS
+WITH first_episodes AS (
+    -- a care spell's first episode is the one that starts it (timeline.starts_care_spell): read
+    -- directly, cheaper than first(x ORDER BY episode_start) over the spell's episodes
+    SELECT
+        child_id, care_spell_no, sex, birth_month,
+        episode_start AS spell_start, new_episode_type AS first_new_episode_type,
+        stat_code AS icare_code_start
+    FROM child_timeline($first_child, $last_child)
+    WHERE starts_care_spell
+),
+reaching AS (
+    -- reach_order sorts a child's episodes by how far they reach (open: for ever), then by start: the
+    -- two DATEs (32-bit day numbers) packed in one BIGINT, compared faster than a list
+    SELECT
+        *,
+        (coalesce(cover_end, DATE '9999-12-31') - DATE '1970-01-01') * 4294967296
+            + (episode_start - DATE '1970-01-01') + 2147483648 AS reach_order
+    FROM child_timeline($first_child, $last_child)
+),
+grouped AS (
+    SELECT f.*, r.* EXCLUDE (child_id, care_spell_no)
+    FROM first_episodes AS f
+    JOIN (
+        SELECT
+            child_id, care_spell_no,
+            -- the spell ends when its furthest-reaching episode ends (never while one is open)
+            CASE WHEN bool_or(cover_end IS NULL) THEN NULL ELSE max(cover_end) END AS spell_end,
+            -- the furthest-reaching episode's values, empty or not (arg_max would skip an empty
+            -- destination and take another episode's)
+            arg_max_null(episode_end_type, reach_order) AS last_end_type,
+            arg_max_null(exit_destination, reach_order) AS last_exit_destination,
+            arg_max_null(stat_code, reach_order) AS icare_code_end,
+            count(*) AS episodes,
+            max(placement_spell_no) AS placement_spells,
+            count(*) FILTER (WHERE overlaps_next) AS overlaps_resolved
+        FROM reaching
+        GROUP BY child_id, care_spell_no
+    ) AS r USING (child_id, care_spell_no)
+)
+-- the child's source, area and key are taken by child_id after the read-out (compute.py, _spells)
+SELECT
+    g.child_id, g.care_spell_no, g.sex, g.birth_month,
+    g.spell_start, g.spell_end,
+    CASE WHEN g.spell_end IS NULL THEN 'open' ELSE 'exit' END AS end_type,
+    CASE
+        WHEN g.spell_end IS NULL THEN NULL
+        WHEN g.last_end_type = 'exit' THEN coalesce(g.last_exit_destination, 'not_known')
+        ELSE 'not_known'  -- the last episode said "continues" but no episode follows
+    END AS exit_destination,
+    g.icare_code_start, g.icare_code_end, g.episodes, g.placement_spells,
+    g.placement_spells - 1 AS moves,
+    g.spell_end - g.spell_start AS duration_days,
+    g.first_new_episode_type = 'care_entry' AS starts_with_entry,
+    previous.spell_end AS previous_spell_end,
+    coalesce(g.spell_start <= previous.spell_end + to_months($re_entry_months::INTEGER), false) AS re_entry,
+    g.overlaps_resolved
+FROM grouped AS g
+-- a child's care spells are numbered 1, 2, ...: the previous one is number - 1 (a join on that is
+-- cheaper than a window, which sorts)
+LEFT JOIN grouped AS previous
+    ON previous.child_id = g.child_id AND previous.care_spell_no = g.care_spell_no - 1
+"""
+
+
+# The grouping of the timeline that _PlacementSpells replaced (03_placement_spells.sql at 519efed).
+PLACEMENT_SPELLS_REFERENCE_SQL = """
+CREATE TABLE placement_spells_reference AS
+WITH first_episodes AS (
+    -- a placement spell's first episode is the one that starts it (timeline.starts_placement_spell):
+    -- read directly, cheaper than first(x ORDER BY episode_start) over the spell's episodes
+    SELECT
+        child_id, care_spell_no, placement_spell_no, sex, birth_month,
+        episode_start AS placement_start, stat_code AS icare_code_start,
+        stat_provider_sector AS provider_sector
+    FROM child_timeline($first_child, $last_child)
+    WHERE starts_placement_spell
+),
+grouped AS (
+    SELECT f.*, c.icare_code_end, c.following_start, c.episodes, c.temporary_episodes
+    FROM first_episodes AS f
+    JOIN (
+        SELECT
+            child_id, care_spell_no, placement_spell_no,
+            -- the last episode's values (a child's episodes are numbered in start order): arg_max_null
+            -- keeps one value per spell, where an ordered aggregate buffers every row
+            arg_max_null(stat_code, episode_no) AS icare_code_end,
+            -- the start of the child's episode after this spell's last one
+            arg_max_null(next_start, episode_no) AS following_start,
+            count(*) AS episodes,
+            count(*) FILTER (WHERE is_temporary) AS temporary_episodes
+        FROM child_timeline($first_child, $last_child)
+        GROUP BY child_id, care_spell_no, placement_spell_no
+    ) AS c USING (child_id, care_spell_no, placement_spell_no)
+),
+ended AS (
+    -- a care spell's episodes are in consecutive placement spells: the episode after the last one of
+    -- a placement spell starts the next placement spell, unless this is the care spell's last
+    SELECT
+        g.*,
+        CASE WHEN g.placement_spell_no < s.placement_spells THEN g.following_start ELSE s.spell_end END
+            AS placement_end
+    FROM grouped AS g
+    JOIN care_spells AS s
+        ON s.child_id = g.child_id AND s.care_spell_no = g.care_spell_no
+)
+-- the child's source, area and key are taken by child_id after the read-out (compute.py, _spells)
+SELECT
+    child_id, care_spell_no, placement_spell_no, sex, birth_month,
+    placement_start, placement_end, icare_code_start, icare_code_end, provider_sector,
+    episodes, temporary_episodes, placement_end - placement_start AS duration_days
+FROM ended
+"""
+
+
 def _timeline(rows: list[dict[str, object]], resolve: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The timeline from the numpy steps and from the reference SQL, in the same row order."""
     frame = pd.DataFrame(rows)
     for column in ("birth_month", "episode_start", "episode_end"):
         frame[column] = pd.to_datetime(frame[column])
-    episodes = _episodes_arrow(frame)
+    episodes, children = tl.number_children(_episodes_arrow(frame))
     values = {"temporary_purpose": SETTINGS.temporary_move_purpose, "resolve_temporary": resolve}
     connection = duckdb.connect()
     connection.register("episodes_in", episodes)
@@ -267,10 +385,20 @@ def _timeline(rows: list[dict[str, object]], resolve: bool = True) -> tuple[pd.D
     connection.register(
         "move_types", pa.table({"new_episode_type": pa.array(SETTINGS.placement_move_types, pa.string())})
     )
-    connection.execute((SQL_DIR / "00_child_ids.sql").read_text())
-    connection.register("timeline_steps", tl.timeline_steps(connection, episodes, values))
+    # the children as the reference numbered them (00_child_ids.sql at commit 695dc21)
+    connection.execute(
+        "CREATE TABLE child_ids AS SELECT source, area_code, child_key, "
+        "row_number() OVER (ORDER BY source, area_code, child_key) AS child_id "
+        "FROM (SELECT DISTINCT source, area_code, child_key FROM episodes_in)"
+    )
+    connection.register("codes", _codes(CLASSIFICATION))
+    connection.execute((SQL_DIR / "00_code_ids.sql").read_text())
+    steps, care_spells, placement_spells, paths = tl.timeline_steps(connection, episodes, values)
+    connection.register("timeline_steps", steps)
     connection.execute((SQL_DIR / TIMELINE_SQL).read_text())
     connection.execute(REFERENCE_SQL, values)
+    _check_spells(connection, care_spells, placement_spells)
+    _check_paths(connection, paths)
     ordered = "ORDER BY child_id, episode_start"
     # the child key the timeline carries (the reference did not) is its child's
     mismatched = connection.execute(
@@ -278,11 +406,87 @@ def _timeline(rows: list[dict[str, object]], resolve: bool = True) -> tuple[pd.D
         "WHERE t.child_key <> i.child_key OR t.source <> i.source OR t.area_code IS DISTINCT FROM i.area_code"
     ).fetchall()
     assert mismatched == [(0,)]
+    # the children number_children gives are those numbered so, in child_id order
+    numbered = connection.sql(
+        "SELECT source, area_code, child_key FROM child_ids ORDER BY child_id"
+    ).to_arrow_table()
+    keyed = numbered.filter(pc.is_valid(numbered["child_key"]))
+    assert children.to_pylist() == keyed.to_pylist()
     got = connection.sql(f"SELECT * EXCLUDE (child_key) FROM timeline {ordered}").df()
     want = connection.sql(f"SELECT * FROM reference {ordered}").df()
     # NULL and false are alike where the timeline is read (a filter and a sum)
     want["starts_placement_spell"] = want["starts_placement_spell"].fillna(False).astype(bool)
     return got, want
+
+
+def test_children_are_numbered_in_the_order_of_their_texts_empty_areas_last():
+    episodes = pa.table(
+        {
+            "source": ["s", "s", "s", "s", "s", "r", "s"],
+            "area_code": ["2", None, "10", "2", "2", "2", "2"],
+            "child_key": ["b", "a", "a", "B", "b", "z", None],
+        }
+    )
+    numbered, children = tl.number_children(episodes)
+    # byte order: "10" < "2" and "B" < "b"; an empty area after every area; no key, no child
+    assert numbered["child_id"].to_pylist() == [4, 5, 2, 3, 4, 1, None]
+    assert children.to_pylist() == [
+        {"source": "r", "area_code": "2", "child_key": "z"},
+        {"source": "s", "area_code": "10", "child_key": "a"},
+        {"source": "s", "area_code": "2", "child_key": "B"},
+        {"source": "s", "area_code": "2", "child_key": "b"},
+        {"source": "s", "area_code": None, "child_key": "a"},
+    ]
+
+
+def _check_spells(
+    connection: duckdb.DuckDBPyConnection, care_spells: pa.Table, placement_spells: pa.Table
+) -> None:
+    """The care and placement spells made from _CareSpells and _PlacementSpells equal those made by
+    grouping the timeline."""
+    connection.execute((SQL_DIR / "01_timeline_by_child.sql").read_text())
+    connection.register("care_spell_steps", care_spells)
+    connection.register("placement_spell_steps", placement_spells)
+    children = {"first_child": 1, "last_child": 10**9}
+    re_entry = {"re_entry_months": SETTINGS.re_entry_months}
+    connection.execute(CARE_SPELLS_REFERENCE_SQL, re_entry | children)
+    connection.execute((SQL_DIR / "02_care_spells.sql").read_text(), re_entry)
+    connection.execute(PLACEMENT_SPELLS_REFERENCE_SQL, children)
+    connection.execute((SQL_DIR / "03_placement_spells.sql").read_text())
+    for table, numbers in (
+        ("care_spells", "care_spell_no"),
+        ("placement_spells", "care_spell_no, placement_spell_no"),
+    ):
+        ordered = f"ORDER BY child_id, {numbers}"
+        want = connection.sql(f"SELECT * FROM {table}_reference {ordered}").df()
+        got = connection.sql(f"SELECT * FROM {table} {ordered}").df()
+        assert len(got) > 0
+        pd.testing.assert_frame_equal(got, want, check_dtype=False)
+
+
+# Each care spell's steps as 15_pathway_steps.sql grouped them at commit 488caba.
+PATHS_REFERENCE_SQL = """
+SELECT
+    ps.child_id, ps.care_spell_no,
+    list_transform(
+        list_sort(list({'n': ps.placement_spell_no, 'start': ps.placement_start, 'code': c.code_id})),
+        lambda x: {'start': x.start, 'code': x.code}
+    ) AS steps
+FROM placement_spells AS ps
+JOIN code_ids AS c ON c.code = ps.icare_code_start
+GROUP BY ALL
+ORDER BY ALL
+"""
+
+
+def _check_paths(connection: duckdb.DuckDBPyConnection, paths: pa.Table) -> None:
+    """The care spells' steps made by _PlacementSpells.paths equal those made by grouping the
+    placement spells (made by _check_spells)."""
+    connection.register("care_spell_paths", paths)
+    want = connection.sql(PATHS_REFERENCE_SQL).fetchall()
+    got = connection.sql("SELECT * FROM care_spell_paths ORDER BY ALL").fetchall()
+    assert len(got) > 0
+    assert got == want
 
 
 def _random_child(rnd: random.Random, child: str) -> list[dict[str, object]]:

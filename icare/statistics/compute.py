@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 from icare.classification import Classification
 from icare.memory import release_unused_memory
 from icare.statistics.settings import FINEST, StatisticsSettings, rate_age_bands
-from icare.statistics.timeline import timeline_steps
+from icare.statistics.timeline import CHILD_COLUMNS, number_children, timeline_steps
 from schemas.outputs import TOTAL, arrow_schema, column_names
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
@@ -32,6 +32,9 @@ _PARAMETER = re.compile(r"\$([a-z_]+)")
 _CREATE_TABLE = re.compile(r"^CREATE TABLE (\w+) AS\s*$", re.MULTILINE)
 # The parameter of a statement made for one range of children at a time (with $last_child).
 _BY_CHILD = "$first_child"
+# Each care spell's and placement spell's own values and each care spell's steps for the pathways,
+# found with the timeline's steps; each is read by one statement.
+SPELL_STEPS = ("care_spell_steps", "placement_spell_steps", "care_spell_paths")
 # A statement that reads the timeline (the view, or the macro over it).
 _TIMELINE = re.compile(r"\b(child_)?timeline\b")
 # Oldest age (completed years) the age-band lookup covers; older ages are published as "unknown".
@@ -83,17 +86,20 @@ UNIQUE_LEADING_COLUMNS: dict[str, tuple[str, ...]] = {
     "care_spells": ("source", "area_code", "child_key", "care_spell_no"),
     "placement_spells": ("source", "area_code", "child_key", "care_spell_no", "placement_spell_no"),
 }
-# What identifies a child: 00_child_ids.sql numbers the children (child_id) in this order, so the
-# spells are put in their published order by child_id and their numbers, in numpy after the read-out
-# (sorting in DuckDB would hold a third copy of the rows at the run's peak).
-CHILD_COLUMNS = ("source", "area_code", "child_key")
-# Statements that work per child (they name $first_child and $last_child: the spells, the children's
-# per-period counts, pathway steps, moves) run for up to CHILD_RANGES ranges of children in turn, one per
+# The children are numbered (child_id) in the order of what identifies them (CHILD_COLUMNS,
+# timeline.number_children), and the spells' statements read rows made with the timeline in the
+# order of child_id and the spell numbers: the spells come out in their published order when DuckDB
+# keeps the order it reads (``_spells``); their CHILD_COLUMNS are then taken from the children by
+# child_id.
+# Statements that work per child (they name $first_child and $last_child: the children's per-period
+# counts, pathway steps, moves) run for up to CHILD_RANGES ranges of children in turn, one per
 # ROWS_PER_CHILD_RANGE timeline rows: each range needs a fraction of the working memory. Measured at
-# 5M (3.25M episodes), placement spells' peak over their start: 1 range +1.43 GB, 4 ranges +0.73 GB
-# (CPU +10 %), 13 ranges +0.60 GB (CPU +40 %: each range scans the whole timeline). At 1M (651,415
-# episodes: 2 ranges) the statistics' peak over their start is +321 MB; 4 ranges gave +254 MB but
-# about 0.3 s more CPU and wall time.
+# 5M (3.25M episodes) when the placement spells grouped the timeline per range, their peak over their
+# start: 1 range +1.43 GB, 4 ranges +0.73 GB (CPU +10 %), 13 ranges +0.60 GB (CPU +40 %: each range
+# scans the whole timeline). At 1M (651,415 episodes: 2 ranges) the statistics' peak over their start
+# was +321 MB; 4 ranges gave +254 MB but about 0.3 s more CPU and wall time. The spells, made with
+# the timeline, are read out whole (by ranges they cost about 0.5 CPU-s more at 5M, for a peak no
+# lower).
 CHILD_RANGES = 4
 ROWS_PER_CHILD_RANGE = 400_000
 
@@ -160,15 +166,17 @@ def _own_columns(table: str) -> list[str]:
 
 def _final_select(table: str, query: str) -> str:
     """``query``'s rows with the table's own published columns (``_own_columns``), ordered as
-    published, except the spells, which keep ``child_id`` and are ordered after the read-out
-    (``_published_order``). ORDER BY ALL without the roll-ups and the version gives the published
-    order: a level is a function of its code, which comes before it, and the version is constant.
+    published, except the spells, which have ``child_id`` instead of ``CHILD_COLUMNS`` (taken from
+    the children after the read-out) and keep the order of the rows they read (``_spells``). ORDER
+    BY ALL without the roll-ups and the version gives the published order: a level is a function of
+    its code, which comes before it, and the version is constant.
 
     Table and column names come from ``schemas.outputs.TABLES`` (the project's constants).
     """
-    select = ", ".join(f't."{c}"' for c in _own_columns(table))
     if table in UNIQUE_LEADING_COLUMNS:
+        select = ", ".join(f't."{c}"' for c in _own_columns(table) if c not in CHILD_COLUMNS)
         return f"SELECT {select}, t.child_id FROM ({query}) AS t"
+    select = ", ".join(f't."{c}"' for c in _own_columns(table))
     return f"SELECT {select} FROM ({query}) AS t ORDER BY ALL"
 
 
@@ -194,34 +202,59 @@ def _read_out(
     table: str,
     query: str,
     values: Mapping[str, object],
-    children: Sequence[tuple[int, int]],
+    children: pa.Table,
 ) -> pa.Table:
     """The published table made by ``query``, straight into Arrow: DuckDB never holds it as a table,
-    so its rows are not held twice. The spells are made for each range of ``children`` (first and
-    last child_id) in turn, and keep ``child_id`` (later statements join on it)."""
+    so its rows are not held twice. The spells take their ``CHILD_COLUMNS`` from ``children`` (row i
+    is child i + 1) and keep ``child_id`` (later statements join on it)."""
     if table not in UNIQUE_LEADING_COLUMNS:
         sql = _final_select(table, query)
         return _published(connection.sql(sql, params=_parameters(sql, values)).to_arrow_table(), table)
-    parts = []
-    for first, last in children:
-        part = _spells(connection, table, query, {**values, "first_child": first, "last_child": last})
-        parts.append(part)
-    return pa.concat_tables(parts)
+    return _spells(connection, table, query, values, children)
 
 
 def _spells(
-    connection: duckdb.DuckDBPyConnection, table: str, query: str, values: Mapping[str, object]
+    connection: duckdb.DuckDBPyConnection,
+    table: str,
+    query: str,
+    values: Mapping[str, object],
+    children: pa.Table,
 ) -> pa.Table:
-    """One range of children's spells, in their published order (``_published_order``)."""
+    """The spells, in their published order, with their children's
+    ``CHILD_COLUMNS`` taken by child_id: moving a child's texts through DuckDB's joins and out into
+    Arrow cost more than taking them here (as dictionary codes where the episodes have them; the
+    child key, then a code into the episodes' keys, is decoded by ``_with_roll_ups``).
+
+    The statements read the spells' own values made with the timeline (``timeline._CareSpells``,
+    ``_PlacementSpells``), in the order of child_id and the spell numbers (``UNIQUE_LEADING_COLUMNS``),
+    and DuckDB is told to keep that order (``preserve_insertion_order``) instead of the spells being
+    sorted and every column gathered again afterwards (about 0.6 CPU-s at 5M rows).
+    """
     sql = _final_select(table, query)
-    result = connection.sql(sql, params=_parameters(sql, values)).to_arrow_table()
-    release_unused_memory()  # what the query freed, before the sorted copies are made
-    order = _published_order(result, table)
-    names, columns = result.column_names, result.columns
-    del result  # each unsorted column is freed as its sorted copy replaces it
-    for i in range(len(columns)):
-        columns[i] = _coded(names[i], columns[i]).take(order)
-    return _published(pa.table(dict(zip(names, columns, strict=True))), table)
+    connection.execute("SET preserve_insertion_order = true")
+    try:
+        result = connection.sql(sql, params=_parameters(sql, values)).to_arrow_table()
+    finally:
+        connection.execute("SET preserve_insertion_order = false")
+    release_unused_memory()  # what the query freed, before the encoded copies are made
+    spells = {name: _held(name, result[name]) for name in result.column_names}
+    del result
+    child_rows = pc.subtract(spells["child_id"], 1)
+    for name in CHILD_COLUMNS:
+        spells[name] = _coded(name, children[name]).take(child_rows)
+    return _published(pa.table(spells), table)
+
+
+def _held(name: str, column: pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """A column of the spells as read out, as held while the statistics run: text encoded
+    (``_coded``), any other column copied into an array of its own. DuckDB's Arrow result keeps
+    more memory resident than its size while it is held (measured at 5M rows, the statistics' peak:
+    1.83 GB with the spells' columns held as read out, 1.56 GB with them copied, as the sort's
+    gather used to copy them; the copy costs no measurable CPU)."""
+    coded = _coded(name, column)
+    if coded is not column or column.num_chunks == 0:
+        return coded
+    return pa.concat_arrays(column.chunks)
 
 
 def _coded(name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -278,14 +311,6 @@ def _child_ranges(children: int, rows: int) -> list[tuple[int, int]]:
     return [(first + 1, last) for first, last in pairwise(bounds)]
 
 
-def _published_order(spells: pa.Table, table: str) -> np.ndarray:
-    """Row positions of the spells in the order of ``UNIQUE_LEADING_COLUMNS``, found on child_id and
-    the spell numbers (integers, unique per row: any sort gives this one order)."""
-    leading = UNIQUE_LEADING_COLUMNS[table]
-    key = ("child_id", *leading[len(CHILD_COLUMNS) :])
-    return np.lexsort([spells[name].to_numpy() for name in reversed(key)])
-
-
 def compute_statistics(
     episodes: pd.DataFrame | pa.Table,
     periods: pd.DataFrame,
@@ -316,7 +341,7 @@ def compute_statistics(
         "population_year_offset": settings.population_year_offset,
     }
     population = _population_arrow(population, settings, classification)
-    episodes = _episodes_arrow(episodes)
+    episodes, children = number_children(_episodes_arrow(episodes))
     connection = duckdb.connect()
     codes, version = _codes(classification), classification.version_id
     published: dict[str, pa.Table] = {}
@@ -342,16 +367,17 @@ def compute_statistics(
         )
         statements = _statements()
         timeline_readers = [i for i, (_name, sql) in enumerate(statements) if _TIMELINE.search(sql)]
-        children: list[tuple[int, int]] = []
+        ranges: list[tuple[int, int]] = []
         for i, (name, sql) in enumerate(statements):
             if name == TIMELINE_SQL:
-                children = _register_timeline_steps(connection, episodes, values, run_statement)
+                ranges = _register_timeline_steps(connection, episodes, values, run_statement)
             made = _CREATE_TABLE.search(sql)
             table, query = (made.group(1), sql[made.end() :].strip().rstrip(";")) if made else ("", sql)
             if table in STATISTICS_TABLES:
                 # Published: read out as soon as made, and read by later statements from that copy.
                 read = run_statement(
-                    name, lambda t=table, q=query, c=children: _read_out(connection, t, q, values, c)
+                    name,
+                    lambda t=table, q=query: _read_out(connection, t, q, values, children),
                 )
                 connection.register(table, read)
                 published[table] = _with_roll_ups(table, read.select(_own_columns(table)), codes, version)
@@ -359,10 +385,13 @@ def compute_statistics(
                     on_table(table, published[table])
             elif made and _BY_CHILD in sql:
                 run_statement(
-                    name, lambda t=table, q=query, c=children: _make_by_child(connection, t, q, values, c)
+                    name, lambda t=table, q=query, r=ranges: _make_by_child(connection, t, q, values, r)
                 )
             else:
                 run_statement(name, lambda sql=sql: connection.execute(sql, _parameters(sql, values)))
+            for steps in SPELL_STEPS:
+                if steps in sql:  # its one reader has run
+                    connection.unregister(steps)
             if i == timeline_readers[-1]:
                 # The timeline is not published: dropped once its last reader has run.
                 connection.execute("DROP VIEW timeline")
@@ -383,15 +412,20 @@ def _register_timeline_steps(
     run_statement: Callable[[str, Callable[[], object]], object],
 ) -> list[tuple[int, int]]:
     """The per-child steps of the timeline, computed in numpy (``timeline.py``: one sort instead of a
-    chain of SQL windows), as the Arrow table ``timeline_steps`` that ``01_timeline.sql`` reads; and
-    the ranges of children the spells are built for (``_child_ranges``).
+    chain of SQL windows), as the Arrow table ``timeline_steps`` that ``01_timeline.sql`` reads, and
+    each care spell's and placement spell's own values and each care spell's steps as ``SPELL_STEPS``
+    (``02_care_spells.sql``, ``03_placement_spells.sql``, ``15_pathway_steps.sql``); and the ranges
+    of children the per-child statements are made for (``_child_ranges``).
 
-    The connection holds the only reference, so unregistering it frees the memory.
+    The connection holds the only references, so unregistering them frees the memory.
     """
-    steps = run_statement("timeline steps (numpy)", lambda: timeline_steps(connection, episodes, values))
-    connection.execute("DROP TABLE child_ids")  # only the timeline's sort reads it
+    steps, *spells = run_statement(
+        "timeline steps (numpy)", lambda: timeline_steps(connection, episodes, values)
+    )
     _return_memory(connection)
     connection.register("timeline_steps", steps)
+    for name, table in zip(SPELL_STEPS, spells, strict=True):
+        connection.register(name, table)
     children = pc.max(steps["child_id"]).as_py() or 0
     return _child_ranges(children, steps.num_rows)
 
@@ -401,8 +435,8 @@ def _return_memory(connection: duckdb.DuckDBPyConnection) -> None:
     next (the statistics' peak is what is held plus the largest statement's working memory).
 
     DuckDB's worker threads keep memory they used until they stop (neither dropping a table nor
-    ``malloc_trim`` returns it; measured: about 60 MB after 00_child_ids.sql at 1M), so they are
-    restarted (``threads`` back to its default); then Arrow's and the C library's free pages are
+    ``malloc_trim`` returns it; measured: about 60 MB after a DISTINCT over the children at 1M), so
+    they are restarted (``threads`` back to its default); then Arrow's and the C library's free pages are
     released (``icare.memory.release_unused_memory``). A restart costs CPU (the next statement's
     memory is faulted in again: restarting after every statement cost about 0.3 CPU-s at 1M), so
     it is done after the timeline's sort and the spells only; elsewhere only free pages are released.

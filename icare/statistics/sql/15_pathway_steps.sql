@@ -2,20 +2,14 @@
 -- counted by period, status, sex, age band and steps (15_pathways.sql goes on from these counts).
 -- Built for one range of children at a time (compute.py, child ranges): a spell's steps are its
 -- child's own, and each range needs a fraction of the working memory; the ranges' counts are summed.
--- Categories are small integers (code_ids) in lists: grouping and comparing strings is slow.
+-- Categories are small integers (code_ids) in lists: grouping and comparing strings is slow. Each
+-- care spell's steps (its placement spells' starts and category ids, in order, leaving out those
+-- whose category is not a classification code; no row for a care spell left without steps) are made
+-- with the timeline (icare/statistics/timeline.py, _PlacementSpells.paths; registered as
+-- care_spell_paths): a care spell's placement spells are consecutive there, so nothing is grouped
+-- or sorted.
 CREATE TABLE pathway_steps AS
-WITH spell_steps AS (
-    -- each care spell's placement spells in order (list_sort: faster than an ordered aggregate)
-    SELECT
-        ps.child_id, ps.care_spell_no,
-        list_sort(list({'n': ps.placement_spell_no, 'start': ps.placement_start, 'code': c.code_id}))
-            AS steps
-    FROM placement_spells AS ps
-    JOIN code_ids AS c ON c.code = ps.icare_code_start
-    WHERE ps.child_id BETWEEN $first_child AND $last_child
-    GROUP BY ALL
-),
-spells_in_period AS (
+WITH spells_in_period AS (
     SELECT
         p.source, p.area_code, p.period_start, p.period_end,
         CASE WHEN s.spell_end BETWEEN p.period_start AND p.period_end THEN 'ended' ELSE 'open' END
@@ -29,7 +23,7 @@ spells_in_period AS (
         AND s.source = p.source AND s.area_code IS NOT DISTINCT FROM p.area_code
         AND s.spell_start <= p.period_end
         AND (s.spell_end IS NULL OR s.spell_end >= p.period_start)
-    JOIN spell_steps AS st ON st.child_id = s.child_id AND st.care_spell_no = s.care_spell_no
+    JOIN care_spell_paths AS st ON st.child_id = s.child_id AND st.care_spell_no = s.care_spell_no
     LEFT JOIN age_lookup AS a ON a.age = date_sub('year', s.birth_month, s.spell_start)
 )
 -- spells with the same steps (and period, status, sex and age band) have the same pathway at every
