@@ -83,7 +83,6 @@ class StagedOutputs:
         self.names: list[str] = []  # the tables handed to the writer, in order
         self.busy_seconds = 0.0  # the writer's time spent writing (overlapping the caller's work)
         self._stop = threading.Event()
-        self._caller_waiting = threading.Event()  # set by ``wait``: the writer may use every core
         self._pending: list[Future[None]] = []
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="icare-writer")
         self._parquet = ThreadPoolExecutor(max_workers=1, thread_name_prefix="icare-parquet")
@@ -143,9 +142,7 @@ class StagedOutputs:
         path.write_text(json.dumps(disclosure, indent=2, sort_keys=True) + "\n")
 
     def wait(self) -> None:
-        """Until the writer has written everything queued; its first error is raised. The caller has
-        nothing left to do beside the writer, so the tables still to be loaded may use every core."""
-        self._caller_waiting.set()
+        """Until the writer has written everything queued; its first error is raised."""
         wait(self._pending)
         self.raise_failure()
 
@@ -218,8 +215,6 @@ class StagedOutputs:
     def _load(self, qualified_name: str, table: pa.Table) -> None:
         """``table`` as a new DuckDB table; ``qualified_name`` is one of the project's table names."""
         connection = self._open_connection()
-        if self._caller_waiting.is_set():
-            connection.execute("RESET threads")  # one thread beside the caller's work, every core after
         connection.register("incoming", table)
         try:
             connection.execute(f"CREATE TABLE {qualified_name} AS SELECT * FROM incoming")
@@ -278,8 +273,7 @@ def _open_database(path: Path) -> duckdb.DuckDBPyConnection:
     # One DuckDB thread: the writer runs beside the statistics, which keep the other core busy, and
     # a single-threaded load does the same work with less CPU (measured on the 1,000,000-row
     # benchmark's six largest tables: 2.9 CPU-s including the checkpoint, against 3.5 CPU-s with
-    # two threads loading in parallel out of order). Tables keep the published row order. What is
-    # still to load once the caller only waits gets every core (``_load``).
+    # two threads loading in parallel out of order). Tables keep the published row order.
     connection.execute("SET threads = 1")
     return connection
 

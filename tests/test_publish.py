@@ -285,23 +285,3 @@ def test_dictionary_text_is_written_as_codes_and_reads_back_as_plain_text(monkey
     assert read.column("icare_code").to_pylist() == ["AC.X", "AC.F", None, "AC.X", "AC.R"]
     assert read.equals(plain_text(table), check_metadata=True)
     assert read.schema.metadata == {b"icare.run_id": b"0123456789abcdef"}
-
-
-def test_the_writer_loads_in_one_thread_until_the_caller_waits(tmp_path):
-    """Beside the caller's work DuckDB loads in one thread; once the caller only waits, in all."""
-    small = pa.table({"n": pa.array([1, 2, 3], pa.int64())})
-
-    def threads_used(staging: publish.StagedOutputs) -> int:
-        return staging._open_connection().execute("SELECT current_setting('threads')").fetchone()[0]
-
-    with publish.StagedOutputs(tmp_path, "run", "version") as staging:
-        staging._submit(staging._load, '"before"', small)
-        staging._pending[-1].result()
-        assert threads_used(staging) == 1
-        staging.wait()
-        staging._submit(staging._load, '"after"', small)
-        staging.wait()
-        assert (
-            threads_used(staging)
-            == duckdb.connect().execute("SELECT current_setting('threads')").fetchone()[0]
-        )
