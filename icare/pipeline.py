@@ -26,7 +26,7 @@ import icare
 from icare import quarantine
 from icare.classification import Classification, load_classification
 from icare.disclosure import DisclosureRules, load_disclosure_rules, release_tables
-from icare.memory import release_unused_memory, use_system_allocator
+from icare.memory import configure_allocators
 from icare.population import Population, load_population
 from icare.pseudonymise import KeyedIds, Pseudonymiser
 from icare.publish import StagedOutputs
@@ -100,7 +100,6 @@ class StepTimer:
         self.progress(f"{name} ...")
         started = time.perf_counter()
         result = action()
-        release_unused_memory()  # what the step freed is not held through the next one
         elapsed = time.perf_counter() - started
         self.timings[name] = round(elapsed, 3)
         self.progress(f"{name}: done in {elapsed:.1f} s")
@@ -278,7 +277,7 @@ def run_id_for(
 
 def run(options: RunOptions) -> RunResult:
     """The whole pipeline in one process (the ``icare run`` path)."""
-    use_system_allocator()
+    configure_allocators()
     started_at = datetime.now(UTC)
     timer = StepTimer(options.progress)
     for name in options.sources:

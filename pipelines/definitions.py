@@ -11,14 +11,14 @@ import os
 
 import dagster as dg
 
-from icare.memory import use_system_allocator
+from icare.memory import configure_allocators
 from icare.sources.registry import available_sources
 from pipelines.assets import build_assets
 from pipelines.automation import PUBLISH_JOB_DEF, ingest_job, landing_sensor, yearly_refresh
 from pipelines.resources import IcareSettings
 
 # Every step process allocates as `icare run` does (icare/memory.py).
-use_system_allocator()
+configure_allocators()
 
 EXECUTOR_ENVIRONMENT_VARIABLE = "ICARE_EXECUTOR"
 

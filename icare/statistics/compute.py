@@ -19,7 +19,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from icare.classification import Classification
-from icare.memory import release_unused_memory
 from icare.statistics.settings import FINEST, StatisticsSettings, rate_age_bands
 from icare.statistics.timeline import CHILD_COLUMNS, number_children, timeline_steps
 from schemas.outputs import TOTAL, arrow_schema, column_names
@@ -236,7 +235,6 @@ def _spells(
         result = connection.sql(sql, params=_parameters(sql, values)).to_arrow_table()
     finally:
         connection.execute("SET preserve_insertion_order = false")
-    release_unused_memory()  # what the query freed, before the encoded copies are made
     spells = {name: _held(name, result[name]) for name in result.column_names}
     del result
     child_rows = pc.subtract(spells["child_id"], 1)
@@ -300,7 +298,6 @@ def _make_by_child(
     for i, (first, last) in enumerate(children):
         sql = f'CREATE TABLE "{table}" AS {query}' if i == 0 else f'INSERT INTO "{table}" {query}'
         connection.execute(sql, _parameters(sql, {**values, "first_child": first, "last_child": last}))
-        release_unused_memory()
 
 
 def _child_ranges(children: int, rows: int) -> list[tuple[int, int]]:
@@ -397,9 +394,7 @@ def compute_statistics(
                 connection.execute("DROP VIEW timeline")
                 connection.unregister("timeline_steps")
             if table in UNIQUE_LEADING_COLUMNS:
-                _return_memory(connection)  # the largest statements: their threads' memory too
-            else:
-                release_unused_memory()
+                _return_memory(connection)  # the largest statements: their threads' memory
     finally:
         connection.close()
     return {table: published[table] for table in STATISTICS_TABLES}
@@ -431,19 +426,17 @@ def _register_timeline_steps(
 
 
 def _return_memory(connection: duckdb.DuckDBPyConnection) -> None:
-    """Hand the memory a large step freed back to the system, so that it is not held through the
+    """Free what DuckDB's worker threads hold after a large step, so that it is not held through the
     next (the statistics' peak is what is held plus the largest statement's working memory).
 
-    DuckDB's worker threads keep memory they used until they stop (neither dropping a table nor
-    ``malloc_trim`` returns it; measured: about 60 MB after a DISTINCT over the children at 1M), so
-    they are restarted (``threads`` back to its default); then Arrow's and the C library's free pages are
-    released (``icare.memory.release_unused_memory``). A restart costs CPU (the next statement's
-    memory is faulted in again: restarting after every statement cost about 0.3 CPU-s at 1M), so
-    it is done after the timeline's sort and the spells only; elsewhere only free pages are released.
+    DuckDB's worker threads keep memory they used until they stop (dropping a table does not return
+    it; measured: about 60 MB after a DISTINCT over the children at 1M), so they are restarted
+    (``threads`` back to its default). A restart costs CPU (the next statement's memory is faulted
+    in again: restarting after every statement cost about 0.3 CPU-s at 1M), so it is done after the
+    timeline and the spells only.
     """
     connection.execute("SET threads = 1")
     connection.execute("RESET threads")
-    release_unused_memory()
 
 
 def _population_arrow(

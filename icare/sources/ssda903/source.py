@@ -26,7 +26,6 @@ from icare.codelists import load_codelists
 from icare.concordance import Concordance, load_concordance
 from icare.discovery import discover
 from icare.extraction import ORIGIN_COLUMNS, extract
-from icare.memory import release_unused_memory
 from icare.pseudonymise import KeyedIds, Pseudonymiser, key_categories
 from icare.sources.base import Extraction, Harmonised, InputFile
 from icare.sources.spec import SourceSpec, load_source_spec
@@ -232,24 +231,17 @@ class Ssda903Source:
             if extraction.pseudonymised:  # CHILD is then the child key: the same text, encoded
                 frame["CHILD"] = keys
         del keyed, keys, ids
-        # Freed pages handed back at the steps that free most: the freed text columns, the header
-        # rows, the episodes' copies compared and sorted while de-duplicating them (1M rows: the
-        # harmonisation's peak about 0.2 GB lower; each release takes milliseconds).
-        release_unused_memory()
         episodes = tables["episodes"]
         children, header_rows = self._children(tables.pop("header"), tables.pop("uasc"), parts)
-        release_unused_memory()
         narrow = self._narrow(episodes, extraction.rejected.get("episodes"))
         split = episode_rules.resolve_duplicates(narrow, episode_rules.EPISODE, episodes[EPISODE_COMPARE])
         parts.add(split, episodes)
-        release_unused_memory()
         narrow = self._drop_older_versions_of_rejected(split.kept, episodes, extraction, parts)
         narrow = self._drop_children_without_header(narrow, episodes, children, extraction, parts)
         # Mapped after de-duplication: only the rows that stand for an episode are mapped, and a
         # latest row with an unmapped code is quarantined while its older versions stay superseded.
         mapped = self._map(episodes, narrow["row_id"].to_numpy(), parts)
         narrow = self._with_mapping(narrow, mapped)
-        release_unused_memory()
         # A child with rows rejected in a return (at validation, as conflicting copies, or unmapped)
         # has its older open episodes held back rather than closed by a guess.
         rejected_here = np.concatenate(
@@ -280,7 +272,6 @@ class Ssda903Source:
         # rows and the episodes' records are built.
         del tables
         episodes = episodes[FINISH_COLUMNS]
-        release_unused_memory()
         # Superseded rows first: their gathers are done before the episodes' records exist (a lower peak).
         superseded = parts.superseded_table()
         return Harmonised(
