@@ -176,8 +176,12 @@ def test_failed_run_leaves_previous_outputs_intact(
     assert (out / "run.json").read_text() == summary
     assert sorted(p.name for p in out.iterdir()) == ["icare.duckdb", "parquet", "release", "run.json"]
     assert _writer_threads() == []
-    if fail is not _fail_in_disclosure_control:  # nothing queued is written after the failure
-        assert written == (["episodes", "children"] if fail is _fail_in_the_writer else ["episodes"])
+    if fail is not _fail_in_disclosure_control:
+        # The tables written beside the failing one may have started (two load lanes); the
+        # statistics tables, handed over after the failure, never are.
+        started = {"episodes", "children"} if fail is _fail_in_the_writer else {"episodes"}
+        assert started <= set(written)
+        assert not {"care_spells", "placement_spells", "stock"} & set(written)
 
 
 def test_a_failure_after_the_writer_failed_is_raised_with_a_note(returns, run_on, tmp_path, monkeypatch):
