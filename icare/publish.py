@@ -1,7 +1,7 @@
 """Write a run's tables as Parquet and as one DuckDB database, all or nothing.
 
-Everything is first written to a staging folder beside the outputs (``StagedOutputs``), by a
-background thread while the run goes on; only when every table is written and the database is
+Everything is first written to a staging folder beside the outputs (``StagedOutputs``), by
+background threads while the run goes on; only when every table is written and the database is
 closed are the previous outputs swapped out, by renames on the same file system. A run that fails
 before the swap (in the writer or elsewhere) stops the writer and leaves the previous outputs
 untouched; a failure during the swap puts them back.
@@ -174,7 +174,7 @@ class StagedOutputs:
         _swap_in(self.folder, self.output_dir, self.run_id)
 
     def _submit(self, action: Callable[..., None], *arguments: object) -> None:
-        """Queue ``action`` for the writer thread (``_run``)."""
+        """Queue ``action`` for the writer threads (``_run``)."""
         self._pending.append(self._writer.submit(self._run, action, *arguments))
 
     def _run(self, action: Callable[..., None], *arguments: object) -> None:
@@ -239,8 +239,11 @@ class StagedOutputs:
         """The calling writer thread's own cursor of the staging database (made when first asked)."""
         if self._connection is None:
             raise RuntimeError("the staging database is closed (StagedOutputs is used as a context manager)")
+        thread = threading.get_ident()
         with self._cursors_lock:
-            return self._cursors.setdefault(threading.get_ident(), self._connection.cursor())
+            if thread not in self._cursors:
+                self._cursors[thread] = self._connection.cursor()
+            return self._cursors[thread]
 
     def _stop_writer(self) -> None:
         """Skip what is queued and interrupt what DuckDB is loading, until the writer is idle."""
