@@ -182,9 +182,9 @@ def _final_select(table: str, query: str) -> str:
 def _with_roll_ups(table: str, own: pa.Table, codes: pa.Table, version: str) -> pa.Table:
     """The published table: ``own`` (``_own_columns``) with the level roll-ups of its codes looked
     up in the classification's ``codes`` (empty for an unknown or empty code) and the classification
-    version, in the published column order and types. Done at the end, when the statements' working
-    memory is gone, so the spells are held without these columns (and with their text as dictionary
-    arrays, ``_coded``) while the statistics run."""
+    version, in the published column order and types. Made as soon as a table is read out, so that
+    ``icare run`` can write it while the later statements run; the later statements read the held
+    copy, without these columns and with its text as dictionary arrays (``_coded``)."""
     schema = arrow_schema(table)
     columns = {name: own[name].cast(schema.field(name).type) for name in own.column_names}
     for code_column, (level1, level2) in ROLL_UPS.get(table, {}).items():
