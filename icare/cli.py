@@ -102,6 +102,12 @@ def main() -> None:
     help="Child population for rates: the YAML description naming its CSV (docs/statistics.md). "
     "Default: the bundled sample's population when every source is its bundled sample, else no rates.",
 )
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Quarantine every row with a failing value and normalise nothing (a local authority checking "
+    "its own return). Default: the source's failure policy (docs/validation-policy.md).",
+)
 @click.option("--quiet", is_flag=True, help="Print only the summary.")
 def run(
     sources: tuple[str, ...],
@@ -111,6 +117,7 @@ def run(
     statistics_path: Path | None,
     disclosure_path: Path | None,
     population_path: Path | None,
+    strict: bool,
     quiet: bool,
 ) -> None:
     """Read, validate and harmonise returns; write Parquet and DuckDB outputs atomically."""
@@ -133,6 +140,7 @@ def run(
         statistics_path,
         disclosure_path=disclosure_path,
         population_path=population_path,
+        strict=strict,
     )
     try:
         result = run_pipeline(options)
@@ -146,7 +154,8 @@ def format_summary(summary: dict, output_dir: Path, seconds: float) -> str:
     lines = [f"icare run {summary['run_id']} ({summary['classification_version']}) in {seconds:.1f} s"]
     for source, rows in summary["rows"].items():
         lines.append(
-            f"  {source}: {rows['rows_read']:,} rows read, {rows['rows_accepted']:,} accepted, "
+            f"  {source}: {rows['rows_read']:,} rows read, {rows['rows_accepted']:,} accepted "
+            f"({rows.get('rows_accepted_with_corrections', 0):,} with corrected values), "
             f"{rows['rows_quarantined']:,} quarantined, {rows['rows_superseded']:,} superseded by later "
             f"returns or duplicates, {rows['rows_not_harmonised']:,} in tables not harmonised"
         )
@@ -173,6 +182,11 @@ def format_summary(summary: dict, output_dir: Path, seconds: float) -> str:
         lines.append("  Quarantine records by rule (see the quarantine table):")
         for rule, count in summary["quarantine_by_rule"].items():
             lines.append(f"    {rule:<32} {count:>8,}")
+    if summary.get("corrections_by_rule"):
+        lines.append("  Values corrected, rows kept, by rule (see the corrections table):")
+        for rule, actions in summary["corrections_by_rule"].items():
+            done = ", ".join(f"{action} {n:,}" for action, n in actions.items())
+            lines.append(f"    {rule:<32} {sum(actions.values()):>8,}  ({done})")
     release = summary.get("release")
     if release:
         figures = release["tables"].values()

@@ -159,8 +159,12 @@ class Concordance:
         tables: dict[str, MappingTable],
         rules: list[Rule],
         translations: dict[str, dict[str, str | None]],
+        outside_years: str = "report",
     ) -> None:
         self.id = id
+        # "report": a code with no row for the record's year is unmapped; "nearest_year": it is
+        # mapped by the row of the nearest year (validation has recorded the code as a correction).
+        self.outside_years = outside_years
         self.version = version
         self.title = title
         self.folder = folder
@@ -260,7 +264,11 @@ class Concordance:
             key = (target.table, target.column)
             if key not in lookups:
                 lookups[key] = _Lookup.build(
-                    self.tables[target.table], cols[target.column], year_codes, year_values
+                    self.tables[target.table],
+                    cols[target.column],
+                    year_codes,
+                    year_values,
+                    nearest=self.outside_years == "nearest_year",
                 )
             lookup = lookups[key]
             vocab, value_idx, status = self._map_target(target, lookup, cols, fired, n)
@@ -557,7 +565,13 @@ class _Lookup:
 
     @classmethod
     def build(
-        cls, table: MappingTable, col: _Factorised, year_codes: np.ndarray, year_values: np.ndarray
+        cls,
+        table: MappingTable,
+        col: _Factorised,
+        year_codes: np.ndarray,
+        year_values: np.ndarray,
+        *,
+        nearest: bool = False,
     ) -> _Lookup:
         # Map the small grid (unique code x unique year) once, then spread it back by integer indexing.
         n_codes, n_years = len(col.uniques), len(year_values)
@@ -572,6 +586,8 @@ class _Lookup:
         merged = grid.merge(rows[["code", "first_year", "last_year", "_row"]], on="code", how="inner")
         in_years = (merged["first_year"] <= merged["year"]) & (merged["last_year"] >= merged["year"])
         hits = merged[in_years]
+        if nearest:
+            hits = pd.concat([hits, _nearest_rows(merged, hits)], ignore_index=True)
         cell_row = np.full(n_codes * n_years + 1, -1, dtype=np.int64)  # trailing slot: blank/no year
         cell_row[hits["cell"].to_numpy()] = hits["_row"].to_numpy(dtype=np.int64)
         cell_status = np.full(n_codes * n_years + 1, _UNKNOWN, dtype=np.int8)
@@ -586,6 +602,21 @@ class _Lookup:
         status[codes < 0] = _BLANK
         status[(codes >= 0) & (year_codes < 0)] = _NO_YEAR
         return cls(table=table, row=row, status=status)
+
+
+def _nearest_rows(merged: pd.DataFrame, hits: pd.DataFrame) -> pd.DataFrame:
+    """For (code, year) cells with rows in other years only: the row of the nearest year (the
+    earlier one on a tie), so a known code used outside its years is mapped by its meaning."""
+    outside = merged[~merged["cell"].isin(hits["cell"])]
+    if outside.empty:
+        return outside
+    distance = np.where(
+        outside["year"] < outside["first_year"],
+        outside["first_year"] - outside["year"],
+        outside["year"] - outside["last_year"],
+    )
+    ordered = outside.assign(_distance=distance).sort_values(["cell", "_distance", "first_year"])
+    return ordered.drop_duplicates("cell").drop(columns="_distance")
 
 
 def _last_text(last: pd.Series) -> pd.Series:
@@ -711,7 +742,16 @@ def load_concordance(folder: str | Path, classification) -> Concordance:
         tables=tables,
         rules=rules,
         translations=translations,
+        outside_years=_outside_years(config_file, data.get("outside_years", "report")),
     )
+
+
+def _outside_years(config_file: Path, value: Any) -> str:
+    if value not in ("report", "nearest_year"):
+        raise ConcordanceError(
+            f"{config_file}: 'outside_years' must be 'report' or 'nearest_year' (got {value!r})"
+        )
+    return value
 
 
 def _read_yaml(file: Path) -> dict[str, Any]:

@@ -375,3 +375,25 @@ def flag_overlaps(episodes: pd.DataFrame) -> pd.Series:
     end = ordered["episode_end"]
     overlaps = next_start.notna() & (end.isna() | (end > next_start))
     return overlaps.reindex(episodes.index)
+
+
+def settle_unknown_end_reasons(episodes: pd.DataFrame, unknown: np.ndarray) -> pd.DataFrame:
+    """Episodes that ended on a reported date for a reason not known (``unknown``, by position).
+
+    The failure policy keeps such an episode and sets its reason unknown (docs/validation-policy.md).
+    When the child's next episode starts the day it ended, care went on (as with a reason that says
+    so); otherwise the child left care on that date, to a destination not known. ``episodes`` are in
+    each child's order (as ``repair_open_episodes`` leaves them).
+    """
+    if not unknown.any():
+        return episodes
+    same_child_next = _next_is_same_child(episodes["child_id"].to_numpy())
+    next_start = episodes["episode_start"].shift(-1).where(same_child_next)
+    continues = unknown & (next_start == episodes["episode_end"]).to_numpy()
+    leaves = unknown & ~continues
+    episodes = episodes.copy()
+    episodes.loc[continues, "episode_end_type"] = "continues"
+    episodes.loc[continues, "exit_destination"] = None
+    episodes.loc[leaves, "episode_end_type"] = "exit"
+    episodes.loc[leaves, "exit_destination"] = "not_known"
+    return episodes

@@ -8,14 +8,16 @@ later rejection can still point at the cell to fix.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pandas as pd
 import pandera.pandas as pa
 
-from icare import quarantine
+from icare import corrections, quarantine
+from icare.failure_policy import FailurePolicy, apply_policy
+from icare.normalise import normalise_table
 from icare.quarantine import Origin
 from icare.reading import (
     CSV_SUFFIXES,
@@ -35,6 +37,16 @@ Prepare = Callable[[str, pd.DataFrame, TextDictionaries], pd.DataFrame]
 Compact = Callable[[str, pd.DataFrame, TextDictionaries | None], pd.DataFrame]
 Encode = Callable[[str, pd.DataFrame], list[str]]
 ORIGIN_COLUMNS = ["source", "collection_year", "area_code", "file", "sheet", "row_number"]
+
+
+@dataclass(frozen=True)
+class ValuePolicy:
+    """How failing values are handled: the source's failure policy and every code of each code
+    column in any year (a code of another year is mapped by its meaning). ``None`` in its place
+    (``--strict``): no value is normalised and every failing value quarantines its row."""
+
+    policy: FailurePolicy
+    known_codes: Mapping[str, frozenset[str]]
 
 
 def read_tables(input_file: InputFile, spec: SourceSpec) -> list[RawTable]:
@@ -126,6 +138,7 @@ class _FileResult:
 
     tables: list[RawTable] = field(default_factory=list)
     records: list[pd.DataFrame] = field(default_factory=list)
+    corrections: list[pd.DataFrame] = field(default_factory=list)
     valid: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
     rejected: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
 
@@ -137,6 +150,7 @@ def _extract_file(
     prepare: Prepare | None,
     compact: Compact | None,
     encode: Encode | None = None,
+    values: ValuePolicy | None = None,
 ) -> _FileResult:
     result = _FileResult()
     try:
@@ -156,14 +170,36 @@ def _extract_file(
             result.records.append(problem)
         if frame is None:
             continue  # unusable, not harmonised, or a valid empty table (e.g. no UASC child)
+        origin = origin_of(raw)
+        encoded = encode(raw.table, frame) if encode is not None else []
+        table_policy = values.policy.tables.get(raw.table) if values is not None else None
+        known: dict = {}
+        if table_policy is not None:
+            normalised = normalise_table(
+                frame,
+                table_policy,
+                origin,
+                spec.period(raw.input.collection_year),
+                spec.date_format,
+                set(encoded),
+            )
+            frame, known = normalised.frame, normalised.encodings
+            result.corrections.append(normalised.corrections)
         # The columns the source holds encoded, each encoded once for validation and compaction.
-        dictionaries = TextDictionaries(frame, encode(raw.table, frame) if encode is not None else [])
+        dictionaries = TextDictionaries(frame, encoded, known)
         if prepare is not None:
             frame = prepare(raw.table, frame, dictionaries)
         schema = schema_for(raw.table, raw.input.collection_year)
-        ok, bad = validate_table(frame, schema, origin_of(raw), dictionaries)
+        ok, bad = validate_table(frame, schema, origin, dictionaries)
+        changed = False
+        if table_policy is not None and len(bad):
+            outcome = apply_policy(frame, bad, table_policy, values.known_codes, origin)
+            frame, ok, bad, changed = outcome.frame, outcome.valid, outcome.quarantine, outcome.changed
+            result.corrections.append(outcome.corrections)
         result.records.append(bad)
-        clean = bool(ok.all())  # the usual case: no copy of a clean table
+        # The usual case: no copy of a clean table (a table with values changed by the policy is
+        # not clean: the encodings of its columns are of the values before).
+        clean = bool(ok.all()) and not changed
         # Rejected rows are few and stay as read (text); the valid rows are held compactly.
         rejected = empty_like(frame) if clean else frame.loc[~ok.to_numpy()]  # a slice would keep the rows
         valid = frame if clean else frame.loc[ok.to_numpy()]
@@ -185,6 +221,7 @@ def extract(
     progress: Callable[[str], None] | None = None,
     compact: Compact | None = None,
     encode: Encode | None = None,
+    values: ValuePolicy | None = None,
 ) -> Extraction:
     """Read and validate every file; rows of unusable tables and invalid rows go to quarantine.
 
@@ -204,7 +241,7 @@ def extract(
         number, input_file = numbered
         if progress is not None:
             progress(f"{spec.id}: file {number}/{len(files)}: {input_file.file}")
-        return _extract_file(input_file, spec, schema_for, prepare, compact, encode)
+        return _extract_file(input_file, spec, schema_for, prepare, compact, encode, values)
 
     with ThreadPoolExecutor(max_workers=min(len(files), os.cpu_count() or 1) or 1) as pool:
         results = list(pool.map(one, enumerate(files, start=1)))
@@ -222,6 +259,7 @@ def extract(
         valid={name: concat_encoded(parts) for name, parts in valid.items()},
         rejected={name: pd.concat(parts, ignore_index=True) for name, parts in rejected.items()},
         quarantine=quarantine.combine([record for r in results for record in r.records]),
+        corrections=corrections.combine([record for r in results for record in r.corrections]),
     )
 
 

@@ -23,7 +23,7 @@ import pandas as pd
 import pyarrow as pa
 
 import icare
-from icare import quarantine
+from icare import corrections, quarantine
 from icare.classification import Classification, load_classification
 from icare.disclosure import DisclosureRules, load_disclosure_rules, release_tables
 from icare.memory import configure_allocators
@@ -62,6 +62,7 @@ class RunOptions:
     statistics_path: Path | None = None  # another config/statistics.yaml
     disclosure_path: Path | None = None  # another config/disclosure.yaml
     population_path: Path | None = None  # described population file (YAML) for rates; see population_paths
+    strict: bool = False  # no failure policy: every failing value quarantines its row (``--strict``)
 
 
 @dataclass
@@ -77,6 +78,7 @@ class SourceResult:
     harmonised: Harmonised
     reconciliation: pd.DataFrame
     quarantine: pd.DataFrame
+    corrections: pd.DataFrame = field(default_factory=corrections.empty)
 
 
 @dataclass
@@ -137,8 +139,11 @@ def population_paths(sources: Mapping[str, Path], population_path: Path | None) 
     return [path for path in candidates if path.is_file()]
 
 
-def open_source(name: str, classification: Classification, pseudonymiser: Pseudonymiser) -> Source:
-    return reader_class(name)(classification, pseudonymiser)
+def open_source(
+    name: str, classification: Classification, pseudonymiser: Pseudonymiser, *, strict: bool = False
+) -> Source:
+    """The source's reader; ``strict``: without its failure policy (every failing value quarantines)."""
+    return reader_class(name)(classification, pseudonymiser, strict=strict)
 
 
 def discover_source(source: Source, path: Path, timer: StepTimer) -> list[InputFile]:
@@ -204,6 +209,7 @@ def combine_extractions(parts: list[Extraction]) -> Extraction:
         }
 
     records = [part.quarantine for part in parts if len(part.quarantine)]
+    fixes = [part.corrections for part in parts if len(part.corrections)]
     return Extraction(
         source=parts[0].source,
         files=files,
@@ -211,6 +217,7 @@ def combine_extractions(parts: list[Extraction]) -> Extraction:
         valid=tables_of("valid"),
         rejected=tables_of("rejected"),
         quarantine=in_file_order(records) if records else parts[0].quarantine,
+        corrections=in_file_order(fixes) if fixes else parts[0].corrections,
         pseudonymised=True,
     )
 
@@ -239,12 +246,18 @@ def harmonise_source(source: Source, extraction: Extraction, timer: StepTimer) -
         lambda area, child: KeyedIds().child_keys(name, area, child),
     )
     records = quarantine.with_messages(quarantine.combine([extraction.quarantine, later]))
+    fixes = corrections.with_messages(extraction.corrections)
     reconciliation = reconcile(
-        extraction.tables, harmonised_names, harmonised.accepted_rows, records, harmonised.superseded
+        extraction.tables,
+        harmonised_names,
+        harmonised.accepted_rows,
+        records,
+        harmonised.superseded,
+        fixes,
     )
     harmonised.quarantine = records
     harmonised.accepted_rows = harmonised.accepted_rows.iloc[0:0]  # only the reconciliation reads them
-    return SourceResult(name, extraction.files, harmonised, reconciliation, records)
+    return SourceResult(name, extraction.files, harmonised, reconciliation, records, fixes)
 
 
 def process_source(source: Source, files: list[InputFile], timer: StepTimer) -> SourceResult:
@@ -291,7 +304,7 @@ def run(options: RunOptions) -> RunResult:
     pseudonymiser = pseudonymiser_for(options.sources)
     results = []
     for name, path in sorted(options.sources.items()):
-        source = open_source(name, classification, pseudonymiser)
+        source = open_source(name, classification, pseudonymiser, strict=options.strict)
         results.append(process_source(source, discover_source(source, path, timer), timer))
     tables = timer.step("assemble tables", lambda: assemble_tables(results, classification))
     for result in results:
@@ -524,6 +537,15 @@ def assemble_tables(results: list[SourceResult], classification: Classification)
             "column_name",
             "rule",
         ),
+        "corrections": _sorted(
+            _concat([r.corrections for r in results]),
+            "source",
+            "file",
+            "sheet",
+            "row_number",
+            "column_name",
+            "rule",
+        ),
         "superseded": _sorted(
             _concat([r.harmonised.superseded for r in results]), "source", "file", "sheet", "row_number"
         ),
@@ -543,7 +565,11 @@ def _classification_table(classification: Classification) -> pd.DataFrame:
 
 def summarise(tables: Mapping[str, pd.DataFrame | pa.Table], classification: Classification) -> dict:
     """The figures the CLI prints and ``run.json`` records."""
-    counts = tables["reconciliation"].groupby("source")[["rows_read", *OUTCOMES]].sum()
+    counts = (
+        tables["reconciliation"]
+        .groupby("source")[["rows_read", *OUTCOMES, "rows_accepted_with_corrections"]]
+        .sum()
+    )
     episodes = tables["episodes"]
     by_level1 = (
         _frame(_columns(episodes, ["source", "icare_level1"]))
@@ -571,6 +597,7 @@ def summarise(tables: Mapping[str, pd.DataFrame | pa.Table], classification: Cla
         "quarantine_by_rule": {
             rule: int(n) for rule, n in tables["quarantine"]["rule"].value_counts().sort_index().items()
         },
+        "corrections_by_rule": corrections.by_rule(tables.get("corrections")),
         "latest": latest_figures(tables, labels) if "stock" in tables else [],
     }
 

@@ -118,14 +118,48 @@ def _count_dense(parts: list[pd.DataFrame]) -> pd.DataFrame | None:
     return pd.DataFrame(counts, columns=["file", "sheet", "outcome", "n"])
 
 
+def _accepted_with_corrections(accepted: pd.DataFrame, corrections: pd.DataFrame | None) -> pd.DataFrame:
+    """Accepted rows with at least one correction, counted per file and sheet.
+
+    Corrections are few beside the accepted rows: the accepted rows are first narrowed to the row
+    numbers corrected (integers), so only those are compared on their file and sheet.
+    """
+    columns = ["file", "sheet_key", "rows_accepted_with_corrections"]
+    if corrections is None or corrections.empty or accepted.empty:
+        return pd.DataFrame(columns=columns)
+    corrected = _keyed(corrections[KEY]).drop_duplicates()
+    numbers = corrected["row_number"].to_numpy(dtype="int64")
+    candidates = accepted.loc[np.isin(accepted["row_number"].to_numpy(dtype="int64"), numbers), KEY]
+    hits = _keyed(candidates).drop_duplicates().merge(corrected, on=["file", "sheet_key", "row_number"])
+    counts = hits.groupby(["file", "sheet_key"]).size().rename("rows_accepted_with_corrections")
+    return counts.reset_index()
+
+
+def _keyed(rows: pd.DataFrame) -> pd.DataFrame:
+    """File, sheet ("" for none) and row number as plain values, comparable across frames."""
+    sheet = rows["sheet"].astype(object)
+    return pd.DataFrame(
+        {
+            "file": rows["file"].astype(object).to_numpy(),
+            "sheet_key": sheet.where(sheet.notna(), "").to_numpy(),
+            "row_number": rows["row_number"].to_numpy(dtype="int64"),
+        }
+    )
+
+
 def reconcile(
     tables: list[RawTable],
     harmonised_tables: set[str],
     accepted: pd.DataFrame,
     quarantined: pd.DataFrame,
     superseded: pd.DataFrame,
+    corrections: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """One row per table read (a CSV file or a workbook sheet), with its rows' outcomes."""
+    """One row per table read (a CSV file or a workbook sheet), with its rows' outcomes.
+
+    ``rows_accepted_with_corrections`` is a part of ``rows_accepted``: the accepted rows that have a
+    record in ``corrections``, so the outcomes still add up to the rows read.
+    """
     read_parts, outcome_parts = [], []
     for raw in tables:
         base = {
@@ -166,8 +200,14 @@ def reconcile(
     read = pd.DataFrame(read_parts, columns=RECONCILIATION_COLUMNS[:7])
     read["sheet_key"] = read["sheet"].astype(object).where(read["sheet"].notna(), "")
     table = read.merge(counts.rename(columns={"sheet": "sheet_key"}), on=["file", "sheet_key"], how="left")
+    table = table.merge(
+        _accepted_with_corrections(accepted, corrections), on=["file", "sheet_key"], how="left"
+    )
     table = table.drop(columns="sheet_key")
     table[OUTCOMES] = table[OUTCOMES].fillna(0).astype("int64")
+    table["rows_accepted_with_corrections"] = (
+        table["rows_accepted_with_corrections"].fillna(0).astype("int64")
+    )
     unbalanced = table["rows_read"] != table[OUTCOMES].sum(axis=1)
     if unbalanced.any():
         raise ReconciliationError(

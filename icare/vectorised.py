@@ -132,10 +132,18 @@ class TextDictionaries:
     would cost more than it saves). The frame's columns must not change while this is used.
     """
 
-    def __init__(self, frame: pd.DataFrame, columns: list[str]) -> None:
+    def __init__(
+        self,
+        frame: pd.DataFrame,
+        columns: list[str],
+        known: dict[str, pa.DictionaryArray] | None = None,
+    ) -> None:
+        """``known``: encodings of columns of ``frame`` already made (by normalisation), reused."""
         self._frame = frame
         self._columns = set(columns)
-        self._encoded: dict[str, pa.DictionaryArray] = {}
+        self._encoded: dict[str, pa.DictionaryArray] = {
+            c: d for c, d in (known or {}).items() if c in self._columns
+        }
 
     def get(self, column: str) -> pa.DictionaryArray | None:
         if column not in self._columns:

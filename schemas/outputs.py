@@ -83,6 +83,11 @@ POPULATION_SOURCE = Col(
 )
 POPULATION_VINTAGE = Col("population_vintage", STRING, False, "vintage (edition) of the population figures")
 
+# What a correction did (docs/validation-policy.md): a value written another way for the same meaning,
+# a known code used outside its years mapped by its meaning, a value replaced by an explicit unknown,
+# a value that cannot belong in the cell removed.
+CORRECTION_ACTIONS = ("normalised", "mapped_by_meaning", "set_unknown", "dropped_cell")
+
 TABLES: dict[str, list[Col]] = {
     "episodes": [
         SOURCE,
@@ -159,6 +164,23 @@ TABLES: dict[str, list[Col]] = {
         Col("value", STRING, True, "offending value (identifiers pseudonymised or redacted)"),
         Col("message", STRING, False, "what is wrong and where, in words"),
     ],
+    "corrections": [
+        SOURCE,
+        YEAR,
+        AREA,
+        Col("file", STRING, False, "input file, relative to the source folder"),
+        Col("sheet", STRING, True, "workbook sheet (empty for CSV)"),
+        Col("table_name", STRING, False, "recognised table of the row"),
+        Col("row_number", INT, False, "row in the file or sheet, the header being row 1"),
+        Col("column_name", STRING, False, "column whose value was changed"),
+        Col(
+            "rule", STRING, False, "validation or normalisation rule that applied (docs/validation-policy.md)"
+        ),
+        Col("value", STRING, True, "value as received (identifiers pseudonymised or redacted)"),
+        Col("action", STRING, False, "what was done with the value", CORRECTION_ACTIONS),
+        Col("harmonised_value", STRING, True, "value used from here on (empty: unknown or dropped)"),
+        Col("message", STRING, False, "what was wrong and what was done, in words"),
+    ],
     "superseded": [
         SOURCE,
         YEAR,
@@ -179,6 +201,12 @@ TABLES: dict[str, list[Col]] = {
         Col("table_name", STRING, True, "recognised table (empty when unrecognised)"),
         Col("rows_read", INT, False, "non-blank data rows read"),
         Col("rows_accepted", INT, False, "rows now in the harmonised tables"),
+        Col(
+            "rows_accepted_with_corrections",
+            INT,
+            False,
+            "of rows_accepted, those with at least one value corrected (see corrections)",
+        ),
         Col("rows_quarantined", INT, False, "rows in the quarantine table"),
         Col("rows_superseded", INT, False, "rows represented by another row (a later return or a copy)"),
         Col("rows_not_harmonised", INT, False, "rows of recognised tables that this release does not use"),
@@ -539,6 +567,9 @@ TABLE_DESCRIPTIONS: dict[str, str] = {
     ),
     "children": "child: sex, month of birth, ethnicity and UASC status from the child's latest header row",
     "quarantine": "rejected input row and rule it broke (a row can have several records)",
+    "corrections": (
+        "changed input value: where it was, the rule, the value received, what was done and the value used"
+    ),
     "superseded": "input row that another row stands for (a later return, or an identical copy)",
     "reconciliation": "table read (a CSV file or a workbook sheet), with what became of its rows",
     "inputs": "input file, with its SHA-256 checksum",

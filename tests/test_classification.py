@@ -163,9 +163,9 @@ def _write_classification(
 
 def test_shipped_file_loads_with_the_section_8_tree(clf: Classification) -> None:
     assert clf.id == "icare-ac-provisional"
-    assert clf.version == "0.1.0"
+    assert clf.version == "0.2.0"
     assert clf.status == "provisional"
-    assert clf.version_id == "icare-ac-provisional@0.1.0"
+    assert clf.version_id == "icare-ac-provisional@0.2.0"
     assert clf.path == resources.classifications_dir() / DEFAULT_CLASSIFICATION
     assert clf.codes() == sorted(EXPECTED_TREE)
     assert len(clf) == 25
@@ -247,11 +247,11 @@ def test_roll_up(clf: Classification) -> None:
 
 
 def test_children_and_codes_by_level(clf: Classification) -> None:
-    assert clf.children() == ["AC.F", "AC.I", "AC.X"]
+    assert clf.children() == ["AC.F", "AC.I", "AC.X", "AC.U"]
     assert clf.children("AC.F") == ["AC.F1", "AC.F2", "AC.F3", "AC.F9"]
     assert clf.children("AC.F13") == ["AC.F131", "AC.F132", "AC.F139"]
     assert clf.children("AC.F131") == []
-    assert clf.codes(1) == ["AC.F", "AC.I", "AC.X"]
+    assert clf.codes(1) == ["AC.F", "AC.I", "AC.X", "AC.U"]
     assert clf.codes(4) == ["AC.F131", "AC.F132", "AC.F139"]
     assert clf.children("AC.X") == [f"AC.X{i}" for i in range(1, 8)]
 
@@ -295,7 +295,7 @@ def test_to_frame(clf: Classification) -> None:
         "level4",
     ]
     assert frame["code"].tolist() == sorted(EXPECTED_TREE)
-    assert (frame["classification_version"] == "icare-ac-provisional@0.1.0").all()
+    assert (frame["classification_version"] == "icare-ac-provisional@0.2.0").all()
     row = frame.set_index("code").loc["AC.F132"]
     assert row["level"] == 4 and row["parent"] == "AC.F13"
     assert row[["level1", "level2", "level3", "level4"]].tolist() == ["AC.F", "AC.F1", "AC.F13", "AC.F132"]

@@ -63,7 +63,7 @@ def episodes(*rows: dict, year: int = 2024, index=None) -> pd.DataFrame:
 
 
 def test_identity_and_columns(concordance, classification):
-    assert concordance.version_id == "ssda903-icare@2026.1"
+    assert concordance.version_id == "ssda903-icare@2026.2"
     assert concordance.classification_version == classification.version_id
     assert concordance.targets == [
         "icare_code",
@@ -285,7 +285,7 @@ def test_unknown_codes_are_reported_and_not_defaulted(concordance):
     }
     assert (unmapped["rule"] == RULE_UNMAPPED).all()
     message = unmapped.set_index("index").loc["a", "message"]
-    assert "PLACE 'Q9'" in message and "ssda903-icare@2026.1" in message and "not defaulted" in message
+    assert "PLACE 'Q9'" in message and "ssda903-icare@2026.2" in message and "not defaulted" in message
     for row, target in (
         ("a", "icare_code"),
         ("b", "exit_destination"),
@@ -443,7 +443,7 @@ def test_crosswalk_repoints_output_codes_without_touching_the_concordance(tmp_pa
 
 def test_to_frame(concordance):
     table = concordance.to_frame()
-    assert (table["concordance_version"] == "ssda903-icare@2026.1").all()
+    assert (table["concordance_version"] == "ssda903-icare@2026.2").all()
     assert table["classification_version"].notna().all()
     rules = table[table["kind"] == "rule"]
     assert rules["rule_id"].tolist() == [
@@ -578,6 +578,6 @@ def test_loader_rejects_another_classification(tmp_path, classification):
 
 def test_loader_rejects_an_unquoted_version(tmp_path, classification):
     folder = _copy(tmp_path)
-    _edit(folder / "concordance.yaml", 'version: "2026.1"', "version: 2026.1")
+    _edit(folder / "concordance.yaml", 'version: "2026.2"', "version: 2026.2")
     with pytest.raises(ConcordanceError, match="'version' must be a non-empty string"):
         load_concordance(folder, classification)

@@ -219,7 +219,7 @@ def _durations(rows: list[dict]) -> pa.Table:
         "days_q1": None,
         "days_median": None,
         "days_q3": None,
-        "classification_version": "icare-ac-provisional@0.1.0",
+        "classification_version": "icare-ac-provisional@0.2.0",
     }
     records = [base | row for row in rows]
     return pa.Table.from_pylist(records).select(column_names("durations")).cast(arrow_schema("durations"))
@@ -321,7 +321,7 @@ def test_release_tables_are_written_with_their_schemas_and_metadata(sample_run):
         assert parquet.schema.equals(arrow_schema(release_name(table)), check_metadata=False), table
         metadata = parquet.schema.metadata
         assert metadata[b"icare.run_id"] == result.run_id.encode()
-        assert metadata[b"icare.classification_version"] == b"icare-ac-provisional@0.1.0"
+        assert metadata[b"icare.classification_version"] == b"icare-ac-provisional@0.2.0"
         assert metadata[b"icare.disclosure_rules"] == RULES.version_id.encode()
         validate_arrow(parquet, release_name(table))
     import duckdb

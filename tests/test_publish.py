@@ -57,7 +57,7 @@ def test_every_table_is_in_duckdb_and_parquet_with_the_declared_arrow_schema(ret
 def test_classification_version_is_recorded_with_the_outputs(returns, run_on, tmp_path):
     tables = run_on(returns, tmp_path / "out")
     version = tables["runs"]["classification_version"].iloc[0]
-    assert version == "icare-ac-provisional@0.1.0"
+    assert version == "icare-ac-provisional@0.2.0"
     assert set(tables["episodes"]["classification_version"]) == {version}
     assert set(tables["icare_classification"]["classification_version"]) == {version}
     assert set(tables["concordance"]["classification_version"]) == {version}

@@ -137,4 +137,4 @@ def test_flow_check_balances(example):
         example["flow_check"], "stock_start", "entries", "exits", "stock_end", "difference", "status"
     ) == [(1, 2, 2, 1, 0, "balanced")]
     assert example["statistics_findings"].empty
-    assert set(example["stock"]["classification_version"]) == {"icare-ac-provisional@0.1.0"}
+    assert set(example["stock"]["classification_version"]) == {"icare-ac-provisional@0.2.0"}

@@ -14,6 +14,7 @@ from typing import Protocol
 
 import pandas as pd
 
+from icare.corrections import empty as no_corrections
 from icare.pseudonymise import Pseudonymiser
 from icare.sources.spec import SourceSpec
 from icare.vectorised import empty_like
@@ -69,6 +70,8 @@ class Extraction:
     valid: dict[str, pd.DataFrame]  # table name -> rows that passed validation, with origin columns
     rejected: dict[str, pd.DataFrame]  # table name -> rows that failed, kept to block guesses later
     quarantine: pd.DataFrame
+    # Values changed and rows kept (``icare.corrections``); empty when nothing was corrected.
+    corrections: pd.DataFrame = field(default_factory=no_corrections)
     # True once ``Source.seal`` ran: child ids are child keys, other identifiers are dropped or
     # digested, and the quarantine is redacted, so the extraction may be stored between stages.
     pseudonymised: bool = False

@@ -61,6 +61,10 @@ class SourceSpec:
         return self.folder / "codelists.csv"
 
     @property
+    def failure_policy_path(self) -> Path:
+        return self.folder / "failure_policy.yaml"
+
+    @property
     def concordance_dir(self) -> Path:
         return self.folder / "concordance"
 

@@ -19,13 +19,14 @@ import pandera.pandas as pa
 import pyarrow as pa_arrow
 import pyarrow.compute as pc_arrow
 
+from icare import corrections, quarantine
 from icare import episodes as episode_rules
-from icare import quarantine
 from icare.classification import Classification
 from icare.codelists import load_codelists
 from icare.concordance import Concordance, load_concordance
 from icare.discovery import discover
-from icare.extraction import ORIGIN_COLUMNS, extract
+from icare.extraction import ORIGIN_COLUMNS, ValuePolicy, extract
+from icare.failure_policy import load_failure_policy
 from icare.pseudonymise import KeyedIds, Pseudonymiser, key_categories
 from icare.sources.base import Extraction, Harmonised, InputFile
 from icare.sources.spec import SourceSpec, load_source_spec
@@ -88,12 +89,20 @@ class Ssda903Source:
         pseudonymiser: Pseudonymiser,
         spec: SourceSpec | None = None,
         concordance: Concordance | None = None,
+        *,
+        strict: bool = False,
     ) -> None:
+        """``strict``: no failure policy; every failing value quarantines its row (``--strict``)."""
         self.spec = spec or load_source_spec(NAME)
         self.classification = classification
         self.pseudonymiser = pseudonymiser
         self.codelists = load_codelists(self.spec.codelists_path)
         self.concordance = concordance or load_concordance(self.spec.concordance_dir, classification)
+        self.values = None if strict else self._value_policy()
+
+    def _value_policy(self) -> ValuePolicy:
+        known = self.codelists.groupby("field")["code"].agg(frozenset).to_dict()
+        return ValuePolicy(load_failure_policy(self.spec.failure_policy_path), known)
 
     # -- extraction -------------------------------------------------------------------------
     def discover(self, root: Path) -> list[InputFile]:
@@ -109,6 +118,7 @@ class Ssda903Source:
             progress=progress,
             compact=self._compact,
             encode=self._encoded_text,
+            values=self.values,
         )
 
     def _schema(self, table: str, year: int) -> pa.DataFrameSchema:
@@ -185,12 +195,17 @@ class Ssda903Source:
         ]
         valid = dict(zip(extraction.valid, sealed[: len(extraction.valid)], strict=True))
         rejected = dict(zip(extraction.rejected, sealed[len(extraction.valid) :], strict=True))
-        records = quarantine.redact(
-            extraction.quarantine,
-            self.spec.identifier_policy,
-            lambda area, child: self.pseudonymiser.child_keys(NAME, area, child),
+        child_keys = lambda area, child: self.pseudonymiser.child_keys(NAME, area, child)  # noqa: E731
+        records = quarantine.redact(extraction.quarantine, self.spec.identifier_policy, child_keys)
+        fixes = corrections.redact(extraction.corrections, self.spec.identifier_policy, child_keys)
+        return replace(
+            extraction,
+            valid=valid,
+            rejected=rejected,
+            quarantine=records,
+            corrections=fixes,
+            pseudonymised=True,
         )
-        return replace(extraction, valid=valid, rejected=rejected, quarantine=records, pseudonymised=True)
 
     def _sealed_frame(self, frame: pd.DataFrame, keys: pd.Series, dob: pd.Series | None) -> pd.DataFrame:
         dropped = self._unread_identifiers(frame)
@@ -260,7 +275,9 @@ class Ssda903Source:
             self.spec.year_start_day,
         )
         parts.add(repaired, episodes)
-        narrow = repaired.kept
+        narrow = episode_rules.settle_unknown_end_reasons(
+            repaired.kept, self._unknown_end_reason(episodes, repaired.kept)
+        )
         narrow["overlaps_next"] = episode_rules.flag_overlaps(narrow)
 
         # Only the reconciliation reads these: left encoded, which it counts without decoding.
@@ -283,6 +300,16 @@ class Ssda903Source:
             accepted_rows=accepted,
             concordance=self.concordance.to_frame(),
             versions={"concordance": self.concordance.version_id},
+        )
+
+    @staticmethod
+    def _unknown_end_reason(episodes: pd.DataFrame, narrow: pd.DataFrame) -> np.ndarray:
+        """Rows of ``narrow`` whose return gave an end date but no reason that could be kept (the
+        failure policy set REC unknown; a blank REC with an end date fails validation otherwise)."""
+        rows = narrow["row_id"].to_numpy()
+        reported_end = episodes[schemas.parsed_date_column("DEC")].notna().to_numpy()[rows]
+        return (
+            reported_end & episodes["REC"].isna().to_numpy()[rows] & narrow["repair_rule"].isna().to_numpy()
         )
 
     def _ids(self, extraction: Extraction) -> Pseudonymiser | KeyedIds:
