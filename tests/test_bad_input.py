@@ -38,7 +38,35 @@ def assert_reconciles(tables):
 
 
 @pytest.mark.parametrize("bad_date", ["01/04/23", "2023-04-01", "1/4/2023", "31/02/2023", "01-04-2023"])
-def test_wrong_date_formats_are_quarantined_not_guessed(tmp_path, run_on, bad_date):
+def test_strict_quarantines_every_other_date_form(tmp_path, run_on, bad_date):
+    write_return(
+        tmp_path / "in",
+        2024,
+        headers=[header("1"), header("2")],
+        episodes=[episode("1", "01/05/2023"), episode("2", bad_date)],
+    )
+    tables = run_on(tmp_path / "in", strict=True)
+    q = tables["quarantine"]
+    assert q[["file", "row_number", "column_name", "rule", "value"]].values.tolist() == [
+        ["2024/201/episodes.csv", 3, "DECOM", "date_format", bad_date]
+    ]
+    assert "not a date in the format dd/mm/YYYY" in q["message"].iloc[0]
+    assert len(tables["episodes"]) == 1
+    assert_reconciles(tables)
+
+
+@pytest.mark.parametrize(
+    ("bad_date", "rule"),
+    [
+        ("01/04/23", "date_two_digit_year"),
+        ("2023-04-01", "date_iso"),
+        ("1/4/2023", "date_day_month_year"),
+        ("01-04-2023", "date_day_month_year"),
+        ("01/04/2023 00:00:00", "date_with_time"),
+        ("45017", "date_excel_serial"),
+    ],
+)
+def test_unambiguous_date_forms_are_normalised_and_recorded(tmp_path, run_on, bad_date, rule):
     write_return(
         tmp_path / "in",
         2024,
@@ -46,12 +74,29 @@ def test_wrong_date_formats_are_quarantined_not_guessed(tmp_path, run_on, bad_da
         episodes=[episode("1", "01/05/2023"), episode("2", bad_date)],
     )
     tables = run_on(tmp_path / "in")
+    assert tables["quarantine"].empty
+    fixes = tables["corrections"]
+    assert fixes[
+        ["row_number", "column_name", "rule", "value", "action", "harmonised_value"]
+    ].values.tolist() == [[3, "DECOM", rule, bad_date, "normalised", "01/04/2023"]]
+    assert sorted(tables["episodes"]["episode_start"].dt.strftime("%Y-%m-%d")) == ["2023-04-01", "2023-05-01"]
+    assert tables["reconciliation"]["rows_accepted_with_corrections"].sum() == 1
+    assert_reconciles(tables)
+
+
+def test_an_impossible_date_is_still_quarantined(tmp_path, run_on):
+    write_return(
+        tmp_path / "in",
+        2024,
+        headers=[header("1"), header("2")],
+        episodes=[episode("1", "01/05/2023"), episode("2", "31/02/2023")],
+    )
+    tables = run_on(tmp_path / "in")
     q = tables["quarantine"]
-    assert q[["file", "row_number", "column_name", "rule", "value"]].values.tolist() == [
-        ["2024/201/episodes.csv", 3, "DECOM", "date_format", bad_date]
+    assert q[["row_number", "column_name", "rule", "value"]].values.tolist() == [
+        [3, "DECOM", "date_format", "31/02/2023"]
     ]
-    assert "not a date in the format dd/mm/YYYY" in q["message"].iloc[0]
-    assert len(tables["episodes"]) == 1
+    assert len(tables["episodes"]) == 1 and tables["corrections"].empty
     assert_reconciles(tables)
 
 
@@ -73,13 +118,38 @@ def test_several_errors_in_one_row_are_all_reported_and_the_row_counted_once(tmp
     assert_reconciles(tables)
 
 
-def test_surrounding_white_space_is_reported_not_trimmed(tmp_path, run_on):
+def test_surrounding_white_space_is_reported_not_trimmed_in_strict_mode(tmp_path, run_on):
     write_return(
         tmp_path / "in", 2024, headers=[header("1")], episodes=[episode("1", "01/05/2023", place=" U4")]
     )
-    q = run_on(tmp_path / "in")["quarantine"]
+    q = run_on(tmp_path / "in", strict=True)["quarantine"]
     assert set(q["rule"]) == {"surrounding_space", "code_list"}
     assert set(q["value"]) == {" U4"}
+
+
+def test_spaces_and_lower_case_are_normalised_and_recorded(tmp_path, run_on):
+    write_return(
+        tmp_path / "in",
+        2024,
+        headers=[header("1 ", ethnic="wbri")],
+        episodes=[episode("1", "01/05/2023", place="u4\u00a0", ls=" C2")],
+    )
+    tables = run_on(tmp_path / "in")
+    assert tables["quarantine"].empty
+    fixes = tables["corrections"].sort_values(["table_name", "column_name"])
+    assert fixes[["table_name", "column_name", "rule", "harmonised_value"]].values.tolist() == [
+        ["episodes", "LS", "surrounding_space", "C2"],
+        ["episodes", "PLACE", "lower_case_code", "U4"],
+        ["header", "CHILD", "surrounding_space", fixes["harmonised_value"].iloc[2]],
+        ["header", "ETHNIC", "lower_case_code", "WBRI"],
+    ]
+    # the child id is an identifier: never shown, only its key
+    assert fixes["value"].iloc[2].startswith("<pseudonymised:")
+    assert fixes["harmonised_value"].iloc[2] == f"<pseudonymised:{tables['children']['child_key'].iloc[0]}>"
+    episodes = tables["episodes"]
+    assert episodes[["place", "ls", "icare_code"]].values.tolist() == [["U4", "C2", "AC.F12"]]
+    assert tables["children"]["ethnicity"].tolist() == ["WBRI"]
+    assert_reconciles(tables)
 
 
 def test_sex_codes_follow_the_collection_year(tmp_path, run_on):
@@ -89,7 +159,7 @@ def test_sex_codes_follow_the_collection_year(tmp_path, run_on):
         headers=[header("1", sex="M"), header("2", sex="1"), header("3", sex="U")],
         episodes=[episode("1", "01/05/2024"), episode("3", "01/05/2024")],
     )
-    tables = run_on(tmp_path / "in")
+    tables = run_on(tmp_path / "in", strict=True)
     q = tables["quarantine"]
     assert q.loc[q["table_name"] == "header", ["row_number", "column_name", "value"]].values.tolist() == [
         [3, "SEX", "1"]

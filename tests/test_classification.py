@@ -44,6 +44,7 @@ EXPECTED_TREE = {
     "AC.X5": (2, "AC.X"),
     "AC.X6": (2, "AC.X"),
     "AC.X7": (2, "AC.X"),
+    "AC.U": (1, None),
 }
 
 # statistics.md, "Harmonised exit destinations".
@@ -168,7 +169,7 @@ def test_shipped_file_loads_with_the_section_8_tree(clf: Classification) -> None
     assert clf.version_id == "icare-ac-provisional@0.2.0"
     assert clf.path == resources.classifications_dir() / DEFAULT_CLASSIFICATION
     assert clf.codes() == sorted(EXPECTED_TREE)
-    assert len(clf) == 25
+    assert len(clf) == 26
     for code, (level, parent) in EXPECTED_TREE.items():
         assert clf.get(code).level == level, code
         assert clf.parent(code) == parent, code
@@ -182,7 +183,8 @@ def test_shipped_flags(clf: Classification) -> None:
         cat = clf.get(code)
         is_boundary = code.startswith("AC.X")
         assert cat.boundary is is_boundary, code
-        assert cat.in_alternative_care is (not is_boundary), code
+        # "not stated" (AC.U) is neither alternative care nor a boundary category: it is not known
+        assert cat.in_alternative_care is (not is_boundary and code != "AC.U"), code
         assert cat.definition and cat.basis and cat.label, code
 
 
@@ -221,7 +223,7 @@ def test_lookups(clf: Classification) -> None:
     assert "AC.F12" in clf
     assert "AC.F4" not in clf
     assert None not in clf
-    with pytest.raises(KeyError, match=r"AC\.Z9.*icare-ac-provisional@0\.1\.0"):
+    with pytest.raises(KeyError, match=r"AC\.Z9.*icare-ac-provisional@0\.2\.0"):
         clf.get("AC.Z9")
 
 
@@ -247,11 +249,11 @@ def test_roll_up(clf: Classification) -> None:
 
 
 def test_children_and_codes_by_level(clf: Classification) -> None:
-    assert clf.children() == ["AC.F", "AC.I", "AC.X", "AC.U"]
+    assert clf.children() == ["AC.F", "AC.I", "AC.U", "AC.X"]
     assert clf.children("AC.F") == ["AC.F1", "AC.F2", "AC.F3", "AC.F9"]
     assert clf.children("AC.F13") == ["AC.F131", "AC.F132", "AC.F139"]
     assert clf.children("AC.F131") == []
-    assert clf.codes(1) == ["AC.F", "AC.I", "AC.X", "AC.U"]
+    assert clf.codes(1) == ["AC.F", "AC.I", "AC.U", "AC.X"]
     assert clf.codes(4) == ["AC.F131", "AC.F132", "AC.F139"]
     assert clf.children("AC.X") == [f"AC.X{i}" for i in range(1, 8)]
 

@@ -96,6 +96,8 @@ def test_every_valid_place_with_every_valid_ls_maps_to_exactly_one_icare_code(
     year, resolved, codelists, classification
 ):
     rows = resolved[year][resolved[year]["target"] == "icare_code"]
+    # A blank PLACE or LS (set unknown by the failure policy) has its own cases: test_blank_inputs.
+    rows = rows[rows["PLACE"].notna() & rows["LS"].notna()]
     places = valid_codes(codelists, "PLACE", year)
     legal = valid_codes(codelists, "LS", year)
     # every (PLACE, LS) combination is there, once per URN state (URN is a rule condition)
@@ -326,16 +328,14 @@ def test_blank_inputs(concordance):
     ]
     # a blank REC is an open episode: no destination and nothing to quarantine
     assert values.loc[7:8, "exit_destination"].isna().all()
-    blank = unmapped[unmapped["rule"] == RULE_BLANK]
-    assert set(zip(blank["index"], blank["target"], strict=True)) == {
-        (0, "icare_code"),
-        (1, "icare_code"),
-        (9, "icare_code"),
-        (10, "legal_basis"),
-    }
-    assert set(unmapped["rule"]) == {RULE_BLANK}
-    assert "PLACE is blank" in blank.set_index("index").loc[0, "message"]
-    assert values.loc[[0, 1, 9], "icare_code"].isna().all()
+    # A blank PLACE (left blank, or set unknown by the failure policy) is the "not stated" category
+    # with unknown placement dimensions, unless a rule says otherwise (V3 short breaks); a blank LS
+    # is an unknown legal basis. Nothing is quarantined.
+    assert values.loc[[0, 1], "icare_code"].tolist() == ["AC.U", "AC.U"]
+    assert values.loc[9, "icare_code"] == "AC.X7"
+    assert values.loc[[0, 1], ["purpose", "duration_intent", "regulated"]].eq("unknown").all(axis=None)
+    assert values.loc[10, "legal_basis"] == "unknown"
+    assert unmapped.empty
 
 
 def test_surrounding_space_is_ignored_for_matching(concordance):
@@ -384,18 +384,32 @@ def test_year_ranged_mappings(concordance):
     )
     result = concordance.apply(frame)
     values = result.values
-    assert pd.isna(values.loc[0, "icare_code"]) and values.loc[1, "icare_code"] == "AC.F3"
+    # Codes outside their years are mapped by the row of the nearest year (outside_years:
+    # nearest_year): validation records them as corrections before they get here.
+    assert values.loc[0, "icare_code"] == "AC.F3" and values.loc[1, "icare_code"] == "AC.F3"
     assert values.loc[2, "exit_destination"] == "guardianship_order"
-    assert pd.isna(values.loc[3, "exit_destination"])
-    assert pd.isna(values.loc[4, "exit_destination"])
+    assert values.loc[3, "exit_destination"] == "guardianship_order"  # E43 (to 2018) in 2019
+    assert values.loc[4, "exit_destination"] == "guardianship_order"  # E45 (from 2019) in 2018
     assert values.loc[5, "exit_destination"] == "guardianship_order"
-    assert pd.isna(values.loc[6, "icare_code"]) and values.loc[7, "icare_code"] == "AC.F9"
-    assert pd.isna(values.loc[8, "icare_code"])
+    assert values.loc[6, "icare_code"] == "AC.F9" and values.loc[7, "icare_code"] == "AC.F9"
+    assert values.loc[8, "icare_code"] == "AC.F9"
+    assert result.unmapped.empty
+
+
+def test_codes_outside_their_years_are_unmapped_when_the_concordance_says_report(classification, tmp_path):
+    folder = tmp_path / "concordance"
+    shutil.copytree(FOLDER, folder)
+    _edit(folder / "concordance.yaml", "outside_years: nearest_year", "outside_years: report")
+    frame = pd.concat(
+        [episodes({"PLACE": "K3"}, year=2023), episodes({"REC": "E45"}, year=2018)], ignore_index=True
+    )
+    result = load_concordance(folder, classification).apply(frame)
+    assert pd.isna(result.values.loc[0, "icare_code"]) and pd.isna(result.values.loc[1, "exit_destination"])
     unmapped = result.unmapped.set_index("index")
-    assert set(unmapped.index) == {0, 3, 4, 6, 8}
+    assert set(unmapped.index) == {0, 1}
     assert (unmapped["rule"] == RULE_UNMAPPED_YEAR).all()
     assert "collection year 2023" in unmapped.loc[0, "message"] and "2024-" in unmapped.loc[0, "message"]
-    assert "2017-2018" in unmapped.loc[3, "message"]
+    assert "2019-" in unmapped.loc[1, "message"]
 
 
 def test_a_mapping_can_change_by_year(tmp_path, classification):
@@ -464,7 +478,12 @@ def test_to_frame(concordance):
     x1 = mappings[(mappings["target"] == "exit_destination") & (mappings["code"] == "X1")]
     assert x1["value"].isna().all() and (x1["decision"] == "not_an_exit").all()
     blank = table[table["kind"] == "on_blank"]
-    assert set(blank["target"]) == {"provider_sector", "exit_destination"}
+    assert set(blank["target"]) == {
+        *("icare_code", "purpose", "duration_intent", "regulated", "legal_basis"),
+        *("provider_sector", "exit_destination", "new_episode_type"),
+    }
+    not_stated = blank[blank["target"] == "icare_code"]
+    assert not_stated["value"].tolist() == ["AC.U"] and not_stated["reason"].str.contains("not stated").all()
 
 
 AMBIGUOUS_PLACE = [

@@ -112,6 +112,12 @@ def tables(crafted, tmp_path_factory):
     return run_with_test_key(crafted, tmp_path_factory.mktemp("out"))
 
 
+@pytest.fixture(scope="module")
+def strict_tables(crafted, tmp_path_factory):
+    """The same returns with ``--strict``: every failing value quarantines its row."""
+    return run_with_test_key(crafted, tmp_path_factory.mktemp("strict"), strict=True)
+
+
 @pytest.fixture
 def pseudonym_key():
     return TEST_PSEUDONYMISER
@@ -199,7 +205,28 @@ def quarantined(tables, rule):
     return q[q["rule"] == rule]
 
 
-def test_two_digit_year_is_quarantined_and_blocks_the_repair_of_the_older_row(tables, pseudonym_key):
+def corrected(tables, rule):
+    fixes = tables["corrections"]
+    return fixes[fixes["rule"] == rule].sort_values(["file", "row_number"])
+
+
+def test_two_digit_year_is_read_in_the_only_century_that_fits(tables, pseudonym_key):
+    fixed = corrected(tables, "date_two_digit_year")
+    assert fixed[
+        ["file", "row_number", "column_name", "value", "action", "harmonised_value"]
+    ].values.tolist() == [["2024/201/episodes.csv", 5, "DECOM", "01/01/23", "normalised", "01/01/2023"]]
+    assert quarantined(tables, "repair_blocked").empty
+    # the 2024 row now stands for the episode the 2023 return left open: nothing is lost or invented
+    rows = episodes_of(tables, pseudonym_key, "800")
+    assert rows[["episode_start", "episode_end", "episode_end_type", "exit_destination"]].values.tolist() == [
+        [pd.Timestamp("2023-01-01"), pd.Timestamp("2024-02-01"), "exit", "other"]
+    ]
+
+
+def test_strict_two_digit_year_is_quarantined_and_blocks_the_repair_of_the_older_row(
+    strict_tables, pseudonym_key
+):
+    tables = strict_tables
     bad = quarantined(tables, "date_format")
     assert bad[["file", "row_number", "column_name", "value"]].values.tolist() == [
         ["2024/201/episodes.csv", 5, "DECOM", "01/01/23"]
@@ -210,7 +237,31 @@ def test_two_digit_year_is_quarantined_and_blocks_the_repair_of_the_older_row(ta
     assert episodes_of(tables, pseudonym_key, "800").empty  # nothing invented
 
 
-def test_unknown_code_and_codes_retired_by_date(tables):
+def test_unknown_codes_become_not_stated_and_retired_codes_keep_their_meaning(tables, pseudonym_key):
+    unknown = corrected(tables, "code_list")
+    assert unknown[["file", "row_number", "column_name", "value", "action"]].values.tolist() == [
+        ["2023/201/episodes.csv", 16, "PLACE", "Q9", "set_unknown"],
+        ["2024/201/episodes.csv", 8, "PLACE", "Q7", "set_unknown"],
+    ]
+    assert unknown["harmonised_value"].isna().all()
+    rows = episodes_of(tables, pseudonym_key, "900")
+    assert rows[["icare_code", "icare_level1"]].values.tolist() == [["AC.U", "AC.U"]]
+    assert rows["place"].isna().all() and (rows["legal_basis"] == "judicial_order").all()
+    retired = corrected(tables, "retired_by_date")
+    assert retired[["row_number", "value", "action", "harmonised_value"]].values.tolist() == [
+        [6, "P2", "mapped_by_meaning", "P2"],
+        [7, "H5", "mapped_by_meaning", "H5"],
+    ]
+    assert (
+        "28/10/2023" in retired["message"].iloc[0] and "mapped by its meaning" in retired["message"].iloc[0]
+    )
+    assert episodes_of(tables, pseudonym_key, "950")["icare_code"].tolist() == ["AC.F3"]
+    # 850 has no header row in any return: its episode still cannot be kept (docs/validation-policy.md)
+    assert tables["quarantine"]["rule"].tolist() == ["missing_header", "missing_header"]
+
+
+def test_strict_unknown_code_and_codes_retired_by_date(strict_tables):
+    tables = strict_tables
     unknown = quarantined(tables, "code_list").sort_values(["file", "row_number"])
     assert unknown[["file", "row_number", "column_name", "value"]].values.tolist() == [
         ["2023/201/episodes.csv", 16, "PLACE", "Q9"],
@@ -225,13 +276,37 @@ def test_unknown_code_and_codes_retired_by_date(tables):
 
 
 def test_episodes_without_a_header_are_quarantined(tables):
-    missing = quarantined(tables, "missing_header")
-    assert missing[["row_number", "column_name"]].values.tolist() == [[19, "CHILD"]]
+    missing = quarantined(tables, "missing_header").sort_values("file")
+    assert missing[["file", "row_number", "column_name"]].values.tolist() == [
+        ["2023/201/episodes.csv", 19, "CHILD"],
+        ["2024/201/episodes.csv", 8, "CHILD"],
+    ]
     # The child id is not shown; its pseudonym is the child key, so the record joins to other tables.
     assert missing["value"].iloc[0] == f"<pseudonymised:{child_key(TEST_PSEUDONYMISER, '990')}>"
 
 
 def test_every_row_is_accounted_for(tables):
+    reconciliation = tables["reconciliation"].set_index("file")
+    totals = reconciliation[["rows_accepted", "rows_quarantined", "rows_superseded", "rows_not_harmonised"]]
+    assert (reconciliation["rows_read"] == totals.sum(axis=1)).all()
+    counted = [
+        "rows_read",
+        "rows_accepted",
+        "rows_accepted_with_corrections",
+        "rows_quarantined",
+        "rows_superseded",
+    ]
+    # 19 rows: 990 quarantined (no header anywhere), one copy of 700 and five rows restated by 2024
+    # (0012, 12, 500, 800, 850); 900's unknown placement is corrected, not quarantined.
+    assert reconciliation.loc["2023/201/episodes.csv", counted].tolist() == [19, 12, 1, 1, 5 + 1]
+    # 2024: a two-digit year, P2 and H5 past their date corrected and kept; 850's row (its unknown
+    # code corrected too) quarantined for want of a header row
+    assert reconciliation.loc["2024/201/episodes.csv", counted].tolist() == [7, 6, 3, 1, 0]
+    assert len(tables["episodes"]) == 12 + 6
+
+
+def test_strict_every_row_is_accounted_for(strict_tables):
+    tables = strict_tables
     reconciliation = tables["reconciliation"].set_index("file")
     totals = reconciliation[["rows_accepted", "rows_quarantined", "rows_superseded", "rows_not_harmonised"]]
     assert (reconciliation["rows_read"] == totals.sum(axis=1)).all()
@@ -262,7 +337,8 @@ def test_no_identifier_or_postcode_is_published(tables):
     assert not values & {"0012", "12", "300"}
 
 
-def test_older_row_does_not_stand_in_for_a_quarantined_later_row(tables, pseudonym_key):
+def test_strict_older_row_does_not_stand_in_for_a_quarantined_later_row(strict_tables, pseudonym_key):
+    tables = strict_tables
     held = quarantined(tables, "later_version_quarantined")
     assert held[["file", "row_number", "column_name"]].values.tolist() == [
         ["2023/201/episodes.csv", 20, "DECOM"]
