@@ -271,7 +271,12 @@ def source_assets(name: str) -> list[dg.AssetsDefinition]:
             yield dg.Output(None, metadata=_not_selected(context, name))
             yield dg.AssetCheckResult(check_name="schema_valid", passed=True, metadata={"selected": False})
             return
-        source = open_source(name, icare_settings.classification(), icare_settings.pseudonymiser())
+        source = open_source(
+            name,
+            icare_settings.classification(),
+            icare_settings.pseudonymiser(),
+            strict=icare_settings.strict,
+        )
         timer = StepTimer(context.log.info)
         files = files_by_partition(timer.step(f"{name}: find files", lambda: source.discover(Path(path))))
         if year not in files:
@@ -294,6 +299,7 @@ def source_assets(name: str) -> list[dg.AssetsDefinition]:
                 "rows_read": rows_read,
                 "rows_with_quarantine_records": len(quarantined),
                 "quarantine_records": len(records),
+                "corrections": len(extraction.corrections),
                 "valid_rows": dg.MetadataValue.json({t: len(f) for t, f in extraction.valid.items()}),
                 "tables_read": len(extraction.tables),
                 "timings_seconds": dg.MetadataValue.json(timer.timings),
@@ -355,7 +361,9 @@ def source_assets(name: str) -> list[dg.AssetsDefinition]:
                 yield dg.AssetCheckResult(check_name=check_name, passed=True, metadata={"selected": False})
             return
         classification = icare_settings.classification()
-        source = open_source(name, classification, icare_settings.pseudonymiser())
+        source = open_source(
+            name, classification, icare_settings.pseudonymiser(), strict=icare_settings.strict
+        )
         timer = StepTimer(context.log.info)
         extraction = timer.step(f"{name}: combine years", lambda: combine_extractions(parts))
         _require_current(name, extraction.files, source.discover(icare_settings.source_paths()[name]))

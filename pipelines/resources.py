@@ -83,6 +83,11 @@ class IcareSettings(dg.ConfigurableResource):
             f"Default: ${OUTPUT_DIR_ENVIRONMENT_VARIABLE} if set, else {DEFAULT_OUTPUT_DIR}/."
         ),
     )
+    strict: bool = Field(
+        default=False,
+        description="As `icare run --strict`: no failure policy, every failing value quarantines its row "
+        "(docs/validation-policy.md).",
+    )
     classification_path: str | None = Field(
         default=None,
         description="Another version of the ICare classification (YAML). Default: "

@@ -13,7 +13,6 @@ from icare.classification import load_classification
 from icare.codelists import load_codelists, valid_codes
 from icare.concordance import (
     ANY_VALUE,
-    RULE_BLANK,
     RULE_UNMAPPED,
     RULE_UNMAPPED_YEAR,
     UNMAPPED_COLUMNS,
