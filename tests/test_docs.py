@@ -18,7 +18,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from icare import concordance
+from icare import concordance, normalise
 from icare import episodes as episode_rules
 from icare.codelists import load_codelists
 from icare.publish import DATA_DICTIONARY_DESCRIPTION
@@ -26,11 +26,20 @@ from icare.sources.registry import available_sources
 from icare.sources.spec import load_source_spec
 from schemas import ssda903
 from schemas.checks import split_check_error
-from schemas.outputs import RELEASE_DESCRIPTIONS, RELEASE_TABLES, TABLE_DESCRIPTIONS, TABLES, release_name
+from schemas.outputs import (
+    CORRECTION_ACTIONS,
+    RELEASE_DESCRIPTIONS,
+    RELEASE_TABLES,
+    TABLE_DESCRIPTIONS,
+    TABLES,
+    release_name,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"
+TABLES_DOC = DOCS / "tables.md"
+VALIDATION_POLICY = DOCS / "validation-policy.md"
 EPISODE_REPAIR = DOCS / "episode-repair.md"
 # The shared reference folder sits beside the repository, not inside it (see the README).
 SHARED = ROOT.parent / "shared"
@@ -81,35 +90,47 @@ def _readme() -> str:
     return README.read_text(encoding="utf-8")
 
 
-def test_readme_column_reference_is_generated_from_the_output_schemas():
+def _tables_doc() -> str:
+    return TABLES_DOC.read_text(encoding="utf-8")
+
+
+def test_readme_stays_short_and_points_at_the_column_reference():
     text = _readme()
-    assert BEGIN_COLUMNS in text and END_COLUMNS in text, "README.md lacks the generated column reference"
+    assert len(text.splitlines()) <= 300
+    assert "(docs/tables.md)" in text and "(docs/validation-policy.md)" in text
+
+
+def test_column_reference_is_generated_from_the_output_schemas():
+    text = _tables_doc()
+    assert BEGIN_COLUMNS in text and END_COLUMNS in text, (
+        "docs/tables.md lacks the generated column reference"
+    )
     start = text.index(BEGIN_COLUMNS)
     block = text[start : text.index(END_COLUMNS, start) + len(END_COLUMNS)]
     assert block == column_reference(), (
-        "README.md's column reference differs from schemas/outputs.py: "
+        "docs/tables.md's column reference differs from schemas/outputs.py: "
         "run `.venv/bin/python tests/test_docs.py` and paste its output over the block"
     )
 
 
 @pytest.mark.parametrize("table", sorted(TABLES))
-def test_every_output_table_and_column_is_in_the_readme(table):
-    text = _readme()
+def test_every_output_table_and_column_is_documented(table):
+    text = _tables_doc()
     assert f"`{table}`" in text
     missing = [c.name for c in TABLES[table] if f"`{c.name}`" not in text]
-    assert not missing, f"{table}: columns not in README.md: {missing}"
+    assert not missing, f"{table}: columns not in docs/tables.md: {missing}"
 
 
-def test_readme_table_list_matches_the_table_descriptions():
-    """The README's "one row per" list is the text the Dagster assets show as descriptions."""
-    text = _readme()
+def test_table_list_matches_the_table_descriptions():
+    """The "one row per" list is the text the Dagster assets show as descriptions."""
+    text = _tables_doc()
     start = text.index("| table | one row per |")
     rows = dict(re.findall(r"^\| `([a-z_]+)` \| (.*) \|$", text[start : text.index("\n\n", start)], re.M))
     assert rows == {**TABLE_DESCRIPTIONS, "data_dictionary": DATA_DICTIONARY_DESCRIPTION}
 
 
-def test_readme_release_table_list_matches_the_release_descriptions():
-    text = _readme()
+def test_release_table_list_matches_the_release_descriptions():
+    text = _tables_doc()
     start = text.index("| released table | one row per |")
     rows = dict(re.findall(r"^\| `([a-z_.]+)` \| (.*) \|$", text[start : text.index("\n\n", start)], re.M))
     assert rows == {release_name(table): description for table, description in RELEASE_DESCRIPTIONS.items()}
@@ -246,10 +267,17 @@ def test_the_rule_collection_finds_rules_of_every_stage():
     assert "concordance_unmapped" in rules and "not_nullable" in rules
 
 
-def test_every_quarantine_rule_is_explained_in_the_readme():
-    text = _readme()
+def test_every_quarantine_rule_is_explained_in_the_validation_policy():
+    text = VALIDATION_POLICY.read_text(encoding="utf-8")
     missing = sorted(rule for rule in quarantine_rules() if f"`{rule}`" not in text)
-    assert not missing, f"quarantine rules not explained in README.md: {missing}"
+    assert not missing, f"quarantine rules not explained in docs/validation-policy.md: {missing}"
+
+
+def test_every_correction_rule_and_action_is_explained_in_the_validation_policy():
+    text = VALIDATION_POLICY.read_text(encoding="utf-8")
+    names = {normalise.RULE_SPACE, normalise.RULE_CASE, *normalise.DATE_RULES, *CORRECTION_ACTIONS}
+    missing = sorted(name for name in names if f"`{name}`" not in text)
+    assert not missing, f"not in docs/validation-policy.md: {missing}"
 
 
 def test_every_repair_rule_and_superseded_reason_is_in_the_episode_repair_doc():
