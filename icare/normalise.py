@@ -38,6 +38,7 @@ _EXCEL_EPOCH = date(1899, 12, 30)  # serial 1 is 1 January 1900 (Excel's 1900 da
 
 RULE_SPACE = "surrounding_space"
 RULE_CASE = "lower_case_code"
+RULE_ID_NUMBER = "id_written_as_number"
 DATE_RULES = {
     "date_with_time": "a date written with a midnight time",
     "date_iso": "a date written YYYY-MM-DD",
@@ -196,18 +197,30 @@ def _apply_to_distinct(
 
 
 def _trimmed(values: pd.Series) -> tuple[pd.Series | None, np.ndarray, list, list, list]:
-    """An identifier column trimmed of surrounding white space, as a whole (as many values as rows)."""
+    """An identifier column trimmed of surrounding white space, and an id that a spreadsheet turned
+    into a decimal number (``12345.0``) written back as the whole number it was; done on the whole
+    column (an identifier has about as many values as rows)."""
     text = pa.array(values, type=pa.large_string(), from_pandas=True)
+    if isinstance(text, pa.ChunkedArray):
+        text = text.combine_chunks()
     trimmed = pc.utf8_trim(text, SPACES)
     spaced = pc.fill_null(pc.not_equal(pc.binary_length(trimmed), pc.binary_length(text)), False)
-    hit = np.flatnonzero(spaced.to_numpy(zero_copy_only=False))
+    as_number = pc.fill_null(pc.match_substring_regex(trimmed, _ID_AS_NUMBER), False)
+    changed = pc.or_(spaced, as_number)
+    hit = np.flatnonzero(changed.to_numpy(zero_copy_only=False))
     if not len(hit):
         return None, hit, [], [], []
-    trimmed = pc.if_else(pc.equal(pc.binary_length(trimmed), 0), pa.scalar(None, pa.large_string()), trimmed)
-    column = pd.Series(trimmed, index=values.index, dtype="str", copy=False)
-    old = text.take(pa.array(hit)).to_pylist()
-    new = trimmed.take(pa.array(hit)).to_pylist()
-    return column, values.index.to_numpy()[hit], old, new, [RULE_SPACE] * len(hit)
+    fixed = pc.replace_substring_regex(trimmed, _ID_AS_NUMBER, r"\1")
+    fixed = pc.if_else(pc.equal(pc.binary_length(fixed), 0), pa.scalar(None, pa.large_string()), fixed)
+    column = pd.Series(fixed, index=values.index, dtype="str", copy=False)
+    rows = pa.array(hit)
+    old, new = text.take(rows).to_pylist(), fixed.take(rows).to_pylist()
+    number = as_number.take(rows).to_pylist()
+    rules = [RULE_ID_NUMBER if n else RULE_SPACE for n in number]
+    return column, values.index.to_numpy()[hit], old, new, rules
+
+
+_ID_AS_NUMBER = r"^(\d+)\.0+$"
 
 
 def _records(
@@ -233,5 +246,6 @@ def _records(
 _MESSAGES = {
     RULE_SPACE: "white space (including non-breaking spaces) around the value removed",
     RULE_CASE: "code written in lower case, upper-cased",
+    RULE_ID_NUMBER: "identifier written as a decimal number by a spreadsheet (12345.0), written as 12345",
     **{rule: f"{text}, rewritten in the documented form" for rule, text in DATE_RULES.items()},
 }

@@ -295,6 +295,22 @@ def test_the_summary_counts_corrections_by_rule(tables):
     assert fixes["message"].str.contains(r"\[rule ").all()
 
 
+def test_an_id_a_spreadsheet_turned_into_a_number_is_the_same_child(tmp_path):
+    write_return(tmp_path / "in", 2023, headers=[header("555")], episodes=[episode("555", "01/05/2022")])
+    write_return(
+        tmp_path / "in",
+        2024,
+        headers=[header("555.0")],
+        episodes=[episode("555.0", "01/05/2022", dec="01/06/2023", rec="E11")],
+    )
+    tables = run_with_test_key(tmp_path / "in", tmp_path / "out")
+    assert len(tables["children"]) == 1 and len(tables["episodes"]) == 1
+    assert (tables["episodes"]["episode_end_type"] == "exit").all()
+    fixes = tables["corrections"]
+    assert sorted(fixes["table_name"]) == ["episodes", "header"]
+    assert set(fixes["rule"]) == {"id_written_as_number"} and set(fixes["action"]) == {"normalised"}
+
+
 # -- damage in one non-structural cell never changes the stock totals ---------------------------------
 
 _DAMAGE = {
