@@ -21,7 +21,11 @@ ChildKey = Callable[[pd.Series, pd.Series], pd.Series]  # (area_code, national i
 
 
 def empty() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype="object") for c in CORRECTION_COLUMNS})
+    """No corrections (a copy of one empty frame: every clean table asks for one)."""
+    return _EMPTY.copy()
+
+
+_EMPTY = pd.DataFrame({c: pd.Series(dtype="object") for c in CORRECTION_COLUMNS})
 
 
 def records(

@@ -182,6 +182,7 @@ def _extract_file(
                 spec.period(raw.input.collection_year),
                 spec.date_format,
                 set(encoded),
+                spec.date_pattern,
             )
             frame, known = normalised.frame, normalised.encodings
             result.corrections.append(normalised.corrections)

@@ -35,6 +35,9 @@ _DAY_MONTH_YEAR = re.compile(r"^(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{4})$")
 _TWO_DIGIT_YEAR = re.compile(r"^(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{2})$")
 _EXCEL_SERIAL = re.compile(r"^(\d{5})(?:\.0+)?$")
 _EXCEL_EPOCH = date(1899, 12, 30)  # serial 1 is 1 January 1900 (Excel's 1900 date system)
+# A code that needs no look: no lower-case letter and no white space at either end.
+_EDGE = r"[^a-z\s\x{00a0}\x{2007}\x{202f}\x{feff}\x{200b}]"
+_DOCUMENTED_CODE = rf"^{_EDGE}(?:[^a-z]*{_EDGE})?$"
 
 RULE_SPACE = "surrounding_space"
 RULE_CASE = "lower_case_code"
@@ -63,12 +66,14 @@ def normalise_table(
     period: tuple[date, date],
     date_format: str,
     encoded: set[str],
+    date_pattern: str = r"^\d{2}/\d{2}/\d{4}$",
 ) -> Normalised:
     """``frame`` with every value in its documented form, and the record of each change.
 
     ``period``: first and last day of the return's collection year (two-digit years are read
     against it). ``encoded``: the columns to normalise through their distinct values (the others,
-    identifiers with as many values as rows, are trimmed as a whole).
+    identifiers with as many values as rows, are trimmed as a whole). ``date_pattern``: the shape
+    of a date in its documented form (such values are only looked at by validation).
     """
     changed: dict[str, pd.Series] = {}
     records: list[pd.DataFrame] = []
@@ -82,7 +87,7 @@ def normalise_table(
             continue
         if column in encoded:
             dictionary = dictionary_encoded(values)
-            fixes = _distinct_fixes(dictionary.dictionary, column, policy, period, date_format)
+            fixes = _distinct_fixes(dictionary.dictionary, column, policy, period, date_format, date_pattern)
             if not fixes:
                 encodings[column] = dictionary
                 continue
@@ -99,14 +104,29 @@ def normalise_table(
 
 
 def _distinct_fixes(
-    distinct: pa.Array, column: str, policy: TablePolicy, period: tuple[date, date], date_format: str
+    distinct: pa.Array,
+    column: str,
+    policy: TablePolicy,
+    period: tuple[date, date],
+    date_format: str,
+    date_pattern: str,
 ) -> dict[int, tuple[str | None, str]]:
     """Position of each distinct value that changes -> (new value, rule)."""
-    texts = distinct.to_pylist()
     window = policy.two_digit_year_window(column, period)
     is_code = column in policy.codes
+    # Only values not already in their documented form are looked at one by one: a code with no
+    # lower-case letter or space, a date of the documented shape, pass as they are.
+    pattern = date_pattern if window is not None else _DOCUMENTED_CODE if is_code else None
+    if pattern is not None:
+        documented = pc.fill_null(pc.match_substring_regex(distinct, pattern), True)
+        if pc.all(documented).as_py():
+            return {}
+        candidates = np.flatnonzero(~documented.to_numpy(zero_copy_only=False))
+    else:
+        candidates = np.arange(len(distinct))
+    texts = distinct.take(pa.array(candidates, type=pa.int64())).to_pylist()
     fixes: dict[int, tuple[str | None, str]] = {}
-    for position, text in enumerate(texts):
+    for position, text in zip(candidates.tolist(), texts, strict=True):
         if text is None:
             continue
         value, rule = text.strip(SPACES), None
@@ -205,7 +225,12 @@ def _trimmed(values: pd.Series) -> tuple[pd.Series | None, np.ndarray, list, lis
         text = text.combine_chunks()
     trimmed = pc.utf8_trim(text, SPACES)
     spaced = pc.fill_null(pc.not_equal(pc.binary_length(trimmed), pc.binary_length(text)), False)
-    as_number = pc.fill_null(pc.match_substring_regex(trimmed, _ID_AS_NUMBER), False)
+    # The regular expression only where a value has a dot (a plain search; ids rarely have one).
+    dotted = pc.fill_null(pc.match_substring(trimmed, "."), False)
+    if pc.any(dotted).as_py():
+        as_number = pc.fill_null(pc.and_(dotted, pc.match_substring_regex(trimmed, _ID_AS_NUMBER)), False)
+    else:
+        as_number = dotted
     changed = pc.or_(spaced, as_number)
     hit = np.flatnonzero(changed.to_numpy(zero_copy_only=False))
     if not len(hit):

@@ -62,8 +62,15 @@ def _date(frame: pd.DataFrame, column: str) -> pd.Series:
     return parse_text_dates(frame[column], DATE_PATTERN, DATE_FORMAT)
 
 
-def _child() -> pa.Column:
-    return pa.Column(str, nullable=False, checks=[no_surrounding_space(), max_length(CHILD_ID_MAX_LENGTH)])
+def _child(trimmed: bool = False) -> pa.Column:
+    """``trimmed``: the ids were already trimmed (normalisation): the space check would be a second
+    pass over as many values as rows, and could not fail."""
+    checks = (
+        [max_length(CHILD_ID_MAX_LENGTH)]
+        if trimmed
+        else [no_surrounding_space(), max_length(CHILD_ID_MAX_LENGTH)]
+    )
+    return pa.Column(str, nullable=False, checks=checks)
 
 
 def _code(codelists: pd.DataFrame, field: str, year: int, *, required: bool) -> pa.Column:
@@ -138,7 +145,7 @@ def _date_limited_codes_rule(codelists: pd.DataFrame, field: str, year: int) -> 
     return checks
 
 
-def episodes_schema(codelists: pd.DataFrame, year: int) -> pa.DataFrameSchema:
+def episodes_schema(codelists: pd.DataFrame, year: int, *, trimmed_ids: bool = False) -> pa.DataFrameSchema:
     start, end = collection_bounds(year)
 
     def end_not_before_start(frame: pd.DataFrame) -> pd.Series:
@@ -162,7 +169,7 @@ def episodes_schema(codelists: pd.DataFrame, year: int) -> pa.DataFrameSchema:
     label = f"{year - 1}/{str(year)[2:]}"
     return pa.DataFrameSchema(
         {
-            "CHILD": _child(),
+            "CHILD": _child(trimmed_ids),
             "DECOM": _date_column(required=True),
             "RNE": _code(codelists, "RNE", year, required=True),
             "LS": _code(codelists, "LS", year, required=True),
@@ -213,13 +220,13 @@ def episodes_schema(codelists: pd.DataFrame, year: int) -> pa.DataFrameSchema:
     )
 
 
-def header_schema(codelists: pd.DataFrame, year: int) -> pa.DataFrameSchema:
+def header_schema(codelists: pd.DataFrame, year: int, *, trimmed_ids: bool = False) -> pa.DataFrameSchema:
     def one_row_per_child(frame: pd.DataFrame) -> pd.Series:
         return ~frame["CHILD"].duplicated(keep=False) | frame["CHILD"].isna()
 
     return pa.DataFrameSchema(
         {
-            "CHILD": _child(),
+            "CHILD": _child(trimmed_ids),
             "SEX": _code(codelists, "SEX", year, required=True),
             "DOB": _date_column(required=True),
             "ETHNIC": _code(codelists, "ETHNIC", year, required=False),
@@ -242,10 +249,10 @@ def header_schema(codelists: pd.DataFrame, year: int) -> pa.DataFrameSchema:
     )
 
 
-def uasc_schema(codelists: pd.DataFrame, year: int) -> pa.DataFrameSchema:
+def uasc_schema(codelists: pd.DataFrame, year: int, *, trimmed_ids: bool = False) -> pa.DataFrameSchema:
     return pa.DataFrameSchema(
         {
-            "CHILD": _child(),
+            "CHILD": _child(trimmed_ids),
             "SEX": _code(codelists, "SEX", year, required=False),
             "DOB": _date_column(required=False),
             "DUC": _date_column(required=False),

@@ -122,7 +122,7 @@ class Ssda903Source:
         )
 
     def _schema(self, table: str, year: int) -> pa.DataFrameSchema:
-        return schemas.SCHEMAS[table](self.codelists, year)
+        return schemas.SCHEMAS[table](self.codelists, year, trimmed_ids=self.values is not None)
 
     @staticmethod
     def _prepare(
