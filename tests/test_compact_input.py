@@ -85,11 +85,15 @@ def test_a_rejected_row_stays_as_read_and_its_record_is_unchanged(source, tmp_pa
         tmp_path / "in",
         2024,
         headers=[header("1"), header("2")],
-        episodes=[episode("1", "01/05/2023"), episode("2", "02/05/2023", place="ZZ9")],
+        episodes=[episode("1", "01/05/2023"), episode("2", "32/05/2023", place="ZZ9")],
     )
     extraction = source.extract(source.discover(tmp_path / "in"))
     record = extraction.quarantine[["file", "row_number", "column_name", "rule", "value"]]
-    assert record.values.tolist() == [["2024/201/episodes.csv", 3, "PLACE", "code_list", "ZZ9"]]
+    # a structural failure (the start date) quarantines the row with every record it has
+    assert record.values.tolist() == [
+        ["2024/201/episodes.csv", 3, "DECOM", "date_format", "32/05/2023"],
+        ["2024/201/episodes.csv", 3, "PLACE", "code_list", "ZZ9"],
+    ]
 
     rejected = extraction.rejected["episodes"]
     assert rejected["row_number"].tolist() == [3]
