@@ -29,7 +29,7 @@ from icare.disclosure import DisclosureRules, load_disclosure_rules, release_tab
 from icare.memory import configure_allocators
 from icare.population import Population, load_population
 from icare.pseudonymise import KeyedIds, Pseudonymiser
-from icare.publish import StagedOutputs
+from icare.publish import StagedOutputs, claim_output
 from icare.reconciliation import OUTCOMES, reconcile
 from icare.sources.base import Extraction, Harmonised, InputFile, Source, SourceInputError
 from icare.sources.registry import available_sources, reader_class
@@ -276,7 +276,14 @@ def run_id_for(
 
 
 def run(options: RunOptions) -> RunResult:
-    """The whole pipeline in one process (the ``icare run`` path)."""
+    """The whole pipeline in one process (the ``icare run`` path), with the output folder claimed
+    first: made, checked writable, cleared of a killed run's left-overs and locked against other runs
+    (``icare.output_folder``) before any configuration or input is read."""
+    with claim_output(options.output_dir):
+        return _run(options)
+
+
+def _run(options: RunOptions) -> RunResult:
     configure_allocators()
     started_at = datetime.now(UTC)
     timer = StepTimer(options.progress)
@@ -316,6 +323,7 @@ def run(options: RunOptions) -> RunResult:
                 settings,
                 population,
                 on_table=lambda name, table: staging.write({name: table}),
+                progress=timer.progress,
             ),
         )
         return publish(
@@ -340,9 +348,10 @@ def statistics_tables(
     settings: StatisticsSettings,
     population: Population | None = None,
     on_table: Callable[[str, pa.Table], object] | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, object]:
     """Spells and the published statistics, computed in DuckDB over the assembled episodes; rates
-    when a population is given. ``on_table``: see ``compute_statistics``."""
+    when a population is given. ``on_table``, ``progress``: see ``compute_statistics``."""
     specs = {name: load_source_spec(name) for name in source_names}
     periods = reporting_periods(tables["inputs"], specs)
     gap_days = {name: spec.care_spell_gap_days for name, spec in specs.items()}
@@ -354,6 +363,7 @@ def statistics_tables(
         gap_days,
         population=population.table if population is not None else None,
         on_table=on_table,
+        progress=progress,
     )
 
 
