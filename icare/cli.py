@@ -171,7 +171,8 @@ def _exit_if_storage_failure(error: Exception) -> None:
     reason = storage_reason(error)
     if reason is not None:
         first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        message = f"{first_line} ({reason}); the previous outputs are left as they were"
+        because = "" if reason in first_line else f" ({reason})"
+        message = f"{first_line}{because}; the previous outputs are left as they were"
         click.echo(f"icare: error: {message}", err=True)
         sys.exit(USAGE)
 

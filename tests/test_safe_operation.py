@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -386,8 +387,8 @@ def test_a_storage_failure_outside_the_outputs_exits_2(returns, tmp_path, monkey
     done = icare_run(returns, tmp_path / "out")
     assert done.exit_code == 2
     assert done.stderr == (
-        'icare: error: IO Error: Could not write file ".tmp/duckdb_temp": No space left on device '
-        "(No space left on device); the previous outputs are left as they were\n"
+        'icare: error: IO Error: Could not write file ".tmp/duckdb_temp": No space left on device; '
+        "the previous outputs are left as they were\n"
     )
 
 
@@ -471,6 +472,39 @@ def test_ctrl_c_prints_one_line_exits_130_and_removes_the_staging_folder(returns
     assert snapshot(published) == before
     assert listing(published) == OUTPUTS
     assert_released()
+
+
+def test_a_real_sigint_ends_the_installed_command_with_130(returns, published):
+    """The signal itself, in the command as installed (``console``, which ends with ``os._exit``):
+    sent once the staging folder exists, while the statistics run (held here by a sleep)."""
+    before = snapshot(published)
+    write_return(returns, 2025, headers=[header("9")], episodes=[episode("9", "01/05/2024")])
+    arguments = ["icare", "run", "--quiet", "--source", f"ssda903={returns}", "--output", str(published)]
+    code = (
+        "import sys, time\n"
+        "import icare.pipeline\n"
+        "icare.pipeline.statistics_tables = lambda *args, **kwargs: time.sleep(120)\n"
+        "from icare.cli import console\n"
+        f"sys.argv = {arguments!r}\n"
+        "console()\n"
+    )
+    environment = {**os.environ, KEY_ENVIRONMENT_VARIABLE: TEST_KEY}
+    command = subprocess.Popen(
+        [sys.executable, "-c", code], stderr=subprocess.PIPE, text=True, env=environment
+    )
+    try:
+        for _ in range(600):
+            if list(published.glob(f"{output_folder.STAGING_PREFIX}*")) or command.poll() is not None:
+                break
+            threading.Event().wait(0.1)
+        command.send_signal(signal.SIGINT)
+        _, stderr = command.communicate(timeout=60)
+    finally:
+        command.kill()
+    assert command.returncode == 130
+    assert stderr == f"{INTERRUPTED_MESSAGE}\n"
+    assert snapshot(published) == before
+    assert listing(published) == OUTPUTS
 
 
 def test_ctrl_c_during_the_swap_puts_the_previous_outputs_back(returns, published, run_on, monkeypatch):
