@@ -392,6 +392,22 @@ def test_a_storage_failure_outside_the_outputs_exits_2(returns, tmp_path, monkey
     )
 
 
+def test_a_failed_swap_into_a_folder_without_outputs_leaves_none(returns, run_on, tmp_path, monkeypatch):
+    """The new outputs already moved in go back too, not only those that replaced previous ones: no
+    database is left without its Parquet files, run.json or release."""
+    real = publish.os.replace
+
+    def replace(source, target):
+        if output_folder.STAGING_PREFIX in str(source) and Path(source).name == "release":
+            raise OSError(errno.EIO, "Input/output error")
+        return real(source, target)
+
+    monkeypatch.setattr(publish.os, "replace", replace)
+    with pytest.raises(OSError, match="Input/output error"):
+        run_on(returns, tmp_path / "out")
+    assert listing(tmp_path / "out") == []
+
+
 # 4. A killed run's left-overs are cleared by the next run, whatever its input
 
 
