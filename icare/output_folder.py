@@ -1,7 +1,7 @@
 """The output folder made safe to write: one writer at a time, checked before any input is read,
 left-overs of a killed run cleared, and failures of the storage named in one line.
 
-``claimed(output_dir, managed)`` is taken by ``icare run`` before it reads anything and by every
+``claimed(output_dir, managed)`` is taken by ``icare run`` before it reads any input and by every
 publication (``icare.publish.StagedOutputs``, so Dagster's ``publish_outputs`` too) for as long as
 they write. Two runs writing into one folder would each swap in its own files: the folder could end
 with the database of one run and the Parquet files of the other, or a database that lacks tables.
@@ -81,8 +81,8 @@ def writing(what: object) -> Iterator[None]:
 @dataclass
 class _Claim:
     descriptor: int
-    thread: int
-    depth: int = 1
+    thread: int  # the thread that claimed it: only it may claim it again
+    depth: int = 0  # claims inside one another on that thread
 
 
 _claims: dict[Path, _Claim] = {}
@@ -96,8 +96,8 @@ def claimed(output_dir: Path, managed: tuple[str, ...]) -> Iterator[None]:
     The first claim of a folder in a process checks that files can be created in it and clears
     what a killed run left (``clear_leftovers``); a claim inside it on the same thread (``icare
     run`` claims, then its publication does) only counts. Raises ``OutputLockedError`` when another
-    process, or another thread of this one, holds the folder, and ``OutputWriteError`` when the
-    folder cannot be made or written; in both cases nothing in the folder is changed.
+    process, or another thread of this one, holds the folder (nothing in it is changed), and
+    ``OutputWriteError`` when the folder cannot be made or written.
     """
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
@@ -109,7 +109,7 @@ def claimed(output_dir: Path, managed: tuple[str, ...]) -> Iterator[None]:
         if claim is not None and claim.thread != threading.get_ident():
             raise OutputLockedError(_locked_message(output_dir, os.getpid()))
         if claim is None:
-            claim = _claims[key] = _Claim(_lock(output_dir), threading.get_ident(), depth=0)
+            claim = _claims[key] = _Claim(_lock(output_dir), threading.get_ident())
         claim.depth += 1
     try:
         if claim.depth == 1:

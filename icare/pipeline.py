@@ -13,7 +13,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Mapping
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -276,14 +276,15 @@ def run_id_for(
 
 
 def run(options: RunOptions) -> RunResult:
-    """The whole pipeline in one process (the ``icare run`` path), with the output folder claimed
-    first: made, checked writable, cleared of a killed run's left-overs and locked against other runs
-    (``icare.output_folder``) before any configuration or input is read."""
-    with claim_output(options.output_dir):
-        return _run(options)
+    """The whole pipeline in one process (the ``icare run`` path). The output folder is claimed once
+    the settings and the key are known good and before any input is read: made, checked writable,
+    cleared of a killed run's left-overs and locked against other runs until the end
+    (``icare.output_folder``)."""
+    with ExitStack() as claims:
+        return _run(options, lambda: claims.enter_context(claim_output(options.output_dir)))
 
 
-def _run(options: RunOptions) -> RunResult:
+def _run(options: RunOptions, claim_output_folder: Callable[[], object]) -> RunResult:
     configure_allocators()
     started_at = datetime.now(UTC)
     timer = StepTimer(options.progress)
@@ -296,6 +297,7 @@ def _run(options: RunOptions) -> RunResult:
     if population is not None:
         rate_age_bands(settings)  # settings that rates cannot honour stop before any input is read
     pseudonymiser = pseudonymiser_for(options.sources)
+    claim_output_folder()
     results = []
     for name, path in sorted(options.sources.items()):
         source = open_source(name, classification, pseudonymiser)

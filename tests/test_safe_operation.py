@@ -574,7 +574,7 @@ def test_a_key_of_white_space_stops_icare_run_with_exit_2(returns, tmp_path):
     done = icare_run(returns, tmp_path / "out", key=" " * 32)
     assert done.exit_code == 2
     assert done.stderr.startswith(f"icare: error: {KEY_ENVIRONMENT_VARIABLE} holds only white space")
-    assert not (tmp_path / "out" / "icare.duckdb").exists()
+    assert not (tmp_path / "out").exists()  # refused before the output folder is claimed
 
 
 def test_outputs_of_a_normal_run_are_complete(published):
