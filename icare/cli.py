@@ -9,30 +9,44 @@ from pathlib import Path
 
 import click
 
-from icare.classification import ClassificationError
-from icare.codelists import CodelistError
-from icare.concordance import ConcordanceError
-from icare.disclosure.rules import DisclosureRulesError
-from icare.population import PopulationError
-from icare.pseudonymise import MissingKeyError
-from icare.sources.base import SourceInputError
-from icare.sources.registry import UnknownSourceError
-from icare.sources.spec import SourceSpecError
-from icare.statistics.settings import StatisticsSettingsError
-
 DEFAULT_OUTPUT = Path("outputs")
-USAGE_ERRORS = (
-    SourceInputError,
-    MissingKeyError,
-    UnknownSourceError,
-    ClassificationError,
-    ConcordanceError,
-    CodelistError,
-    SourceSpecError,
-    StatisticsSettingsError,
-    DisclosureRulesError,
-    PopulationError,
-)
+# Exit codes (docs/operations.md): 0 done, 1 a failure of icare itself (with its traceback),
+# USAGE input, settings, output folder or storage to fix, INTERRUPTED by Ctrl-C (128 + SIGINT).
+USAGE = 2
+INTERRUPTED = 130
+INTERRUPTED_MESSAGE = "icare: interrupted; previous outputs left as they were"
+
+
+def usage_errors() -> tuple[type[Exception], ...]:
+    """The errors that mean the input, a setting or the output folder is to be fixed (exit code 2).
+
+    Imported when the command runs, not with this module: importing the pipeline takes seconds, and
+    a Ctrl-C meanwhile is then handled like any other (``run``)."""
+    from icare.classification import ClassificationError
+    from icare.codelists import CodelistError
+    from icare.concordance import ConcordanceError
+    from icare.disclosure.rules import DisclosureRulesError
+    from icare.output_folder import OutputFolderError
+    from icare.population import PopulationError
+    from icare.pseudonymise import MissingKeyError
+    from icare.sources.base import SourceInputError
+    from icare.sources.registry import UnknownSourceError
+    from icare.sources.spec import SourceSpecError
+    from icare.statistics.settings import StatisticsSettingsError
+
+    return (
+        SourceInputError,
+        MissingKeyError,
+        UnknownSourceError,
+        ClassificationError,
+        ConcordanceError,
+        CodelistError,
+        SourceSpecError,
+        StatisticsSettingsError,
+        DisclosureRulesError,
+        PopulationError,
+        OutputFolderError,
+    )
 
 
 def _parse_sources(values: tuple[str, ...]) -> dict[str, Path]:
@@ -121,33 +135,54 @@ def run(
     quiet: bool,
 ) -> None:
     """Read, validate and harmonise returns; write Parquet and DuckDB outputs atomically."""
-    from icare.pipeline import RunOptions, bundled_samples
-    from icare.pipeline import run as run_pipeline
-
-    chosen = _parse_sources(sources) if sources else bundled_samples()
     started = time.perf_counter()
 
     def progress(message: str) -> None:
         if not quiet:
             click.echo(f"[{time.perf_counter() - started:6.1f}s] {message}", err=True)
 
-    options = RunOptions(
-        chosen,
-        output_dir,
-        classification_path,
-        crosswalk_path,
-        progress,
-        statistics_path,
-        disclosure_path=disclosure_path,
-        population_path=population_path,
-        strict=strict,
-    )
     try:
+        from icare.pipeline import RunOptions, bundled_samples
+        from icare.pipeline import run as run_pipeline
+
+        options = RunOptions(
+            _parse_sources(sources) if sources else bundled_samples(),
+            output_dir,
+            classification_path,
+            crosswalk_path,
+            progress,
+            statistics_path,
+            disclosure_path=disclosure_path,
+            population_path=population_path,
+            strict=strict,
+        )
         result = run_pipeline(options)
-    except USAGE_ERRORS as exc:
+    except KeyboardInterrupt:
+        # Ctrl-C: the staging folder was removed and the output folder released on the way out
+        # (left to click, it would print "Aborted!" and exit 1).
+        click.echo(INTERRUPTED_MESSAGE, err=True)
+        sys.exit(INTERRUPTED)
+    except usage_errors() as exc:
         click.echo(f"icare: error: {exc}", err=True)
-        sys.exit(2)
+        sys.exit(USAGE)
+    except Exception as exc:
+        _exit_if_storage_failure(exc)
+        raise
     click.echo(format_summary(result.summary, output_dir, time.perf_counter() - started))
+
+
+def _exit_if_storage_failure(error: Exception) -> None:
+    """A refusal of the storage met outside the outputs' own writes (e.g. DuckDB spilling to disk
+    during the statistics) is the machine's to fix, not a bug: one line and exit code 2."""
+    from icare.output_folder import storage_reason
+
+    reason = storage_reason(error)
+    if reason is not None:
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        because = "" if reason in first_line else f" ({reason})"
+        message = f"{first_line}{because}; the previous outputs are left as they were"
+        click.echo(f"icare: error: {message}", err=True)
+        sys.exit(USAGE)
 
 
 def format_summary(summary: dict, output_dir: Path, seconds: float) -> str:

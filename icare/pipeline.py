@@ -13,7 +13,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Mapping
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,7 +29,7 @@ from icare.disclosure import DisclosureRules, load_disclosure_rules, release_tab
 from icare.memory import configure_allocators
 from icare.population import Population, load_population
 from icare.pseudonymise import KeyedIds, Pseudonymiser
-from icare.publish import StagedOutputs
+from icare.publish import StagedOutputs, claim_output
 from icare.reconciliation import OUTCOMES, reconcile
 from icare.sources.base import Extraction, Harmonised, InputFile, Source, SourceInputError
 from icare.sources.registry import available_sources, reader_class
@@ -289,7 +289,15 @@ def run_id_for(
 
 
 def run(options: RunOptions) -> RunResult:
-    """The whole pipeline in one process (the ``icare run`` path)."""
+    """The whole pipeline in one process (the ``icare run`` path). The output folder is claimed once
+    the settings and the key are known good and before any input is read: made, checked writable,
+    cleared of a killed run's left-overs and locked against other runs until the end
+    (``icare.output_folder``)."""
+    with ExitStack() as claims:
+        return _run(options, lambda: claims.enter_context(claim_output(options.output_dir)))
+
+
+def _run(options: RunOptions, claim_output_folder: Callable[[], object]) -> RunResult:
     configure_allocators()
     started_at = datetime.now(UTC)
     timer = StepTimer(options.progress)
@@ -302,6 +310,7 @@ def run(options: RunOptions) -> RunResult:
     if population is not None:
         rate_age_bands(settings)  # settings that rates cannot honour stop before any input is read
     pseudonymiser = pseudonymiser_for(options.sources)
+    claim_output_folder()
     results = []
     for name, path in sorted(options.sources.items()):
         source = open_source(name, classification, pseudonymiser, strict=options.strict)
@@ -329,6 +338,7 @@ def run(options: RunOptions) -> RunResult:
                 settings,
                 population,
                 on_table=lambda name, table: staging.write({name: table}),
+                progress=timer.progress,
             ),
         )
         return publish(
@@ -353,9 +363,10 @@ def statistics_tables(
     settings: StatisticsSettings,
     population: Population | None = None,
     on_table: Callable[[str, pa.Table], object] | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, object]:
     """Spells and the published statistics, computed in DuckDB over the assembled episodes; rates
-    when a population is given. ``on_table``: see ``compute_statistics``."""
+    when a population is given. ``on_table``, ``progress``: see ``compute_statistics``."""
     specs = {name: load_source_spec(name) for name in source_names}
     periods = reporting_periods(tables["inputs"], specs)
     gap_days = {name: spec.care_spell_gap_days for name, spec in specs.items()}
@@ -367,6 +378,7 @@ def statistics_tables(
         gap_days,
         population=population.table if population is not None else None,
         on_table=on_table,
+        progress=progress,
     )
 
 

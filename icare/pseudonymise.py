@@ -48,6 +48,13 @@ class Pseudonymiser:
         """The key from ``ICARE_PSEUDONYM_KEY``; the public development key only for the bundled sample."""
         value = os.environ.get(KEY_ENVIRONMENT_VARIABLE, "")
         if value:
+            if not value.strip():
+                # Most likely a variable set from an empty secret file or a template: a key of spaces
+                # would be the same guessable key everywhere.
+                raise MissingKeyError(
+                    f"{KEY_ENVIRONMENT_VARIABLE} holds only white space: set it to a long random "
+                    "secret (for example: python -c 'import secrets; print(secrets.token_hex(32))')"
+                )
             if len(value.encode()) < KEY_BYTES_MINIMUM:
                 raise MissingKeyError(
                     f"{KEY_ENVIRONMENT_VARIABLE} is shorter than {KEY_BYTES_MINIMUM} bytes: "

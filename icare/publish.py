@@ -4,7 +4,9 @@ Everything is first written to a staging folder beside the outputs (``StagedOutp
 background threads while the run goes on; only when every table is written and the database is
 closed are the previous outputs swapped out, by renames on the same file system. A run that fails
 before the swap (in the writer or elsewhere) stops the writer and leaves the previous outputs
-untouched; a failure during the swap puts them back.
+untouched; a failure during the swap puts them back, and a swap cut short by a killed process is
+finished or undone by the next run (``icare.output_folder``). The folder is claimed for the whole
+write, so no other run writes into it meanwhile.
 """
 
 from __future__ import annotations
@@ -14,14 +16,16 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from icare.output_folder import PREVIOUS_PREFIX, STAGING_PREFIX, claimed, writing
 from schemas.outputs import RELEASE_SCHEMA, RELEASE_TABLES, TABLES, release_name, to_arrow
 
 DATABASE = "icare.duckdb"
@@ -44,6 +48,14 @@ DATA_DICTIONARY_DESCRIPTION = (
     "published column: `table_name`, `column_name`, `type`, `nullable`, `description` "
     "(the column reference below, without the lists of allowed values)"
 )
+
+
+@contextmanager
+def claim_output(output_dir: Path) -> Iterator[None]:
+    """``output_dir`` made, checked, cleared of a killed run's left-overs and locked against other
+    runs while the block runs (``icare.output_folder.claimed``)."""
+    with claimed(output_dir, MANAGED):
+        yield
 
 
 def data_dictionary() -> pa.Table:
@@ -75,12 +87,15 @@ class StagedOutputs:
     several cursors of it to load different tables at once). Used as a context manager: leaving it by
     an exception stops the writer (interrupting DuckDB, skipping what is queued), removes the staging
     folder and lets that exception through; the previous outputs are only replaced by ``finish``.
+    The output folder is claimed (``claim_output``) from entering to leaving. A refusal of the
+    storage (full, read-only, no permission) is raised as ``OutputWriteError`` naming what it
+    could not write.
     """
 
     def __init__(self, output_dir: Path, run_id: str, classification_version: str) -> None:
         self.output_dir = output_dir
         self.run_id = run_id
-        self.folder = output_dir / f".staging-{run_id}"
+        self.folder = output_dir / f"{STAGING_PREFIX}{run_id}"
         # Each Parquet file says what it was made with, even when copied out of a release.
         self.metadata = {
             b"icare.run_id": run_id.encode(),
@@ -97,14 +112,19 @@ class StagedOutputs:
         self._connection: duckdb.DuckDBPyConnection | None = None
         self._cursors: dict[int, duckdb.DuckDBPyConnection] = {}  # writer thread id -> its cursor
         self._cursors_lock = threading.Lock()
+        self._claim = ExitStack()
 
     def __enter__(self) -> StagedOutputs:
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        if self.folder.exists():
-            shutil.rmtree(self.folder)
-        (self.folder / PARQUET_DIR).mkdir(parents=True)
-        (self.folder / RELEASE_DIR).mkdir()
-        self._connection = _open_database(self.folder / DATABASE)
+        with ExitStack() as claim:
+            claim.enter_context(claim_output(self.output_dir))
+            claim.callback(shutil.rmtree, self.folder, ignore_errors=True)
+            with writing(f"the staging folder {self.folder}"):
+                if self.folder.exists():
+                    shutil.rmtree(self.folder)
+                (self.folder / PARQUET_DIR).mkdir(parents=True)
+                (self.folder / RELEASE_DIR).mkdir()
+                self._connection = _open_database(self.folder / DATABASE)
+            self._claim = claim.pop_all()
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, *_: object) -> None:
@@ -123,7 +143,7 @@ class StagedOutputs:
             if kind is None:
                 raise
         finally:
-            shutil.rmtree(self.folder, ignore_errors=True)
+            self._claim.close()  # the staging folder removed, then the output folder released
 
     def write(self, tables: Mapping[str, object]) -> None:
         """Queue ``tables`` (pandas frames or Arrow, validated as they are written) for the writer.
@@ -149,7 +169,8 @@ class StagedOutputs:
             "tables": summary.get("release", {}).get("tables", {}),
         }
         path = self.folder / RELEASE_DIR / RELEASE_SUMMARY
-        path.write_text(json.dumps(disclosure, indent=2, sort_keys=True) + "\n")
+        with writing(path):
+            path.write_text(json.dumps(disclosure, indent=2, sort_keys=True) + "\n")
 
     def wait(self) -> None:
         """Until the writer has written everything queued; its first error is raised."""
@@ -168,10 +189,12 @@ class StagedOutputs:
         self.write({**tables, "data_dictionary": None})
         self.wait()
         self._close()
-        (self.folder / RUN_SUMMARY).write_text(
-            json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n"
-        )
-        _swap_in(self.folder, self.output_dir, self.run_id)
+        with writing(self.folder / RUN_SUMMARY):
+            (self.folder / RUN_SUMMARY).write_text(
+                json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n"
+            )
+        with writing(f"the outputs into {self.output_dir}"):
+            _swap_in(self.folder, self.output_dir, self.run_id)
 
     def _submit(self, action: Callable[..., None], *arguments: object) -> None:
         """Queue ``action`` for the writer threads (``_run``)."""
@@ -228,7 +251,8 @@ class StagedOutputs:
         connection = self._open_connection()
         connection.register("incoming", table)
         try:
-            connection.execute(f"CREATE TABLE {qualified_name} AS SELECT * FROM incoming")
+            with writing(f"the table {qualified_name} of {self.folder / DATABASE}"):
+                connection.execute(f"CREATE TABLE {qualified_name} AS SELECT * FROM incoming")
         finally:
             connection.unregister("incoming")
 
@@ -280,7 +304,8 @@ class StagedOutputs:
                 cursor.close()
             try:
                 if not self._stop.is_set():
-                    connection.execute("CHECKPOINT")
+                    with writing(self.folder / DATABASE):
+                        connection.execute("CHECKPOINT")
             finally:
                 connection.close()
 
@@ -313,7 +338,10 @@ def _write_parquet(table: pa.Table, path: Path, stop: threading.Event | None = N
     classification version) is added as the file's key-value metadata. Written one row group at a
     time, stopping between row groups once ``stop`` is set (the run failed: the file is thrown away).
     """
-    with pq.ParquetWriter(path, table.schema, compression="zstd", store_schema=False) as parquet:
+    with (
+        writing(path),
+        pq.ParquetWriter(path, table.schema, compression="zstd", store_schema=False) as parquet,
+    ):
         for start in range(0, max(table.num_rows, 1), ROW_GROUP_ROWS):
             if stop is not None and stop.is_set():
                 return
@@ -323,8 +351,13 @@ def _write_parquet(table: pa.Table, path: Path, stop: threading.Event | None = N
 
 
 def _swap_in(staging: Path, output_dir: Path, run_id: str) -> None:
-    previous = output_dir / f".previous-{run_id}"
+    """The previous outputs moved aside, then the staged ones in; on any failure (or Ctrl-C) the
+    staged ones go back to the staging folder and the previous ones back in place. A process killed
+    meanwhile leaves ``.previous-<run id>`` for the next run to finish or undo the swap
+    (``icare.output_folder.clear_leftovers``)."""
+    previous = output_dir / f"{PREVIOUS_PREFIX}{run_id}"
     moved: list[str] = []
+    placed: list[str] = []
     previous.mkdir()
     try:
         for name in MANAGED:
@@ -333,13 +366,12 @@ def _swap_in(staging: Path, output_dir: Path, run_id: str) -> None:
                 moved.append(name)
         for name in MANAGED:
             os.replace(staging / name, output_dir / name)
-    except OSError:
-        for name in MANAGED:  # put the previous outputs back
-            if (output_dir / name).exists() and name in moved:
-                target = output_dir / name
-                shutil.rmtree(target) if target.is_dir() else target.unlink()
-        for name in moved:
+            placed.append(name)
+    except BaseException:
+        for name in reversed(placed):  # the staged outputs back where they were
+            os.replace(output_dir / name, staging / name)
+        for name in moved:  # and the previous outputs back in place
             os.replace(previous / name, output_dir / name)
+        previous.rmdir()
         raise
-    finally:
-        shutil.rmtree(previous, ignore_errors=True)
+    shutil.rmtree(previous, ignore_errors=True)

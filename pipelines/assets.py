@@ -61,6 +61,7 @@ from icare.publish import (
     RELEASE_DIR,
     RELEASE_SUMMARY,
     RUN_SUMMARY,
+    claim_output,
     data_dictionary,
 )
 from icare.reading import file_sha256
@@ -495,7 +496,12 @@ def publication_assets(source_names: Iterable[str]) -> list[dg.AssetsDefinition]
         tables = timer.step(
             "statistics",
             lambda: statistics_tables(
-                harmonised_tables, names, icare_settings.classification(), settings, population
+                harmonised_tables,
+                names,
+                icare_settings.classification(),
+                settings,
+                population,
+                progress=timer.progress,
             ),
         )
         failures = checks.flow_identity_failures(tables["flow_check"])
@@ -625,21 +631,25 @@ def publication_assets(source_names: Iterable[str]) -> list[dg.AssetsDefinition]
         output_dir = icare_settings.output_path()
         settings = icare_settings.statistics_settings()
         disclosure = icare_settings.disclosure_rules()
-        result = publish(
-            [h.result for h in chosen],
-            {**harmonised_tables, **statistics_tables},
-            classification,
-            pseudonymiser,
-            settings,
-            output_dir,
-            timer,
-            _run_started_at(context),
-            disclosure,
-            population=icare_settings.population(),
-        )
-        yield from release_materialisations(result, output_dir, classification.version_id)
-        yield from controlled_materialisations(result, output_dir, classification.version_id)
-        yield release_check(output_dir, disclosure)
+        # Claimed until the outputs are read back for the materialisations: no other run (icare run
+        # or another deployment) swaps in its own meanwhile.
+        with claim_output(output_dir):
+            result = publish(
+                [h.result for h in chosen],
+                {**harmonised_tables, **statistics_tables},
+                classification,
+                pseudonymiser,
+                settings,
+                output_dir,
+                timer,
+                _run_started_at(context),
+                disclosure,
+                population=icare_settings.population(),
+            )
+            yield from release_materialisations(result, output_dir, classification.version_id)
+            yield from controlled_materialisations(result, output_dir, classification.version_id)
+            yield release_check(output_dir, disclosure)
+            table_rows = _parquet_rows(output_dir)
         summary = result.summary
         yield dg.MaterializeResult(
             asset_key=DUCKDB_KEY,
@@ -649,7 +659,7 @@ def publication_assets(source_names: Iterable[str]) -> list[dg.AssetsDefinition]
                 "output_path": dg.MetadataValue.path(str(output_dir.resolve())),
                 "tables": sorted(published_tables()),
                 "release_tables": sorted(release_name(t) for t in RELEASE_DESCRIPTIONS),
-                "table_rows": dg.MetadataValue.json(_parquet_rows(output_dir)),
+                "table_rows": dg.MetadataValue.json(table_rows),
                 "rows": dg.MetadataValue.json(summary["rows"]),
                 "episodes": summary["episodes"],
                 "children": summary["children"],

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from icare.classification import Classification
+from icare.statistics.progress import reporting
 from icare.statistics.settings import FINEST, StatisticsSettings, rate_age_bands
 from icare.statistics.timeline import CHILD_COLUMNS, number_children, timeline_steps
 from schemas.outputs import TOTAL, arrow_schema, column_names
@@ -317,6 +318,7 @@ def compute_statistics(
     on_statement: Callable[[str, Callable[[], object]], object] | None = None,
     population: pa.Table | None = None,
     on_table: Callable[[str, pa.Table], object] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, pa.Table]:
     """Every statistics table for the given episodes and reporting periods, as Arrow tables.
 
@@ -326,9 +328,11 @@ def compute_statistics(
     ``population`` (``icare.population.Population.table``, checked) gives the rates' denominators;
     without it the ``population`` and ``rates`` tables are empty. ``on_table(name, table)``, when
     given, is called with each published table as soon as it is made (the same table as returned),
-    so that ``icare run`` writes the large spells while the later statements run.
+    so that ``icare run`` writes the large spells while the later statements run. ``progress(message)``,
+    when given, is told of each step as it starts ("statistics: stock (9/21) ..."), so that a long
+    statistics step shows where it is.
     """
-    run_statement = on_statement or (lambda _name, run: run())
+    run_statement = reporting(on_statement or (lambda _name, run: run()), progress, _statements())
     values: dict[str, object] = {
         "temporary_purpose": settings.temporary_move_purpose,
         "resolve_temporary": settings.resolve_temporary_moves,
