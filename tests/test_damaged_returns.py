@@ -24,36 +24,23 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 
-from icare.cli import main
 from icare.pseudonymise import KEY_ENVIRONMENT_VARIABLE
 from icare.sources.ssda903.damage import KINDS, damage_corpus
 from icare.sources.ssda903.synthetic import generate_returns
 from tests import truth
+from tests.damaged_run import (
+    KEY,
+    Outcome,
+    assert_stops_naming,
+    assert_true_figures,
+    compare_stock,
+    on_record,
+    run_icare,
+)
 
-KEY = "x" * 32
 CHILDREN, FIRST_YEAR, LAST_YEAR, AREAS, SEED = 400, 2017, 2025, ("201", "202"), 14
 REPOSITORY = Path(__file__).resolve().parents[1]
-# Tables that name every file read, or every row's file of origin, whatever happened to it: a file
-# named there is not a report of a problem.
-PROVENANCE_TABLES = {
-    "inputs",
-    "reconciliation",
-    "runs",
-    "data_dictionary",
-    "episodes",
-    "children",
-    "superseded",
-}
-
-
-@dataclass
-class Outcome:
-    exit_code: int
-    output: str  # stdout and stderr
-    exception: BaseException | None
-    tables: dict[str, pd.DataFrame]
 
 
 @pytest.fixture(scope="session")
@@ -72,108 +59,6 @@ def true_figures(clean_corpus) -> dict[str, pd.DataFrame]:
         "stock_level1": truth.stock(clean_corpus, by_level1=True),
         "flows": truth.flows(clean_corpus),
     }
-
-
-def run_icare(input_dir: Path, output_dir: Path) -> Outcome:
-    """``icare run`` in this process, as a user runs it; the published tables when it succeeds."""
-    result = CliRunner().invoke(
-        main,
-        ["run", "--quiet", "--source", f"ssda903={input_dir}", "--output", str(output_dir)],
-        env={KEY_ENVIRONMENT_VARIABLE: KEY},
-    )
-    exception = None if isinstance(result.exception, SystemExit) else result.exception
-    tables = {}
-    if result.exit_code == 0:
-        for path in sorted((output_dir / "parquet").glob("*.parquet")):
-            tables[path.stem] = pd.read_parquet(path)
-    return Outcome(result.exit_code, result.output, exception, tables)
-
-
-def published_stock(tables: dict[str, pd.DataFrame], *, by_level1: bool = False) -> pd.DataFrame:
-    stock = tables["stock"].assign(
-        area=lambda t: t["area_code"],
-        reference_date=lambda t: pd.to_datetime(t["reference_date"]),
-        level1=lambda t: t["icare_code"].str[:4],
-    )
-    keys = ["area", "reference_date", *(["level1"] if by_level1 else [])]
-    return stock.groupby(keys, as_index=False)["children"].sum()
-
-
-def published_flows(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    def spells(name: str) -> pd.DataFrame:
-        frame = tables[name].assign(
-            area=lambda t: t["area_code"], year=lambda t: pd.to_datetime(t["period_end"]).dt.year
-        )
-        return (
-            frame.groupby(["area", "year"], as_index=False)["spells"].sum().rename(columns={"spells": name})
-        )
-
-    return spells("entries").merge(spells("exits"), on=["area", "year"], how="outer").fillna(0)
-
-
-def compare_stock(tables, true_figures, *, by_level1: bool = False) -> pd.DataFrame:
-    key = "stock_level1" if by_level1 else "stock"
-    keys = ["area", "reference_date", *(["level1"] if by_level1 else [])]
-    both = true_figures[key].merge(
-        published_stock(tables, by_level1=by_level1), on=keys, how="outer", suffixes=("_true", "_icare")
-    )
-    return both.fillna(0)
-
-
-def assert_no_traceback(outcome: Outcome) -> None:
-    assert outcome.exception is None, f"icare raised {outcome.exception!r}"
-    assert "Traceback" not in outcome.output
-
-
-def assert_reconciles(tables: dict[str, pd.DataFrame]) -> None:
-    r = tables["reconciliation"]
-    parts = r[["rows_accepted", "rows_quarantined", "rows_superseded", "rows_not_harmonised"]].sum(axis=1)
-    wrong = r.loc[r["rows_read"] != parts, ["file", "table_name", "rows_read"]]
-    assert wrong.empty, f"rows read do not add up for:\n{wrong}"
-
-
-def assert_true_figures(outcome: Outcome, true_figures, *, stock_tolerance: float = 0.0) -> None:
-    """Exit 0 with the true stock on every 31 March (within ``stock_tolerance`` as a share), the true
-    entries and exits within 1%, and a reconciliation that adds up."""
-    assert_no_traceback(outcome)
-    assert outcome.exit_code == 0, outcome.output
-    stock = compare_stock(outcome.tables, true_figures)
-    off = stock[
-        (stock["children_true"] - stock["children_icare"]).abs() > stock_tolerance * stock["children_true"]
-    ]
-    assert off.empty, f"stock differs from the truth on:\n{off}"
-    flows = (
-        true_figures["flows"]
-        .merge(published_flows(outcome.tables), on=["area", "year"], how="outer")
-        .fillna(0)
-    )
-    for flow in ("entries", "exits"):
-        off = flows[(flows[f"{flow}_x"] - flows[f"{flow}_y"]).abs() > 0.01 * flows[f"{flow}_x"]]
-        assert off.empty, f"{flow} differ from the truth by more than 1% in:\n{off}"
-    assert_reconciles(outcome.tables)
-
-
-def assert_stops_naming(outcome: Outcome, file: str) -> None:
-    """Exit 2, no traceback, and a message naming the file."""
-    assert_no_traceback(outcome)
-    assert outcome.exit_code == 2, (
-        f"exit {outcome.exit_code}, expected 2 naming {file}:\n{outcome.output[-2000:]}"
-    )
-    assert file in outcome.output
-
-
-def on_record(tables: dict[str, pd.DataFrame], file: str) -> bool:
-    """Whether a table that reports problems or changes (quarantine, corrections, findings ...) names
-    the file: a value changed or a part of a file set aside must be on record."""
-    for name, table in tables.items():
-        if name in PROVENANCE_TABLES:
-            continue
-        for column in table.columns:
-            values = table[column]
-            text = values.dtype == object or pd.api.types.is_string_dtype(values)
-            if text and values.astype(str).str.contains(file, regex=False).any():
-                return True
-    return False
 
 
 # ---- The clean corpus: the truth is icare's own figures ------------------------------------------
@@ -358,6 +243,23 @@ def test_damage_is_deterministic(kind, clean_corpus, tmp_path):
         assert path.exists(), change
         if path.is_file():
             assert path.read_bytes() == (tmp_path / "b" / "in" / change.file).read_bytes()
+
+
+def test_command_line_writes_the_copies_and_the_record(tmp_path, capsys):
+    import json
+
+    from icare.sources.ssda903.damage import main as damage_main
+
+    argv = [str(tmp_path), "--children", "60", "--first-year", "2017", "--last-year", "2019"]
+    assert damage_main([*argv, "--kind", "iso_dates", "--kind", "empty_file"]) == 0
+    record = json.loads((tmp_path / "damage.json").read_text())
+    assert {c["kind"] for c in record} == {"iso_dates", "empty_file"}
+    # The middle year is the one damaged (episodes run into it and out of it).
+    assert all(c["file"].startswith("2018/") for c in record)
+    emptied = [c["file"] for c in record if c["kind"] == "empty_file"]
+    assert (tmp_path / "empty_file" / emptied[0]).stat().st_size == 0
+    assert (tmp_path / "clean" / emptied[0]).stat().st_size > 0
+    assert "4 changes in 2 damaged copies" in capsys.readouterr().out  # iso_dates: 3 files, empty_file: 1
 
 
 def test_damage_changes_what_it_records_and_nothing_else(clean_corpus, tmp_path):

@@ -255,10 +255,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Write damaged copies of clean synthetic SSDA903 returns: OUT/clean, OUT/<kind>/ for "
         "each kind, and OUT/damage.json listing every change.",
     )
-    parser.add_argument("out", type=Path, help="output folder")
+    parser.add_argument("out", type=Path, nargs="?", help="output folder")
     parser.add_argument("--clean", type=Path, help="clean returns to damage (default: generate OUT/clean)")
     parser.add_argument(
-        "--kind", action="append", choices=list(KINDS), help="a kind of damage (repeatable; default all)"
+        "--kind",
+        action="append",
+        choices=list(KINDS),
+        metavar="NAME",
+        help="a kind of damage (repeatable; default all; see --list)",
     )
     parser.add_argument("--children", type=int, default=400, help="children to generate (default 400)")
     parser.add_argument("--first-year", type=int, default=2017)
@@ -271,6 +275,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name, function in KINDS.items():
             print(f"{name}: {' '.join((function.__doc__ or '').split())}")
         return 0
+    if args.out is None:
+        parser.error("the output folder is required")
     clean = args.clean
     if clean is None:
         from icare.sources.ssda903.synthetic import generate_returns

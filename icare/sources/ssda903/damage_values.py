@@ -98,7 +98,10 @@ def padded_codes(root: Path, rng: random.Random) -> list[Change]:
 @damage_kind
 def dates_with_midnight(root: Path, rng: random.Random) -> list[Change]:
     """Every date of one return followed by `` 00:00:00`` (a date-time column exported as text)."""
-    change = lambda value: value + " 00:00:00"  # noqa: E731
+
+    def change(value: str) -> str:
+        return value + " 00:00:00"
+
     return rewrite_values(
         pick_return(root, rng), "dates_with_midnight", DATE_COLUMNS, change, "dates with a time"
     )
@@ -107,14 +110,20 @@ def dates_with_midnight(root: Path, rng: random.Random) -> list[Change]:
 @damage_kind
 def iso_dates(root: Path, rng: random.Random) -> list[Change]:
     """Every date of one return written YYYY-MM-DD (exported from a database)."""
-    change = lambda value: f"{value[6:10]}-{value[3:5]}-{value[0:2]}"  # noqa: E731
+
+    def change(value: str) -> str:
+        return f"{value[6:10]}-{value[3:5]}-{value[0:2]}"
+
     return rewrite_values(pick_return(root, rng), "iso_dates", DATE_COLUMNS, change, "dates YYYY-MM-DD")
 
 
 @damage_kind
 def dates_without_leading_zeros(root: Path, rng: random.Random) -> list[Change]:
     """Every date of one return written d/m/YYYY (Excel's short date in some locales)."""
-    change = lambda value: f"{int(value[0:2])}/{int(value[3:5])}/{value[6:10]}"  # noqa: E731
+
+    def change(value: str) -> str:
+        return f"{int(value[0:2])}/{int(value[3:5])}/{value[6:10]}"
+
     return rewrite_values(
         pick_return(root, rng), "dates_without_leading_zeros", DATE_COLUMNS, change, "dates d/m/YYYY"
     )
@@ -125,14 +134,15 @@ def ids_without_leading_zeros(root: Path, rng: random.Random) -> list[Change]:
     """CHILD without its leading zeros in every return of one year (the column was read as a number
     in a spreadsheet, national-sources.md §9), so ``0005811`` that year is ``5811``."""
     year = pick_return(root, rng).year
+
+    def strip(value: str) -> str:
+        return value.lstrip("0") or "0"
+
+    columns = {t: ("CHILD",) for t in TABLES}
     changes = []
     for ret in (r for r in returns(root) if r.year == year):
-        strip = lambda value: value.lstrip("0") or "0"  # noqa: E731
-        kind = "ids_without_leading_zeros"
-        found = rewrite_values(
-            ret, kind, {t: ("CHILD",) for t in TABLES}, strip, "CHILD without leading zeros"
-        )
-        changes += found
+        what = "CHILD without leading zeros"
+        changes += rewrite_values(ret, "ids_without_leading_zeros", columns, strip, what)
     return changes
 
 
