@@ -27,8 +27,9 @@ LOCK_FILE = ".icare-lock"
 STAGING_PREFIX = ".staging-"  # a run's staging folder: .staging-<run id>
 PREVIOUS_PREFIX = ".previous-"  # the previous outputs while they are swapped out: .previous-<run id>
 PROBE_PREFIX = ".icare-probe-"  # the file that shows the folder can be written: .icare-probe-<pid>
-# Failures of the storage, not of icare: the message says what could not be written and why.
-STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS})
+# Failures of the storage, not of icare: the message says what could not be written and why (a
+# file-size limit, EFBIG, stops a write as a full disk does).
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EACCES, errno.EPERM, errno.EROFS})
 
 
 class OutputFolderError(Exception):

@@ -118,58 +118,20 @@ class Case:
 
 
 CASES = {
-    "two_digit_year_end_dates": Case(
-        DEFECTIVE,
-        recorded=True,
-        missing="issue 14 item 1: dd/mm/yy end dates are quarantined, not read, and the episodes lost",
-    ),
-    "open_episodes_with_end_reasons": Case(
-        DEFECTIVE,
-        recorded=True,
-        missing="issue 14 items 1 and 4: a REC on an open episode quarantines the episode",
-    ),
-    "defective_form": Case(
-        DEFECTIVE,
-        recorded=True,
-        missing="issue 14 items 1 and 4: two-digit years and REC on open episodes lose episodes",
-    ),
-    "lower_case_codes": Case(
-        TRUTH, recorded=True, missing="issue 14 item 1: lower-case codes are quarantined, not normalised"
-    ),
-    "padded_codes": Case(
-        TRUTH,
-        recorded=True,
-        missing="issue 14 item 1: codes with trailing (non-breaking) spaces are quarantined, not normalised",
-    ),
-    "dates_with_midnight": Case(
-        TRUTH,
-        recorded=True,
-        missing="issue 14 item 1: dates with ' 00:00:00' are quarantined, not normalised",
-    ),
-    "iso_dates": Case(
-        TRUTH, recorded=True, missing="issue 14 item 1: ISO dates are quarantined, not normalised"
-    ),
-    "dates_without_leading_zeros": Case(
-        TRUTH, recorded=True, missing="issue 14 item 1: d/m/YYYY dates are quarantined, not normalised"
-    ),
+    "two_digit_year_end_dates": Case(DEFECTIVE, recorded=True),
+    "open_episodes_with_end_reasons": Case(DEFECTIVE, recorded=True),
+    "defective_form": Case(DEFECTIVE, recorded=True),
+    "lower_case_codes": Case(TRUTH, recorded=True),
+    "padded_codes": Case(TRUTH, recorded=True),
+    "dates_with_midnight": Case(TRUTH, recorded=True),
+    "iso_dates": Case(TRUTH, recorded=True),
+    "dates_without_leading_zeros": Case(TRUTH, recorded=True),
     "ids_without_leading_zeros": Case(
         TRUTH, recorded=True, missing="issue 14 item 1: a CHILD id without its leading zeros is another child"
     ),
-    "rec_codes_before_they_existed": Case(
-        TRUTH,
-        recorded=True,
-        missing="issue 14 item 1: a REC invalid for the year quarantines the whole episode",
-    ),
-    "p2_open_after_cutoff": Case(
-        TRUTH,
-        recorded=True,
-        missing="issue 14 item 1: P2 invalid after 28 Oct 2023 quarantines the whole episode",
-    ),
-    "unknown_provider_and_ethnic": Case(
-        TRUTH,
-        recorded=True,
-        missing="issue 14 item 1: an unknown PLACE_PROVIDER quarantines the whole episode",
-    ),
+    "rec_codes_before_they_existed": Case(TRUTH, recorded=True),
+    "p2_open_after_cutoff": Case(TRUTH, recorded=True),
+    "unknown_provider_and_ethnic": Case(TRUTH, recorded=True),
     "bad_sex_and_dob": Case(TRUTH, recorded=True),
     "utf16_with_bom": Case(
         TRUTH, missing="issue 14 item 2: UTF-16 files are not read (and the loss does not stop the run)"
@@ -192,11 +154,7 @@ CASES = {
     "xlsx_hidden_draft_sheet": Case(
         TRUTH, recorded=True, missing="issue 14 item 2: a hidden sheet is read as data"
     ),
-    "xlsx_serial_dates": Case(
-        TRUTH,
-        recorded=True,
-        missing="issue 14 item 1: Excel serial numbers as dates are quarantined, not converted",
-    ),
+    "xlsx_serial_dates": Case(TRUTH, recorded=True),
     "xlsx_truncated": Case(STOP, missing="issue 14 item 3: an unreadable workbook does not stop the run"),
     "empty_file": Case(STOP, missing="issue 14 item 3: an empty episodes file does not stop the run"),
     "header_only_file": Case(
@@ -328,10 +286,6 @@ def _published(output_dir: Path) -> dict[str, pd.DataFrame]:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 14 item 5: no lock; the runs share one staging folder and one ends in a traceback",
-)
 def test_two_runs_at_once_into_one_output_folder(clean_corpus, true_figures, tmp_path):
     """Both finish, or one stops with exit 2 because the other holds the folder; never a traceback,
     and the outputs left are whole and true."""
@@ -352,9 +306,6 @@ def _limit_file_size() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True, reason="issue 14 item 5: a failed write (DuckDB: File too large) ends in a traceback, exit 1"
-)
 def test_a_full_disk_stops_the_run_and_keeps_the_previous_outputs(clean_corpus, true_figures, tmp_path):
     first = _cli(clean_corpus, tmp_path / "out")
     assert first.wait(timeout=300) == 0, first.communicate()[1]

@@ -206,7 +206,8 @@ def sample_rows(table: Table, rng: random.Random, share: float, where: Callable[
 
 
 def rewrite_values(ret: Return, kind: str, columns: dict, change: Callable[[str], str], what: str) -> list:
-    """Rewrite every non-blank value of the given columns of each table of one return."""
+    """Rewrite every non-blank value of the given columns of each table of one return; a table is
+    recorded as changed only where a value did change (``1`` in lower case is still ``1``)."""
     changes = []
     for table_name in TABLES:
         table = ret.read(table_name)
@@ -214,9 +215,13 @@ def rewrite_values(ret: Return, kind: str, columns: dict, change: Callable[[str]
         for name in columns.get(table_name, ()):
             j = table.column(name)
             for row in table.rows:
-                if row[j]:
-                    row[j] = change(row[j])
+                if not row[j]:
+                    continue
+                new = change(row[j])
+                if new != row[j]:
+                    row[j] = new
                     count += 1
         ret.write(table_name, table)
-        changes.append(Change(kind, ret.relative(ret.path(table_name)), what, count))
+        if count:
+            changes.append(Change(kind, ret.relative(ret.path(table_name)), what, count))
     return changes
