@@ -99,8 +99,8 @@ def crafted(tmp_path_factory):
             episode("800", "01/01/23", dec="01/02/2024", rec="E8"),
             # 950: P2 cannot be used for an episode still open after 28/10/2023.
             episode("950", "01/11/2023", place="P2", provider="PR4"),
-            # 960: H5 cannot start after 28/10/2023 (K3 replaced it).
-            episode("960", "15/11/2023", place="H5", provider="PR4"),
+            # 960: H5 started after 28/10/2023 is valid; its Ofsted URN makes it registered (rule 230).
+            episode("960", "15/11/2023", place="H5", provider="PR4", urn="2654321"),
             episode("850", "01/01/2023", place="Q7", dec="01/02/2024", rec="E8"),
         ],
     )
@@ -210,7 +210,7 @@ def test_two_digit_year_is_quarantined_and_blocks_the_repair_of_the_older_row(ta
     assert episodes_of(tables, pseudonym_key, "800").empty  # nothing invented
 
 
-def test_unknown_code_and_codes_retired_by_date(tables):
+def test_unknown_code_and_codes_retired_by_date(tables, pseudonym_key):
     unknown = quarantined(tables, "code_list").sort_values(["file", "row_number"])
     assert unknown[["file", "row_number", "column_name", "value"]].values.tolist() == [
         ["2023/201/episodes.csv", 16, "PLACE", "Q9"],
@@ -219,9 +219,13 @@ def test_unknown_code_and_codes_retired_by_date(tables):
     retired = quarantined(tables, "retired_by_date").sort_values("row_number")
     assert retired[["file", "row_number", "value"]].values.tolist() == [
         ["2024/201/episodes.csv", 6, "P2"],
-        ["2024/201/episodes.csv", 7, "H5"],
     ]
     assert "28/10/2023" in retired["message"].iloc[0]
+    # H5 has no date limit (national-sources.md corrections 2026-12, 3.3): kept, registered by its URN
+    h5 = episodes_of(tables, pseudonym_key, "960")
+    assert h5[["icare_code", "regulated", "concordance_rule"]].values.tolist() == [
+        ["AC.F3", "registered", "h5_with_urn_registered"]
+    ]
 
 
 def test_episodes_without_a_header_are_quarantined(tables):
@@ -245,13 +249,14 @@ def test_every_row_is_accounted_for(tables):
         4,
     ]
     episodes_2024 = reconciliation.loc["2024/201/episodes.csv"]
+    # 7 rows: 800 (date), 950 (P2 retired) and 850 (code) quarantined; 960's H5 is accepted.
     assert episodes_2024[["rows_read", "rows_accepted", "rows_quarantined", "rows_superseded"]].tolist() == [
         7,
-        3,
         4,
+        3,
         0,
     ]
-    assert len(tables["episodes"]) == 11 + 3
+    assert len(tables["episodes"]) == 11 + 4
 
 
 def test_no_identifier_or_postcode_is_published(tables):
