@@ -41,6 +41,8 @@ CARRIED = (
     "icare_code",
     "legal_basis",
 )
+CARE_ENTRY = "care_entry"  # the harmonised new-episode type of an entry to care
+
 # Carried columns with a value of their own on most rows; the others (a few codes each) are carried as
 # dictionary arrays: DuckDB scans, joins and groups them as integers over a small dictionary (the
 # spells' statements, stock and transitions: about 0.2 CPU-s less at 1M for 0.07 s of encoding).
@@ -68,10 +70,16 @@ def timeline_steps(
     out.add("child_id", rows.child)
     out.add("episode_no", positions(len(first)) - group_starts(first) + 1)
     next_start, has_next = next_starts(start, first)
-    cover_end, cover_missing = cover_ends(
-        rows.end, rows.end_missing, rows.ends_continuing, next_start, has_next, rows.gap
+    next_is_entry = np.zeros(len(first), dtype=bool)
+    next_is_entry[:-1] = rows.is_entry[1:]
+    cover_end, cover_missing, unknown_gap = cover_ends(
+        rows.end, rows.end_missing, rows.ends_continuing, next_start, has_next, rows.gap, next_is_entry
     )
-    del rows.end, rows.end_missing, rows.gap
+    del next_is_entry, rows.is_entry
+    out.add_dates("placement_unknown_from", rows.end, ~unknown_gap)
+    # a placement spell ending in such a gap ends with the episode's end, where its placement is known
+    placement_end_at = np.where(unknown_gap, rows.end, next_start)
+    del rows.end, rows.end_missing, rows.gap, unknown_gap
     reach = np.where(cover_missing, OPEN_END, cover_end)
     earlier_reach, furthest_earlier = earlier_reaches(reach, first)
     starts_care_spell = starts_care_spells(
@@ -105,8 +113,8 @@ def timeline_steps(
     out.add("placement_spell_no", placement_spell_no)
     care.count_placement_spells(starts_placement_spell)
     placement = _PlacementSpells(starts_placement_spell, starts_care_spell, rows.is_temporary)
-    placement.find_ends(next_start, has_next, placement_spell_no, care)
-    del starts_placement_spell, starts_care_spell, next_start, has_next
+    placement.find_ends(placement_end_at, has_next, placement_spell_no, care)
+    del placement_end_at, starts_placement_spell, starts_care_spell, next_start, has_next
     temporary_resolved = rows.is_temporary & bool(values["resolve_temporary"]) & (normal_code_id >= 0)
     out.add("temporary_resolved", temporary_resolved)
     out.add_texts("normal_code", codes, normal_code_id)
@@ -233,7 +241,8 @@ class _PlacementSpells:
         self, next_start: np.ndarray, has_next: np.ndarray, placement_spell_no: np.ndarray, care: _CareSpells
     ) -> None:
         """A placement spell ends where the episode after its last one starts (which starts the next
-        placement spell of the care spell), the care spell's last one when its care spell ends."""
+        placement spell of the care spell; ``next_start``, or the last one's end when a gap of unknown
+        placement follows it), the care spell's last one when its care spell ends."""
         last_of_care = placement_spell_no[self.first_rows] == care.placements[self.care_spell]
         self.end = np.where(last_of_care, care.end[self.care_spell], next_start[self.last_rows])
         self.open = np.where(last_of_care, care.open[self.care_spell], ~has_next[self.last_rows])
@@ -375,23 +384,45 @@ class _SortedRows:
         child = pc.fill_null(episodes["child_id"], 0).to_numpy().astype(np.int32)
         start_dates = episodes["episode_start"].cast(pa.date32())
         start, start_missing = _days(start_dates), _nulls(start_dates)
-        # child_id in the high half, the start day (an empty one after every day) in the low half
-        key = child.astype(np.int64) << 32
-        key += np.where(start_missing, 2**32 - 1, start.astype(np.int64) + 2**31)
+        end_dates = episodes["episode_end"].cast(pa.date32())
+        end, end_missing = _days(end_dates), _nulls(end_dates)
+        del start_dates, end_dates
         kept = np.flatnonzero(keyed & has_rules)
-        self.order = kept[np.argsort(key[kept], kind="stable")].astype(np.int32)  # position -> row
-        del key, kept, keyed, start_dates, start_missing
+        self.order = kept[
+            np.argsort(_order_key(child, start, start_missing, end, end_missing)[kept], kind="stable")
+        ]
+        self.order = self.order.astype(np.int32)  # position -> row
+        del kept, keyed, start_missing
         self.child = child[self.order]
         self.start = start[self.order]
-        end = episodes["episode_end"].cast(pa.date32())
-        self.end = _days(end)[self.order]
-        self.end_missing = _nulls(end)[self.order]
+        self.end = end[self.order]
+        self.end_missing = end_missing[self.order]
+        del end, end_missing
         self.ends_continuing = _matches(episodes["episode_end_type"], pa.array(["continues"]))[self.order]
+        self.is_entry = _matches(episodes["new_episode_type"], pa.array([CARE_ENTRY]))[self.order]
         temporary = pa.array([values["temporary_purpose"]], pa.string())
         self.is_temporary = _matches(episodes["purpose"], temporary)[self.order]
         move_types = connection.view("move_types").to_arrow_table()["new_episode_type"]
         self.move_type = _matches(episodes["new_episode_type"], move_types)[self.order]
         self.gap = gaps.astype(np.int32)[sources.ids][self.order]
+
+
+def _order_key(
+    child: np.ndarray, start: np.ndarray, start_missing: np.ndarray, end: np.ndarray, end_missing: np.ndarray
+) -> np.ndarray:
+    """One int64 per row that sorts a child's episodes by start, an empty start last, and on one day
+    an episode that also ends that day (zero-length) before the others: it ceased, then the next
+    one began (docs/episode-repair.md). child_id in the high half; in the low half, the start as
+    days after the earliest start, doubled, plus 1 unless zero-length."""
+    known = ~start_missing
+    earliest = int(start[known].min()) if known.any() else 0
+    if known.any() and int(start[known].max()) - earliest >= 2**30:
+        raise ValueError("episode start dates span too many days to order the timeline")
+    days = np.where(known, start.astype(np.int64) - earliest, 2**31 - 1)
+    zero_length = known & ~end_missing & (end == start)
+    key = child.astype(np.int64) << 32
+    key += 2 * days + ~zero_length
+    return key
 
 
 def _matches(column: pa.ChunkedArray, values: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -494,15 +525,22 @@ def cover_ends(
     next_start: np.ndarray,
     has_next: np.ndarray,
     gap: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The day after the last day the episode covers, and whether it has none (open).
+    next_is_entry: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The day after the last day the episode covers, whether it has none (open), and whether the
+    days from its end to the next start are in care with the placement not known.
 
     The child is in care on every day d with episode_start <= d < cover_end. An episode that ended
     as "continues" covers the gap to the next one when that starts within the source's tolerated
-    gap (``care_spell_gap_days``); otherwise it covers up to its end (statistics.md "Care spells").
+    gap (``care_spell_gap_days``). When the next starts later and is not a new care entry, the
+    rows between are missing or quarantined: the care spell goes on, so the episode covers the gap
+    too, with the placement not known (statistics.md "Care spells"). Otherwise it covers up to its end.
     """
-    bridges = ends_continuing & has_next & ~end_missing & (next_start >= end) & (next_start <= end + gap)
-    return np.where(bridges, next_start, end), end_missing & ~bridges
+    continues = ends_continuing & has_next & ~end_missing & (next_start >= end)
+    within = next_start <= end + gap
+    unknown_gap = continues & ~within & ~next_is_entry
+    bridges = (continues & within) | unknown_gap
+    return np.where(bridges, next_start, end), end_missing & ~bridges, unknown_gap
 
 
 def earlier_reaches(reach: np.ndarray, first: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

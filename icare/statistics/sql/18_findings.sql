@@ -15,9 +15,19 @@ SELECT
     source, area_code, child_key, care_spell_no, episode_end,
     'continues_without_next_episode',
     'episode ended on ' || strftime(episode_end, '%Y-%m-%d')
-        || ' as continuing into a new episode, but none starts then; counted as an exit, destination not known'
+        || ' as continuing into a new episode, but none starts then; '
+        || CASE
+            WHEN placement_unknown_from IS NOT NULL THEN
+                'the next starts on ' || strftime(next_start, '%Y-%m-%d')
+                || ' and is not a new entry: the care spell continues, placement not known in between'
+            WHEN next_start IS NOT NULL AND next_start > episode_end THEN
+                'the next, on ' || strftime(next_start, '%Y-%m-%d')
+                || ', is a new entry: counted as an exit on this date, destination not known'
+            ELSE 'no later episode: counted as an exit on this date, destination not known'
+        END
 FROM timeline
-WHERE episode_end_type = 'continues' AND (next_start IS NULL OR next_start > cover_end)
+WHERE episode_end_type = 'continues'
+    AND (placement_unknown_from IS NOT NULL OR next_start IS NULL OR next_start > cover_end)
 UNION ALL
 SELECT
     source, area_code, child_key, care_spell_no, episode_start,
