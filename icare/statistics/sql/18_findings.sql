@@ -30,12 +30,20 @@ WHERE episode_end_type = 'continues'
     AND (placement_unknown_from IS NOT NULL OR next_start IS NULL OR next_start > cover_end)
 UNION ALL
 SELECT
-    source, area_code, child_key, care_spell_no, episode_start,
+    t.source, t.area_code, t.child_key, t.care_spell_no, t.episode_start,
     'care_spell_starts_without_entry',
-    'first episode of the care spell has new-episode type ' || coalesce(new_episode_type, 'empty')
-        || ', not care_entry'
-FROM timeline
-WHERE starts_care_spell AND new_episode_type IS DISTINCT FROM 'care_entry'
+    'first episode of the care spell has new-episode type ' || coalesce(t.new_episode_type, 'empty')
+        || ', not care_entry; '
+        || CASE
+            WHEN EXISTS (
+                SELECT 1 FROM periods AS p
+                WHERE p.source = t.source AND p.area_code IS NOT DISTINCT FROM t.area_code
+                    AND t.episode_start BETWEEN p.period_start AND p.period_end
+            ) THEN 'counted among the entries of its period, with no entry record'
+            ELSE 'it starts outside the periods the data covers: not an entry of any period'
+        END
+FROM timeline AS t
+WHERE t.starts_care_spell AND t.new_episode_type IS DISTINCT FROM 'care_entry'
 UNION ALL
 SELECT
     source, area_code, child_key, care_spell_no, episode_start,
