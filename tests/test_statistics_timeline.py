@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
+from icare.statistics import child_steps as cs
 from icare.statistics import timeline as tl
 from icare.statistics.compute import SQL_DIR, TIMELINE_SQL, _codes, _episodes_arrow
 from tests.statistics_builders import CLASSIFICATION, SETTINGS, compute, ep
@@ -33,15 +34,15 @@ def steps(child, start, end, end_type, gap=0, entries=()):
     end = np.array([0 if e is None else e for e in end])
     ends_continuing = np.array([t == "continues" for t in end_type])
     gap = np.full(len(child), gap)
-    first = tl.first_of_group(child)
-    next_start, has_next = tl.next_starts(start, first)
+    first = cs.first_of_group(child)
+    next_start, has_next = cs.next_starts(start, first)
     next_is_entry = np.array([i + 1 in entries for i in range(len(child))])
-    cover_end, cover_missing, unknown = tl.cover_ends(
+    cover_end, cover_missing, unknown = cs.cover_ends(
         end, end_missing, ends_continuing, next_start, has_next, gap, next_is_entry
     )
     reach = np.where(cover_missing, OPEN, cover_end)
-    earlier_reach, furthest = tl.earlier_reaches(reach, first)
-    starts = tl.starts_care_spells(start, first, earlier_reach, ends_continuing, furthest)
+    earlier_reach, furthest = cs.earlier_reaches(reach, first)
+    starts = cs.starts_care_spells(start, first, earlier_reach, ends_continuing, furthest)
     return {
         "cover_end": [None if m else int(c) for c, m in zip(cover_end, cover_missing, strict=True)],
         "placement_unknown": unknown.tolist(),
@@ -49,7 +50,7 @@ def steps(child, start, end, end_type, gap=0, entries=()):
         "earlier_reach": [None if f else int(r) for r, f in zip(earlier_reach, first, strict=True)],
         "furthest_earlier": furthest.tolist(),
         "starts_care_spell": starts.tolist(),
-        "care_spell_no": tl.numbered(starts, first).tolist(),
+        "care_spell_no": cs.numbered(starts, first).tolist(),
     }
 
 
@@ -139,17 +140,17 @@ def test_temporary_moves_and_the_normal_placement():
     temporary = np.array([F, T, F, T, F, F, T, F])
     move_type = np.array([T, T, T, T, T, F, T, T])
     code = np.array([0, 9, 0, 9, 1, 2, 9, 0])
-    normal = tl.normal_placement_rows(temporary, care_start)
+    normal = cs.normal_placement_rows(temporary, care_start)
     # the last non-temporary episode before, in the same care spell (row 6 starts a new one)
     assert normal.tolist() == [-1, 0, 0, 2, 2, 4, -1, -1]
     normal_code = np.where(normal >= 0, code[np.maximum(normal, 0)], -1)
-    after_temporary = tl.previous_in_group(temporary, np.array([T, F, F, F, F, F, F, F]))  # one child
+    after_temporary = cs.previous_in_group(temporary, np.array([T, F, F, F, F, F, F, F]))  # one child
     assert after_temporary.tolist() == [F, F, T, F, T, F, F, T]
-    starts = tl.starts_placement_spells(care_start, temporary, move_type, after_temporary, code, normal_code)
+    starts = cs.starts_placement_spells(care_start, temporary, move_type, after_temporary, code, normal_code)
     # row 2 returns to A after a temporary move: same placement; row 4 moves to B; row 5 is not a move
     # type; row 7 follows a temporary move but its care spell has no normal placement: a move
     assert starts.tolist() == [T, F, F, F, T, F, T, T]
-    assert tl.numbered(starts, care_start).tolist() == [1, 1, 1, 1, 2, 2, 1, 2]
+    assert cs.numbered(starts, care_start).tolist() == [1, 1, 1, 1, 2, 2, 1, 2]
 
 
 def test_empty_episode_code_matches_an_empty_normal_code():
@@ -158,9 +159,9 @@ def test_empty_episode_code_matches_an_empty_normal_code():
     care_start = np.array([T, F, F])
     temporary = np.array([F, T, F])
     code = np.array([-1, 9, -1])
-    normal = tl.normal_placement_rows(temporary, care_start)
+    normal = cs.normal_placement_rows(temporary, care_start)
     normal_code = np.where(normal >= 0, code[np.maximum(normal, 0)], -1)
-    starts = tl.starts_placement_spells(
+    starts = cs.starts_placement_spells(
         care_start, temporary, np.array([T, T, T]), np.array([F, F, T]), code, normal_code
     )
     assert starts.tolist() == [T, F, F]
