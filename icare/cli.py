@@ -207,12 +207,26 @@ def format_summary(summary: dict, output_dir: Path, seconds: float) -> str:
         )
         for row in figures["children_by_icare_level1"]:
             lines.append(f"    {row['icare_level1']:<6} {row['children']:>10,}  {row['label']}")
+        if figures.get("children_placement_not_known"):
+            lines.append(
+                f"    {'':<6} {figures['children_placement_not_known']:>10,}  placement not known "
+                "(see statistics_findings)"
+            )
         lines.append(f"    {'total':<6} {figures['children_in_care']:>10,}")
         lines.append(
             f"  {figures['source']}: {figures['period_start']} to {figures['reference_date']}: "
             f"{figures['entries']:,} entries and {figures['exits']:,} exits (care spells)"
         )
+        if figures.get("entries_without_entry_record"):
+            lines.append(
+                f"    of the entries, {figures['entries_without_entry_record']:,} start without an entry "
+                "record (finding care_spell_starts_without_entry)"
+            )
     lines += _rate_lines(summary)
+    if summary.get("statistics_findings_by_kind"):
+        lines.append("  Statistics findings by kind (see the statistics_findings table):")
+        for kind, count in summary["statistics_findings_by_kind"].items():
+            lines.append(f"    {kind:<40} {count:>8,}")
     if summary["quarantine_by_rule"]:
         lines.append("  Quarantine records by rule (see the quarantine table):")
         for rule, count in summary["quarantine_by_rule"].items():

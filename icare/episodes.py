@@ -15,6 +15,11 @@ import pandas as pd
 
 CHILD = ["child_id"]
 EPISODE = [*CHILD, "episode_start"]
+# An episode that ends the day it starts and the episode that starts that day are two episodes with
+# one start date: this flag (False for the one that ends that day) tells them apart and orders the
+# zero-length one first, as the source recorded them (it ceased, then the next one began).
+LASTS_PAST_START = "lasts_past_start"
+EPISODE_KEY = [*EPISODE, LASTS_PAST_START]
 
 RULE_CONTINUED = "R1_continued"
 RULE_CEASED_BEFORE_REENTRY = "R1A_ceased_before_reentry"
@@ -42,6 +47,19 @@ def _rejected(row_ids: np.ndarray, rule: str, message: str) -> pd.DataFrame:
     return pd.DataFrame({"row_id": row_ids, "rule": rule, "message": message})
 
 
+def lasts_past_start(start: pd.Series, end: pd.Series) -> np.ndarray:
+    """False for an episode that ends the day it starts (zero-length), True otherwise (open included)."""
+    return ~(end == start).fillna(False).to_numpy(dtype=bool)
+
+
+def _in_episode_order(episodes: pd.DataFrame, then: list[str]) -> pd.DataFrame:
+    """``episodes`` sorted by child, start, the zero-length episode of a day first, then ``then``."""
+    keys = episodes[[*EPISODE, *then]].assign(
+        **{LASTS_PAST_START: lasts_past_start(episodes["episode_start"], episodes["episode_end"])}
+    )
+    return episodes.iloc[stable_order(keys, [*EPISODE_KEY, *then])]
+
+
 def _next_is_same_child(child: np.ndarray) -> np.ndarray:
     """For rows sorted by child: True where the next row belongs to the same child."""
     same = np.zeros(len(child), dtype=bool)
@@ -57,7 +75,9 @@ def resolve_duplicates(frame: pd.DataFrame, key: list[str], content: pd.DataFram
     of them are rejected. ``content`` holds the columns compared, aligned on ``frame``'s index; it
     is only read for the few rows that share a key within a return. Across returns, the row from
     the latest return wins; rows of earlier returns never stand in for a conflicted later version
-    (they are rejected as ``later_version_quarantined``).
+    (they are rejected as ``later_version_quarantined``). Episodes are keyed by ``EPISODE_KEY``, so
+    a zero-length episode and the next one starting that day are two episodes, each superseded by
+    its own restatement in a later return.
     """
     # Only the compared columns are put in order; the kept rows are gathered from ``frame`` at the
     # end, by position (one gather of the full rows instead of two).
@@ -298,7 +318,7 @@ def repair_open_episodes(
       exit destination not known.
     - R2: no later episode: it ends on the first day after its return's year; destination not known.
     """
-    frame = episodes.iloc[stable_order(episodes, [*EPISODE, "collection_year", "row_id"])]
+    frame = _in_episode_order(episodes, ["collection_year", "row_id"])
     frame = frame.assign(repair_rule=pd.Series(pd.NA, index=frame.index, dtype="str"))
     open_old = (
         frame["episode_end"].isna() & (frame["collection_year"] < frame["latest_collection_year"])
@@ -369,7 +389,7 @@ def flag_overlaps(episodes: pd.DataFrame) -> pd.Series:
     Overlaps are reported, not cut: which record is right is a question for the statistics stage
     (docs/episode-repair.md), and cutting the longer episode loses children from the stock.
     """
-    ordered = episodes.iloc[stable_order(episodes, [*EPISODE, "row_id"])]
+    ordered = _in_episode_order(episodes, ["row_id"])
     same_child_next = _next_is_same_child(ordered["child_id"].to_numpy())
     next_start = ordered["episode_start"].shift(-1).where(same_child_next)
     end = ordered["episode_end"]

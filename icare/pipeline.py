@@ -611,7 +611,17 @@ def summarise(tables: Mapping[str, pd.DataFrame | pa.Table], classification: Cla
         },
         "corrections_by_rule": corrections.by_rule(tables.get("corrections")),
         "latest": latest_figures(tables, labels) if "stock" in tables else [],
+        "statistics_findings_by_kind": findings_by_kind(tables),
     }
+
+
+def findings_by_kind(tables: Mapping[str, object]) -> dict[str, int]:
+    """Rows of ``statistics_findings`` per finding: every adjustment behind the figures is counted in
+    the summary, so none is silent (e.g. care spells counted as entries without an entry record)."""
+    if "statistics_findings" not in tables:
+        return {}
+    findings = _frame(_columns(tables["statistics_findings"], ["finding"]))  # type: ignore[arg-type]
+    return {kind: int(n) for kind, n in findings["finding"].value_counts().sort_index().items()}
 
 
 def _columns(table: pd.DataFrame | pa.Table, names: list[str]) -> pd.DataFrame | pa.Table:
@@ -635,18 +645,24 @@ def latest_figures(tables: Mapping[str, object], labels: Mapping[str, str]) -> l
         period_start = flow.loc[flow["period_end"] == latest_end, "period_start"].min()
         in_stock = stock[(stock["source"] == source) & (stock["reference_date"] == latest_end)]
         by_level1 = in_stock.groupby("icare_level1")["children"].sum()
+        # in care on that date with the placement not known: in flow_check's stock, in no category
+        in_care = int(flow.loc[flow["period_end"] == latest_end, "stock_end"].sum())
         figures.append(
             {
                 "source": source,
                 "reference_date": str(pd.Timestamp(latest_end).date()),
                 "period_start": str(pd.Timestamp(period_start).date()),
                 "areas": int((flow["period_end"] == latest_end).sum()),
-                "children_in_care": int(in_stock["children"].sum()),
+                "children_in_care": in_care,
+                "children_placement_not_known": in_care - int(in_stock["children"].sum()),
                 "children_by_icare_level1": [
                     {"icare_level1": code, "label": labels.get(code, ""), "children": int(n)}
                     for code, n in by_level1.items()
                 ],
                 "entries": _spells_in_period(entries, source, latest_end),
+                "entries_without_entry_record": _entries_without_entry_record(
+                    tables, flow[flow["period_end"] == latest_end]
+                ),
                 "exits": _spells_in_period(exits, source, latest_end),
             }
         )
@@ -685,6 +701,23 @@ def rate_summary(tables: Mapping[str, object], population: Population | None) ->
                 }
             )
     return {"population": population.records(), "latest_rates": latest}
+
+
+def _entries_without_entry_record(tables: Mapping[str, object], periods: pd.DataFrame) -> int:
+    """Care spells counted among the entries of ``periods`` (flow_check rows) whose first episode is
+    not an entry to care (finding care_spell_starts_without_entry; docs/statistics.md "Entries")."""
+    if "care_spells" not in tables:
+        return 0
+    spells = _frame(
+        _columns(tables["care_spells"], ["source", "area_code", "spell_start", "starts_with_entry"])  # type: ignore[arg-type]
+    )
+    spells = spells[~spells["starts_with_entry"].astype(bool)]
+    keys = ["source", "area_code"]
+    joined = spells.merge(periods[[*keys, "period_start", "period_end"]], on=keys)
+    inside = (joined["spell_start"] >= joined["period_start"]) & (
+        joined["spell_start"] <= joined["period_end"]
+    )
+    return int(inside.sum())
 
 
 def _spells_in_period(flows: pd.DataFrame, source: str, period_end: object) -> int:

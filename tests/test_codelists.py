@@ -76,14 +76,14 @@ def test_place_changes_from_2024(codelists):
 
 
 @pytest.mark.parametrize("year", [2024, 2025])
-def test_p2_and_h5_carry_the_28_october_2023_date_limits(codelists, year):
+def test_only_p2_carries_the_28_october_2023_date_limit(codelists, year):
     rows = year_rows(codelists, "PLACE", year).set_index("code")
     assert rows.loc["P2", "ended_on_or_before"] == pd.Timestamp("2023-10-28")
     assert pd.isna(rows.loc["P2", "started_before"])
-    assert rows.loc["H5", "started_before"] == pd.Timestamp("2023-10-28")
-    assert pd.isna(rows.loc["H5", "ended_on_or_before"])
+    # H5 has no date limit: rule 230 only asks for a URN (national-sources.md corrections 2026-12, 3.3)
+    assert "H5" in rows.index
     # every other PLACE code has no date limit
-    others = rows.drop(index=["P2", "H5"])
+    others = rows.drop(index=["P2"])
     assert others["started_before"].isna().all() and others["ended_on_or_before"].isna().all()
 
 
@@ -170,7 +170,8 @@ def test_code_is_valid_applies_year_and_date_limits(codelists):
         pd.Series(["2023-10-28", "2023-10-29", None, None, None, None, None, None, None, None, None])
     )
     valid = code_is_valid(codelists, "PLACE", codes, year, start=start, end=end)
-    assert valid.tolist() == [True, False, False, True, False, True, True, False, False, False, False]
+    # H5 is valid whenever it started (rows 4-6); only P2 is limited by date
+    assert valid.tolist() == [True, False, False, True, True, True, True, False, False, False, False]
     # without dates only the year is checked
     assert code_is_valid(codelists, "PLACE", codes, year).tolist()[:3] == [True, True, True]
 

@@ -166,3 +166,82 @@ def test_older_rows_do_not_stand_in_for_a_conflicted_later_version():
         [2, "conflicting_duplicate"],
         [3, "conflicting_duplicate"],
     ]
+
+
+# -- an episode that ends the day it starts, and the one that starts that day ----------------------
+
+
+def keyed(rows, latest=2024):
+    """``frame`` with the flag that tells a zero-length episode from the next one of the same day."""
+    out = frame(rows, latest)
+    out[rules.LASTS_PAST_START] = rules.lasts_past_start(out["episode_start"], out["episode_end"])
+    return out
+
+
+def test_zero_length_episode_and_the_next_one_the_same_day_are_two_episodes():
+    rows = keyed(
+        [
+            # listed after the episode it precedes: the order is by start, zero-length first
+            (1, "2023-01-10", None, 2023, "placement_change", "P"),
+            (1, "2023-01-10", "2023-01-10", 2023, "care_entry", "X1"),
+        ]
+    )
+    split = rules.resolve_duplicates(rows, rules.EPISODE_KEY, rows[["value", "episode_end"]])
+    assert split.rejected.empty and split.superseded.empty
+    assert split.kept["row_id"].tolist() == [1, 0]
+
+
+def test_same_start_conflicts_are_still_rejected():
+    rows = keyed(
+        [
+            # both lasting past the start, different ends: the same episode twice
+            (1, "2023-01-10", "2023-02-01", 2023, "care_entry", "a"),
+            (1, "2023-01-10", "2023-03-01", 2023, "care_entry", "a"),
+            # both zero-length, different values: the same zero-length episode twice
+            (2, "2023-01-10", "2023-01-10", 2023, "care_entry", "a"),
+            (2, "2023-01-10", "2023-01-10", 2023, "care_entry", "b"),
+            (2, "2023-01-10", None, 2023, "placement_change", "c"),  # the next episode: kept
+        ]
+    )
+    split = rules.resolve_duplicates(rows, rules.EPISODE_KEY, rows[["value", "episode_end"]])
+    assert sorted(split.rejected["row_id"]) == [0, 1, 2, 3]
+    assert set(split.rejected["rule"]) == {"conflicting_duplicate"}
+    assert split.kept["row_id"].tolist() == [4]
+
+
+def test_a_later_return_restates_the_zero_length_episode_and_the_next_one():
+    rows = keyed(
+        [
+            (1, "2023-03-20", "2023-03-20", 2023, "care_entry", "X1"),
+            (1, "2023-03-20", None, 2023, "placement_change", "open"),
+            (1, "2023-03-20", "2023-03-20", 2024, "care_entry", "X1"),
+            (1, "2023-03-20", "2023-06-01", 2024, "placement_change", "ended"),
+        ]
+    )
+    split = rules.resolve_duplicates(rows, rules.EPISODE_KEY, rows[["value", "episode_end"]])
+    assert split.rejected.empty
+    assert sorted(split.superseded.values.tolist()) == [
+        [0, "replaced_by_later_return", 2],
+        [1, "replaced_by_later_return", 3],
+    ]
+    assert split.kept["row_id"].tolist() == [2, 3]
+
+
+def test_repair_and_overlaps_order_the_zero_length_episode_first():
+    rows = frame(
+        [
+            # open in 2023; the 2024 return has a new entry that ceased the same day (X1), then a move
+            (1, "2022-05-01", None, 2023, "care_entry", ""),
+            (1, "2023-09-01", None, 2024, "placement_change", ""),
+            (1, "2023-09-01", "2023-09-01", 2024, "care_entry", ""),
+        ]
+    )
+    rows.loc[2, "episode_end_type"] = "continues"
+    kept = rules.repair_open_episodes(rows, no_blocks(), APRIL, DAY).kept
+    # the next episode is the new entry (zero-length, first that day): R1A, not R1
+    assert kept["row_id"].tolist() == [0, 2, 1]
+    assert kept.set_index("row_id").loc[0, "repair_rule"] == rules.RULE_CEASED_BEFORE_REENTRY
+    assert kept.set_index("row_id").loc[0, "episode_end"] == pd.Timestamp("2023-04-01")
+    # the zero-length episode ends when the next starts: no overlap either way round
+    assert rules.flag_overlaps(kept).tolist() == [False, False, False]
+    assert rules.flag_overlaps(rows.iloc[[1, 2]]).tolist() == [False, False]

@@ -99,8 +99,8 @@ def crafted(tmp_path_factory):
             episode("800", "01/01/23", dec="01/02/2024", rec="E8"),
             # 950: P2 cannot be used for an episode still open after 28/10/2023.
             episode("950", "01/11/2023", place="P2", provider="PR4"),
-            # 960: H5 cannot start after 28/10/2023 (K3 replaced it).
-            episode("960", "15/11/2023", place="H5", provider="PR4"),
+            # 960: H5 started after 28/10/2023 is valid; its Ofsted URN makes it registered (rule 230).
+            episode("960", "15/11/2023", place="H5", provider="PR4", urn="2654321"),
             episode("850", "01/01/2023", place="Q7", dec="01/02/2024", rec="E8"),
         ],
     )
@@ -249,8 +249,7 @@ def test_unknown_codes_become_not_stated_and_retired_codes_keep_their_meaning(ta
     assert rows["place"].isna().all() and (rows["legal_basis"] == "judicial_order").all()
     retired = corrected(tables, "retired_by_date")
     assert retired[["row_number", "value", "action", "harmonised_value"]].values.tolist() == [
-        [6, "P2", "mapped_by_meaning", "P2"],
-        [7, "H5", "mapped_by_meaning", "H5"],
+        [6, "P2", "mapped_by_meaning", "P2"]
     ]
     assert (
         "28/10/2023" in retired["message"].iloc[0] and "mapped by its meaning" in retired["message"].iloc[0]
@@ -260,7 +259,7 @@ def test_unknown_codes_become_not_stated_and_retired_codes_keep_their_meaning(ta
     assert tables["quarantine"]["rule"].tolist() == ["missing_header", "missing_header"]
 
 
-def test_strict_unknown_code_and_codes_retired_by_date(strict_tables):
+def test_strict_unknown_code_and_codes_retired_by_date(strict_tables, pseudonym_key):
     tables = strict_tables
     unknown = quarantined(tables, "code_list").sort_values(["file", "row_number"])
     assert unknown[["file", "row_number", "column_name", "value"]].values.tolist() == [
@@ -270,9 +269,13 @@ def test_strict_unknown_code_and_codes_retired_by_date(strict_tables):
     retired = quarantined(tables, "retired_by_date").sort_values("row_number")
     assert retired[["file", "row_number", "value"]].values.tolist() == [
         ["2024/201/episodes.csv", 6, "P2"],
-        ["2024/201/episodes.csv", 7, "H5"],
     ]
     assert "28/10/2023" in retired["message"].iloc[0]
+    # H5 has no date limit (national-sources.md corrections 2026-12, 3.3): kept, registered by its URN
+    h5 = episodes_of(tables, pseudonym_key, "960")
+    assert h5[["icare_code", "regulated", "concordance_rule"]].values.tolist() == [
+        ["AC.F3", "registered", "h5_with_urn_registered"]
+    ]
 
 
 def test_episodes_without_a_header_are_quarantined(tables):
@@ -299,9 +302,9 @@ def test_every_row_is_accounted_for(tables):
     # 19 rows: 990 quarantined (no header anywhere), one copy of 700 and five rows restated by 2024
     # (0012, 12, 500, 800, 850); 900's unknown placement is corrected, not quarantined.
     assert reconciliation.loc["2023/201/episodes.csv", counted].tolist() == [19, 12, 1, 1, 5 + 1]
-    # 2024: a two-digit year, P2 and H5 past their date corrected and kept; 850's row (its unknown
-    # code corrected too) quarantined for want of a header row
-    assert reconciliation.loc["2024/201/episodes.csv", counted].tolist() == [7, 6, 3, 1, 0]
+    # 2024: a two-digit year and P2 past its date corrected and kept, H5 valid as it is; 850's row
+    # (its unknown code corrected too) quarantined for want of a header row
+    assert reconciliation.loc["2024/201/episodes.csv", counted].tolist() == [7, 6, 2, 1, 0]
     assert len(tables["episodes"]) == 12 + 6
 
 
@@ -320,13 +323,14 @@ def test_strict_every_row_is_accounted_for(strict_tables):
         4,
     ]
     episodes_2024 = reconciliation.loc["2024/201/episodes.csv"]
+    # 7 rows: 800 (date), 950 (P2 retired) and 850 (code) quarantined; 960's H5 is accepted.
     assert episodes_2024[["rows_read", "rows_accepted", "rows_quarantined", "rows_superseded"]].tolist() == [
         7,
-        3,
         4,
+        3,
         0,
     ]
-    assert len(tables["episodes"]) == 11 + 3
+    assert len(tables["episodes"]) == 11 + 4
 
 
 def test_no_identifier_or_postcode_is_published(tables):

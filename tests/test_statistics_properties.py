@@ -217,6 +217,7 @@ def compute(data: Data, options: dict | None = None) -> dict[str, list[dict]]:
 @dataclass
 class Spell:
     episodes: list[dict] = field(default_factory=list)
+    covers: list[dt.date | None] = field(default_factory=list)  # each episode's cover end
 
     @property
     def start(self) -> dt.date:
@@ -224,31 +225,56 @@ class Spell:
 
     @property
     def end(self) -> dt.date | None:
-        ends = [e["episode_end"] for e in self.episodes]
-        return None if None in ends else max(ends)
+        return None if None in self.covers else max(self.covers)
 
 
 def children(episodes: list[dict]) -> dict[tuple[str, str], list[dict]]:
+    """Each child's episodes by start, one that ends the day it starts before the others of that day."""
     grouped: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for e in episodes:
         grouped[(e["area_code"], e["child_key"])].append(e)
-    return {key: sorted(eps, key=lambda e: e["episode_start"]) for key, eps in grouped.items()}
+    return {
+        key: sorted(eps, key=lambda e: (e["episode_start"], e["episode_end"] != e["episode_start"]))
+        for key, eps in grouped.items()
+    }
+
+
+def covered(history: list[dict]) -> list[tuple[dict, dt.date | None, dt.date | None]]:
+    """Each episode of a child's history with the day after the last day it covers (None: open) and
+    the first day of care whose placement is not known (None: none). An episode that continues into
+    a next one starting later that is not a new entry covers the gap, placement not known."""
+    out = []
+    for e, following in zip(history, [*history[1:], None], strict=True):
+        end, unknown = e["episode_end"], None
+        cover = end
+        if (
+            e["episode_end_type"] == "continues"
+            and following is not None
+            and end is not None
+            and following["episode_start"] > end + dt.timedelta(days=GAP_DAYS[SOURCE])
+            and following["new_episode_type"] != "care_entry"
+        ):
+            cover, unknown = following["episode_start"], end
+        out.append((e, cover, unknown))
+    return out
 
 
 def care_spells(history: list[dict]) -> list[Spell]:
-    """Episodes in start order, merged while the next starts before the furthest end so far, or exactly
-    on it when the furthest-reaching episode ended as continues. Among episodes reaching equally far the
-    later-starting one decides (dirty data only: a clean child has one episode ending on a given day)."""
+    """Episodes in start order, merged while the next starts before the furthest cover end so far, or
+    exactly on it when the furthest-reaching episode ended as continues. Among episodes reaching equally
+    far the later-starting one decides (dirty data only: a clean child has one episode ending on a given
+    day)."""
     spells: list[Spell] = []
     reach: dt.date | None = None
     reach_type = None
-    for e in history:
+    for e, cover, _unknown in covered(history):
         start = e["episode_start"]
         joins = reach is not None and (start < reach or (start == reach and reach_type == "continues"))
         if not joins:
             spells.append(Spell())
         spells[-1].episodes.append(e)
-        end = e["episode_end"] or FOREVER
+        spells[-1].covers.append(cover)
+        end = cover or FOREVER
         if reach is None or end >= reach:
             reach, reach_type = end, e["episode_end_type"]
     return spells
@@ -258,12 +284,19 @@ def all_spells(episodes: list[dict]) -> list[tuple[str, str, Spell]]:
     return [(area, child, s) for (area, child), h in children(episodes).items() for s in care_spells(h)]
 
 
-def covers(e: dict, day: dt.date) -> bool:
-    return e["episode_start"] <= day and (e["episode_end"] is None or e["episode_end"] > day)
+def covers(cover: dt.date | None, e: dict, day: dt.date) -> bool:
+    return e["episode_start"] <= day and (cover is None or cover > day)
 
 
-def in_care(episodes: list[dict], area: str, day: dt.date) -> set[str]:
-    return {e["child_key"] for e in episodes if e["area_code"] == area and covers(e, day)}
+def in_care(episodes: list[dict], area: str, day: dt.date, placed: bool = False) -> set[str]:
+    """The children in care on ``day``; with ``placed``, only those whose placement that day is known
+    (the latest-starting record covering the day is not in a gap of unknown placement)."""
+    out = set()
+    for (a, child), history in children(episodes).items():
+        open_records = [(e, u) for e, c, u in covered(history) if a == area and covers(c, e, day)]
+        if open_records and not (placed and open_records[-1][1] is not None and open_records[-1][1] <= day):
+            out.add(child)
+    return out
 
 
 def age_band(birth: dt.date | None, day: dt.date, bands=STATS.age_bands) -> str:
@@ -298,10 +331,12 @@ def stock_oracle(
     for (a, _child), history in children(episodes).items():
         if a != area:
             continue
-        open_records = [e for e in history if covers(e, day)]
+        open_records = [(e, u) for e, c, u in covered(history) if covers(c, e, day)]
         if not open_records:
             continue
-        latest = open_records[-1]
+        latest, unknown = open_records[-1]
+        if unknown is not None and unknown <= day:
+            continue  # in care, placement not known: in no category
         code, sector = latest["icare_code"], latest["provider_sector"]
         if resolve and latest["purpose"] == TEMPORARY:
             spell = next(s for s in care_spells(history) if any(e is latest for e in s.episodes))
@@ -356,7 +391,7 @@ def test_stock_counts_each_child_in_care_once_in_its_latest_records_category(dat
     stock = compute(data, {"resolve_temporary_moves": resolve})["stock"]
     for area, _start, end in data.periods:
         published = rows(stock, area, reference_date=end)
-        assert total(published, "children") == len(in_care(data.episodes, area, end))
+        assert total(published, "children") == len(in_care(data.episodes, area, end, placed=True))
         expected: Counter = Counter()
         for (code, _sex, _band, _sector), n in stock_oracle(data.episodes, area, end, resolve).items():
             expected[code] += n
@@ -554,10 +589,9 @@ def test_moves_count_every_child_in_care_during_the_period_once(data):
     for area, start, end in data.periods:
         during = {
             e["child_key"]
-            for e in data.episodes
-            if e["area_code"] == area
-            and e["episode_start"] <= end
-            and (e["episode_end"] is None or e["episode_end"] >= start)
+            for (a, _child), history in children(data.episodes).items()
+            for e, cover, _unknown in covered(history)
+            if a == area and e["episode_start"] <= end and (cover is None or cover >= start)
         }
         published = rows(moves, area, period_start=start)
         assert total(published, "children") == len(during)
@@ -669,7 +703,7 @@ def test_pipeline_statistics_balance_on_generated_returns(seed, first_year):
         assert row["stock_end"] == len(children_in_care)
         assert row["stock_start"] == len(in_care(episodes, area, start - dt.timedelta(days=1)))
         at_end = rows(stock, area, reference_date=end)
-        assert total(at_end, "children") == len(children_in_care)
+        assert total(at_end, "children") == len(in_care(episodes, area, end, placed=True))
         expected: Counter = Counter()
         for (code, _sex, _band, _sector), n in stock_oracle(episodes, area, end, True).items():
             expected[code] += n

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
+from icare.statistics import child_steps as cs
 from icare.statistics import timeline as tl
 from icare.statistics.compute import SQL_DIR, TIMELINE_SQL, _codes, _episodes_arrow
 from tests.statistics_builders import CLASSIFICATION, SETTINGS, compute, ep
@@ -24,27 +25,32 @@ T, F = True, False
 OPEN = tl.OPEN_END
 
 
-def steps(child, start, end, end_type, gap=0):
-    """The care spell steps of rows sorted by child and start (end None: open)."""
+def steps(child, start, end, end_type, gap=0, entries=()):
+    """The care spell steps of rows sorted by child and start (end None: open; ``entries``: the rows
+    that are new care entries)."""
     child = np.array(child)
     start = np.array(start)
     end_missing = np.array([e is None for e in end])
     end = np.array([0 if e is None else e for e in end])
     ends_continuing = np.array([t == "continues" for t in end_type])
     gap = np.full(len(child), gap)
-    first = tl.first_of_group(child)
-    next_start, has_next = tl.next_starts(start, first)
-    cover_end, cover_missing = tl.cover_ends(end, end_missing, ends_continuing, next_start, has_next, gap)
+    first = cs.first_of_group(child)
+    next_start, has_next = cs.next_starts(start, first)
+    next_is_entry = np.array([i + 1 in entries for i in range(len(child))])
+    cover_end, cover_missing, unknown = cs.cover_ends(
+        end, end_missing, ends_continuing, next_start, has_next, gap, next_is_entry
+    )
     reach = np.where(cover_missing, OPEN, cover_end)
-    earlier_reach, furthest = tl.earlier_reaches(reach, first)
-    starts = tl.starts_care_spells(start, first, earlier_reach, ends_continuing, furthest)
+    earlier_reach, furthest = cs.earlier_reaches(reach, first)
+    starts = cs.starts_care_spells(start, first, earlier_reach, ends_continuing, furthest)
     return {
         "cover_end": [None if m else int(c) for c, m in zip(cover_end, cover_missing, strict=True)],
+        "placement_unknown": unknown.tolist(),
         "overlaps_next": (has_next & (next_start < reach)).tolist(),
         "earlier_reach": [None if f else int(r) for r, f in zip(earlier_reach, first, strict=True)],
         "furthest_earlier": furthest.tolist(),
         "starts_care_spell": starts.tolist(),
-        "care_spell_no": tl.numbered(starts, first).tolist(),
+        "care_spell_no": cs.numbered(starts, first).tolist(),
     }
 
 
@@ -54,6 +60,7 @@ def test_same_day_chain_reentry_and_overlap():
     got = steps([1, 1, 1, 1], [0, 10, 20, 25], [10, 20, 30, None], ["continues", "exit", "exit", "open"])
     assert got == {
         "cover_end": [10, 20, 30, None],
+        "placement_unknown": [F, F, F, F],
         "overlaps_next": [F, F, T, F],
         "earlier_reach": [None, 10, 20, 30],
         "furthest_earlier": [-1, 0, 1, 2],
@@ -72,10 +79,12 @@ def test_tie_on_reach_goes_to_the_later_starting_episode():
 
 
 def test_nested_episode_does_not_shorten_the_spell():
-    # row 1 is nested in row 0 and says continues, but nothing starts on its end: the furthest-reaching
-    # earlier episode (row 0) ended with an exit on day 400, so row 2 starts a new spell
-    got = steps([3, 3, 3], [300, 310, 400], [400, 320, None], ["exit", "continues", "open"])
+    # row 1 is nested in row 0 and says continues, but nothing starts on its end and the next (row 2)
+    # is a new entry: the furthest-reaching earlier episode (row 0) ended with an exit on day 400, so
+    # row 2 starts a new spell
+    got = steps([3, 3, 3], [300, 310, 400], [400, 320, None], ["exit", "continues", "open"], entries={2})
     assert got["cover_end"] == [400, 320, None]
+    assert got["placement_unknown"] == [F, F, F]
     assert got["earlier_reach"] == [None, 400, 400]
     assert got["furthest_earlier"] == [-1, 0, 0]
     assert got["starts_care_spell"] == [T, F, T]
@@ -83,10 +92,32 @@ def test_nested_episode_does_not_shorten_the_spell():
 
 
 def test_gap_tolerated_by_the_source_bridges_a_continuing_episode():
-    got = steps([3, 3, 3], [300, 310, 400], [400, 320, None], ["exit", "continues", "open"], gap=80)
+    got = steps(
+        [3, 3, 3], [300, 310, 400], [400, 320, None], ["exit", "continues", "open"], gap=80, entries={2}
+    )
     assert got["cover_end"] == [400, 400, None]  # 320 + 80 = 400: the gap is covered
+    assert got["placement_unknown"] == [F, F, F]  # within the tolerated gap: the placement runs on
     assert got["furthest_earlier"] == [-1, 0, 1]  # tie at 400: the later-starting row 1 continues
     assert got["starts_care_spell"] == [T, F, F]
+
+
+def test_continues_into_a_later_episode_that_is_not_an_entry_keeps_the_spell_open():
+    # row 0 says continues on day 20 but the next row starts on day 50 (the rows between are missing
+    # or quarantined): in care from 20 to 50 with the placement not known, one care spell. Row 2
+    # continues on day 80 but the next (row 3, day 90) is a new entry: an exit, then a new spell. Row 3
+    # continues on day 95 with nothing after it: the spell ends there.
+    got = steps(
+        [8, 8, 8, 8],
+        [0, 50, 60, 90],
+        [20, 60, 80, 95],
+        ["continues", "continues", "continues", "continues"],
+        entries={0, 3},
+    )
+    assert got["cover_end"] == [50, 60, 80, 95]
+    assert got["placement_unknown"] == [T, F, F, F]
+    assert got["overlaps_next"] == [F, F, F, F]
+    assert got["starts_care_spell"] == [T, F, F, T]
+    assert got["care_spell_no"] == [1, 1, 1, 2]
 
 
 def test_open_episode_runs_for_ever_and_children_are_apart():
@@ -109,17 +140,17 @@ def test_temporary_moves_and_the_normal_placement():
     temporary = np.array([F, T, F, T, F, F, T, F])
     move_type = np.array([T, T, T, T, T, F, T, T])
     code = np.array([0, 9, 0, 9, 1, 2, 9, 0])
-    normal = tl.normal_placement_rows(temporary, care_start)
+    normal = cs.normal_placement_rows(temporary, care_start)
     # the last non-temporary episode before, in the same care spell (row 6 starts a new one)
     assert normal.tolist() == [-1, 0, 0, 2, 2, 4, -1, -1]
     normal_code = np.where(normal >= 0, code[np.maximum(normal, 0)], -1)
-    after_temporary = tl.previous_in_group(temporary, np.array([T, F, F, F, F, F, F, F]))  # one child
+    after_temporary = cs.previous_in_group(temporary, np.array([T, F, F, F, F, F, F, F]))  # one child
     assert after_temporary.tolist() == [F, F, T, F, T, F, F, T]
-    starts = tl.starts_placement_spells(care_start, temporary, move_type, after_temporary, code, normal_code)
+    starts = cs.starts_placement_spells(care_start, temporary, move_type, after_temporary, code, normal_code)
     # row 2 returns to A after a temporary move: same placement; row 4 moves to B; row 5 is not a move
     # type; row 7 follows a temporary move but its care spell has no normal placement: a move
     assert starts.tolist() == [T, F, F, F, T, F, T, T]
-    assert tl.numbered(starts, care_start).tolist() == [1, 1, 1, 1, 2, 2, 1, 2]
+    assert cs.numbered(starts, care_start).tolist() == [1, 1, 1, 1, 2, 2, 1, 2]
 
 
 def test_empty_episode_code_matches_an_empty_normal_code():
@@ -128,9 +159,9 @@ def test_empty_episode_code_matches_an_empty_normal_code():
     care_start = np.array([T, F, F])
     temporary = np.array([F, T, F])
     code = np.array([-1, 9, -1])
-    normal = tl.normal_placement_rows(temporary, care_start)
+    normal = cs.normal_placement_rows(temporary, care_start)
     normal_code = np.where(normal >= 0, code[np.maximum(normal, 0)], -1)
-    starts = tl.starts_placement_spells(
+    starts = cs.starts_placement_spells(
         care_start, temporary, np.array([T, T, T]), np.array([F, F, T]), code, normal_code
     )
     assert starts.tolist() == [T, F, F]
@@ -147,6 +178,7 @@ WITH ordered AS (
         coalesce(e.purpose = $temporary_purpose, false) AS is_temporary,
         e.new_episode_type IN (SELECT new_episode_type FROM move_types) AS move_type,
         lead(e.episode_start::DATE) OVER child AS next_start,
+        lead(e.new_episode_type) OVER child AS next_new_episode_type,
         row_number() OVER child AS episode_no
     FROM episodes_in AS e
     JOIN child_ids AS ids
@@ -157,16 +189,28 @@ WITH ordered AS (
 ),
 covered AS (
     -- The child is in care on every day d with episode_start <= d < cover_end (no end: open). An
-    -- episode that "continues" into the next one within the source's tolerated gap covers the gap.
+    -- episode that "continues" into the next one within the source's tolerated gap covers the gap;
+    -- so does one whose next starts later and is not a new entry, the placement then not known.
     SELECT
         *,
         CASE
             WHEN episode_end_type = 'continues'
-                AND next_start BETWEEN episode_end AND episode_end + care_spell_gap_days::INTEGER
+                AND (next_start BETWEEN episode_end AND episode_end + care_spell_gap_days::INTEGER
+                    OR placement_unknown_from IS NOT NULL)
             THEN next_start
             ELSE episode_end
         END AS cover_end
-    FROM ordered
+    FROM (
+        SELECT
+            *,
+            CASE
+                WHEN episode_end_type = 'continues'
+                    AND next_start > episode_end + care_spell_gap_days::INTEGER
+                    AND next_new_episode_type IS DISTINCT FROM 'care_entry'
+                THEN episode_end
+            END AS placement_unknown_from
+        FROM ordered
+    )
 ),
 reach AS (
     -- How far the child's earlier episodes reach, and how the one reaching furthest ended.
@@ -232,7 +276,8 @@ placements AS (
 ),
 core AS (
     SELECT
-        episode_row, child_id, episode_no, episode_start, cover_end, next_start, overlaps_next,
+        episode_row, child_id, episode_no, episode_start, cover_end, placement_unknown_from, next_start,
+        overlaps_next,
         is_temporary, temporary_resolved, normal_code,
         CASE WHEN temporary_resolved THEN normal_code ELSE icare_code END AS stat_code,
         CASE WHEN temporary_resolved THEN normal_provider_sector ELSE provider_sector END
@@ -246,7 +291,8 @@ core AS (
 )
 SELECT
     c.child_id, e.source, e.area_code, e.sex, e.birth_month::DATE AS birth_month, c.episode_no,
-    c.episode_start, e.episode_end::DATE AS episode_end, c.cover_end, c.next_start, c.overlaps_next,
+    c.episode_start, e.episode_end::DATE AS episode_end, c.cover_end, c.placement_unknown_from, c.next_start,
+    c.overlaps_next,
     e.episode_end_type, e.new_episode_type, e.exit_destination,
     e.icare_code, c.is_temporary, c.temporary_resolved, c.normal_code, c.stat_code, c.stat_provider_sector,
     e.legal_basis, c.starts_care_spell, c.care_spell_no, c.starts_placement_spell, c.placement_spell_no
@@ -344,8 +390,9 @@ grouped AS (
             -- the last episode's values (a child's episodes are numbered in start order): arg_max_null
             -- keeps one value per spell, where an ordered aggregate buffers every row
             arg_max_null(stat_code, episode_no) AS icare_code_end,
-            -- the start of the child's episode after this spell's last one
-            arg_max_null(next_start, episode_no) AS following_start,
+            -- the start of the child's episode after this spell's last one (its end when the
+            -- placement after it is not known)
+            arg_max_null(coalesce(placement_unknown_from, next_start), episode_no) AS following_start,
             count(*) AS episodes,
             count(*) FILTER (WHERE is_temporary) AS temporary_episodes
         FROM child_timeline($first_child, $last_child)

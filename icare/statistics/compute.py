@@ -131,6 +131,18 @@ def _parameters(sql: str, values: Mapping[str, object]) -> dict[str, object]:
     return {name: values[name] for name in sorted(set(_PARAMETER.findall(sql)))}
 
 
+def _not_stated_code(classification: Classification) -> str | None:
+    """The category of a child in care whose placement is not known (``AC.U``, translated into the
+    classification in force), or None when it has none: such children are then in no category row."""
+    try:
+        return classification.translate(NOT_STATED)
+    except KeyError:
+        return None
+
+
+NOT_STATED = "AC.U"  # the provisional code of "type of care not stated" (docs/validation-policy.md)
+
+
 def _age_lookup(settings: StatisticsSettings) -> pa.Table:
     ages, bands = [], []
     for band in settings.age_bands:
@@ -340,6 +352,7 @@ def compute_statistics(
         "rare_threshold": settings.rare_pathway_threshold,
         "classification_version": classification.version_id,
         "population_year_offset": settings.population_year_offset,
+        "not_stated": _not_stated_code(classification),
     }
     population = _population_arrow(population, settings, classification)
     episodes, children = number_children(_episodes_arrow(episodes))

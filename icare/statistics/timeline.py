@@ -3,9 +3,10 @@
 In SQL each step (next start, how far earlier episodes reach, care spell number, normal placement,
 placement spell number) is a window over the previous step's result, and every window level is a
 full sort of the episodes. Here the rows are sorted once (``_SortedRows``) and each step is a few
-whole-array operations: a child's rows (or a care spell's) are a run of consecutive rows, so
-"within the child" is a boundary mask, a running maximum or sum restarts at each run, and "the last
-such row before this one" is a running maximum of row positions. No Python loop visits an episode.
+whole-array operations (``child_steps.py``): a child's rows (or a care spell's) are a run of
+consecutive rows, so "within the child" is a boundary mask, a running maximum or sum restarts at
+each run, and "the last such row before this one" is a running maximum of row positions. No Python
+loop visits an episode.
 
 Definitions: docs/statistics.md "Episodes and overlaps", "Care spells" and "Placement spells, moves
 and temporary moves". ``01_timeline.sql`` reads the result as the view ``timeline``.
@@ -19,6 +20,21 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from icare.statistics.child_steps import (
+    cover_ends,
+    earlier_reaches,
+    first_of_group,
+    group_starts,
+    next_starts,
+    normal_placement_rows,
+    numbered,
+    order_key,
+    positions,
+    previous_in_group,
+    starts_care_spells,
+    starts_placement_spells,
+)
 
 # What identifies a child, in the order children are numbered (``number_children``).
 CHILD_COLUMNS = ("source", "area_code", "child_key")
@@ -41,6 +57,8 @@ CARRIED = (
     "icare_code",
     "legal_basis",
 )
+CARE_ENTRY = "care_entry"  # the harmonised new-episode type of an entry to care
+
 # Carried columns with a value of their own on most rows; the others (a few codes each) are carried as
 # dictionary arrays: DuckDB scans, joins and groups them as integers over a small dictionary (the
 # spells' statements, stock and transitions: about 0.2 CPU-s less at 1M for 0.07 s of encoding).
@@ -68,10 +86,16 @@ def timeline_steps(
     out.add("child_id", rows.child)
     out.add("episode_no", positions(len(first)) - group_starts(first) + 1)
     next_start, has_next = next_starts(start, first)
-    cover_end, cover_missing = cover_ends(
-        rows.end, rows.end_missing, rows.ends_continuing, next_start, has_next, rows.gap
+    next_is_entry = np.zeros(len(first), dtype=bool)
+    next_is_entry[:-1] = rows.is_entry[1:]
+    cover_end, cover_missing, unknown_gap = cover_ends(
+        rows.end, rows.end_missing, rows.ends_continuing, next_start, has_next, rows.gap, next_is_entry
     )
-    del rows.end, rows.end_missing, rows.gap
+    del next_is_entry, rows.is_entry
+    out.add_dates("placement_unknown_from", rows.end, ~unknown_gap)
+    # a placement spell ending in such a gap ends with the episode's end, where its placement is known
+    placement_end_at = np.where(unknown_gap, rows.end, next_start)
+    del rows.end, rows.end_missing, rows.gap, unknown_gap
     reach = np.where(cover_missing, OPEN_END, cover_end)
     earlier_reach, furthest_earlier = earlier_reaches(reach, first)
     starts_care_spell = starts_care_spells(
@@ -105,8 +129,8 @@ def timeline_steps(
     out.add("placement_spell_no", placement_spell_no)
     care.count_placement_spells(starts_placement_spell)
     placement = _PlacementSpells(starts_placement_spell, starts_care_spell, rows.is_temporary)
-    placement.find_ends(next_start, has_next, placement_spell_no, care)
-    del starts_placement_spell, starts_care_spell, next_start, has_next
+    placement.find_ends(placement_end_at, has_next, placement_spell_no, care)
+    del placement_end_at, starts_placement_spell, starts_care_spell, next_start, has_next
     temporary_resolved = rows.is_temporary & bool(values["resolve_temporary"]) & (normal_code_id >= 0)
     out.add("temporary_resolved", temporary_resolved)
     out.add_texts("normal_code", codes, normal_code_id)
@@ -233,7 +257,8 @@ class _PlacementSpells:
         self, next_start: np.ndarray, has_next: np.ndarray, placement_spell_no: np.ndarray, care: _CareSpells
     ) -> None:
         """A placement spell ends where the episode after its last one starts (which starts the next
-        placement spell of the care spell), the care spell's last one when its care spell ends."""
+        placement spell of the care spell; ``next_start``, or the last one's end when a gap of unknown
+        placement follows it), the care spell's last one when its care spell ends."""
         last_of_care = placement_spell_no[self.first_rows] == care.placements[self.care_spell]
         self.end = np.where(last_of_care, care.end[self.care_spell], next_start[self.last_rows])
         self.open = np.where(last_of_care, care.open[self.care_spell], ~has_next[self.last_rows])
@@ -375,18 +400,22 @@ class _SortedRows:
         child = pc.fill_null(episodes["child_id"], 0).to_numpy().astype(np.int32)
         start_dates = episodes["episode_start"].cast(pa.date32())
         start, start_missing = _days(start_dates), _nulls(start_dates)
-        # child_id in the high half, the start day (an empty one after every day) in the low half
-        key = child.astype(np.int64) << 32
-        key += np.where(start_missing, 2**32 - 1, start.astype(np.int64) + 2**31)
+        end_dates = episodes["episode_end"].cast(pa.date32())
+        end, end_missing = _days(end_dates), _nulls(end_dates)
+        del start_dates, end_dates
         kept = np.flatnonzero(keyed & has_rules)
-        self.order = kept[np.argsort(key[kept], kind="stable")].astype(np.int32)  # position -> row
-        del key, kept, keyed, start_dates, start_missing
+        self.order = kept[
+            np.argsort(order_key(child, start, start_missing, end, end_missing)[kept], kind="stable")
+        ]
+        self.order = self.order.astype(np.int32)  # position -> row
+        del kept, keyed, start_missing
         self.child = child[self.order]
         self.start = start[self.order]
-        end = episodes["episode_end"].cast(pa.date32())
-        self.end = _days(end)[self.order]
-        self.end_missing = _nulls(end)[self.order]
+        self.end = end[self.order]
+        self.end_missing = end_missing[self.order]
+        del end, end_missing
         self.ends_continuing = _matches(episodes["episode_end_type"], pa.array(["continues"]))[self.order]
+        self.is_entry = _matches(episodes["new_episode_type"], pa.array([CARE_ENTRY]))[self.order]
         temporary = pa.array([values["temporary_purpose"]], pa.string())
         self.is_temporary = _matches(episodes["purpose"], temporary)[self.order]
         move_types = connection.view("move_types").to_arrow_table()["new_episode_type"]
@@ -443,136 +472,6 @@ class _Output:
         kept = np.zeros(self.rows, dtype=bool)
         kept[self.order] = True
         return table.filter(kept)
-
-
-def positions(n: int) -> np.ndarray:
-    """0, 1, ..., n - 1 as the timeline's 32-bit row positions."""
-    return np.arange(n, dtype=np.int32)
-
-
-def first_of_group(group: np.ndarray) -> np.ndarray:
-    """True on the first row of each run of equal keys (rows sorted by the key)."""
-    first = np.ones(len(group), dtype=bool)
-    first[1:] = group[1:] != group[:-1]
-    return first
-
-
-def group_starts(first: np.ndarray) -> np.ndarray:
-    """Position of the first row of each row's group."""
-    return np.maximum.accumulate(np.where(first, positions(len(first)), 0))
-
-
-def numbered(starts: np.ndarray, first: np.ndarray) -> np.ndarray:
-    """1, 2, ... : how many rows of the group so far start something (a running sum restarted at each
-    group). Every group's first row must start one, as a child's first episode starts a care spell and
-    a care spell's first episode starts a placement spell."""
-    count = np.cumsum(starts, dtype=np.int32)
-    return count - count[group_starts(first)] + 1
-
-
-def previous_in_group(flags: np.ndarray, first: np.ndarray) -> np.ndarray:
-    """The flag of the group's previous row (False on its first row)."""
-    previous = np.zeros(len(flags), dtype=bool)
-    previous[1:] = flags[:-1]
-    return previous & ~first
-
-
-def next_starts(start: np.ndarray, first: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The start of the child's next episode, and whether there is one (not on the child's last row)."""
-    next_start = np.empty_like(start)
-    next_start[:-1] = start[1:]
-    next_start[-1:] = 0
-    has_next = np.zeros(len(start), dtype=bool)
-    has_next[:-1] = ~first[1:]
-    return next_start, has_next
-
-
-def cover_ends(
-    end: np.ndarray,
-    end_missing: np.ndarray,
-    ends_continuing: np.ndarray,
-    next_start: np.ndarray,
-    has_next: np.ndarray,
-    gap: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The day after the last day the episode covers, and whether it has none (open).
-
-    The child is in care on every day d with episode_start <= d < cover_end. An episode that ended
-    as "continues" covers the gap to the next one when that starts within the source's tolerated
-    gap (``care_spell_gap_days``); otherwise it covers up to its end (statistics.md "Care spells").
-    """
-    bridges = ends_continuing & has_next & ~end_missing & (next_start >= end) & (next_start <= end + gap)
-    return np.where(bridges, next_start, end), end_missing & ~bridges
-
-
-def earlier_reaches(reach: np.ndarray, first: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """How far the child's earlier episodes reach (their latest ``reach``), and the position of the
-    earlier episode reaching furthest (the later-starting one on a tie); -1 on a child's first row.
-
-    A running maximum restarted at each child: adding child number x a span larger than any reach
-    makes every later child's values exceed every earlier child's.
-    """
-    low = int(reach.min()) if len(reach) else 0
-    span = (int(reach.max()) - low + 1) if len(reach) else 1
-    offset = np.cumsum(first, dtype=np.int64)
-    offset -= 1
-    offset *= span
-    reach_so_far = offset + reach  # this row included (in place: no more full-length temporaries)
-    reach_so_far -= low
-    np.maximum.accumulate(reach_so_far, out=reach_so_far)
-    reach_so_far -= offset
-    del offset
-    reach_so_far += low
-    # A row reaching at least as far as every earlier row of its child is the furthest so far.
-    furthest = first.copy()
-    furthest[1:] |= reach[1:] >= reach_so_far[:-1]
-    furthest_so_far = np.maximum.accumulate(np.where(furthest, positions(len(reach)), 0))
-    earlier_reach = np.empty_like(reach)
-    earlier_reach[1:] = reach_so_far[:-1]
-    del reach_so_far
-    furthest_earlier = np.full(len(reach), -1, dtype=np.int32)
-    furthest_earlier[1:] = furthest_so_far[:-1]
-    furthest_earlier[first] = -1
-    earlier_reach[first] = 0
-    return earlier_reach, furthest_earlier
-
-
-def starts_care_spells(
-    start: np.ndarray,
-    first: np.ndarray,
-    earlier_reach: np.ndarray,
-    ends_continuing: np.ndarray,
-    furthest_earlier: np.ndarray,
-) -> np.ndarray:
-    """An episode starts a new care spell unless an earlier episode of the child still runs on its
-    start day, or the one reaching furthest ended as "continues" on that day (statistics.md "Care
-    spells")."""
-    continued = ends_continuing[np.maximum(furthest_earlier, 0)]
-    return first | (start > earlier_reach) | ((start == earlier_reach) & ~continued)
-
-
-def normal_placement_rows(is_temporary: np.ndarray, starts_care_spell: np.ndarray) -> np.ndarray:
-    """Position of the normal placement: the last non-temporary episode of the same care spell before
-    this one (-1 when there is none). statistics.md "Placement spells, moves and temporary moves"."""
-    last_placement = np.maximum.accumulate(np.where(~is_temporary, positions(len(is_temporary)), -1))
-    before = np.full(len(is_temporary), -1, dtype=np.int32)
-    before[1:] = last_placement[:-1]
-    return np.where(before >= group_starts(starts_care_spell), before, -1)
-
-
-def starts_placement_spells(
-    starts_care_spell: np.ndarray,
-    is_temporary: np.ndarray,
-    move_type: np.ndarray,
-    after_temporary: np.ndarray,
-    code_id: np.ndarray,
-    normal_code_id: np.ndarray,
-) -> np.ndarray:
-    """A placement spell starts with the care spell, and at a non-temporary episode whose new-episode
-    type is a move type, unless it follows a temporary move and returns to the normal placement's
-    category (statistics.md "Placement spells, moves and temporary moves")."""
-    returns = after_temporary & (code_id == normal_code_id)
-    return starts_care_spell | (~is_temporary & move_type & ~returns)
 
 
 def _coded(column: pa.ChunkedArray) -> pa.ChunkedArray:

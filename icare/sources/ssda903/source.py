@@ -249,7 +249,7 @@ class Ssda903Source:
         episodes = tables["episodes"]
         children, header_rows = self._children(tables.pop("header"), tables.pop("uasc"), parts)
         narrow = self._narrow(episodes, extraction.rejected.get("episodes"))
-        split = episode_rules.resolve_duplicates(narrow, episode_rules.EPISODE, episodes[EPISODE_COMPARE])
+        split = episode_rules.resolve_duplicates(narrow, episode_rules.EPISODE_KEY, episodes[EPISODE_COMPARE])
         parts.add(split, episodes)
         narrow = self._drop_older_versions_of_rejected(split.kept, episodes, extraction, parts)
         narrow = self._drop_children_without_header(narrow, episodes, children, extraction, parts)
@@ -432,11 +432,15 @@ class Ssda903Source:
     def _narrow(self, episodes: pd.DataFrame, rejected: pd.DataFrame | None) -> pd.DataFrame:
         """What de-duplication and repair need: integer child id, dates, years and row id."""
         latest_year = _latest_year_by_area(episodes, rejected)
+        start = episodes[schemas.parsed_date_column("DECOM")]
+        end = episodes[schemas.parsed_date_column("DEC")]
         return pd.DataFrame(
             {
                 "child_id": episodes["child_id"],
-                "episode_start": episodes[schemas.parsed_date_column("DECOM")],
-                "episode_end": episodes[schemas.parsed_date_column("DEC")],
+                "episode_start": start,
+                "episode_end": end,
+                # a zero-length episode and the next one starting that day are two episodes
+                episode_rules.LASTS_PAST_START: episode_rules.lasts_past_start(start, end),
                 "collection_year": episodes["collection_year"],
                 "latest_collection_year": _per_area(episodes["area_code"], latest_year),
                 "row_id": np.arange(len(episodes)),
@@ -553,7 +557,7 @@ class Ssda903Source:
         """
         row_ids = narrow["row_id"].to_numpy()
         area_rank = text_rank(episodes["area_code"])
-        keys = ["child_id", "episode_start", "collection_year"]
+        keys = [*episode_rules.EPISODE_KEY, "collection_year"]
         order = episode_rules.stable_order(
             narrow[keys].assign(area_rank=area_rank[row_ids]), ["area_rank", *keys]
         )

@@ -8,7 +8,7 @@
 CREATE VIEW timeline AS
 SELECT
     child_id, source, area_code, child_key, sex, birth_month::DATE AS birth_month, episode_no,
-    episode_start, episode_end::DATE AS episode_end, cover_end, next_start, overlaps_next,
+    episode_start, episode_end::DATE AS episode_end, cover_end, placement_unknown_from, next_start, overlaps_next,
     episode_end_type, new_episode_type, exit_destination,
     icare_code, is_temporary, temporary_resolved, normal_code, stat_code, stat_provider_sector,
     legal_basis, starts_care_spell, care_spell_no, starts_placement_spell, placement_spell_no
