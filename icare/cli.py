@@ -102,6 +102,13 @@ def main() -> None:
     help="Child population for rates: the YAML description naming its CSV (docs/statistics.md). "
     "Default: the bundled sample's population when every source is its bundled sample, else no rates.",
 )
+@click.option(
+    "--allow-incomplete",
+    is_flag=True,
+    help="Publish even when some returns (area and collection year) have a missing, unreadable or empty "
+    "header or episodes table, or a year has no files: their years get no stock or flows and the "
+    "coverage table lists them. Default: such a run stops with exit code 2 and replaces nothing.",
+)
 @click.option("--quiet", is_flag=True, help="Print only the summary.")
 def run(
     sources: tuple[str, ...],
@@ -111,6 +118,7 @@ def run(
     statistics_path: Path | None,
     disclosure_path: Path | None,
     population_path: Path | None,
+    allow_incomplete: bool,
     quiet: bool,
 ) -> None:
     """Read, validate and harmonise returns; write Parquet and DuckDB outputs atomically."""
@@ -133,6 +141,7 @@ def run(
         statistics_path,
         disclosure_path=disclosure_path,
         population_path=population_path,
+        allow_incomplete=allow_incomplete,
     )
     try:
         result = run_pipeline(options)
@@ -169,6 +178,7 @@ def format_summary(summary: dict, output_dir: Path, seconds: float) -> str:
             f"{figures['entries']:,} entries and {figures['exits']:,} exits (care spells)"
         )
     lines += _rate_lines(summary)
+    lines += _coverage_lines(summary)
     if summary["quarantine_by_rule"]:
         lines.append("  Quarantine records by rule (see the quarantine table):")
         for rule, count in summary["quarantine_by_rule"].items():
@@ -186,6 +196,20 @@ def format_summary(summary: dict, output_dir: Path, seconds: float) -> str:
     if release:
         lines.append(f"  For publication: {output_dir / 'release'}/ (disclosure-controlled aggregates)")
     return "\n".join(lines)
+
+
+def _coverage_lines(summary: dict) -> list[str]:
+    """The returns whose years have no figures (published with --allow-incomplete), and why."""
+    rows = summary.get("not_complete", [])
+    if not rows:
+        return []
+    lines = [f"  {len(rows)} return(s) not complete: no stock or flows for their years (coverage table):"]
+    for row in rows:
+        area = row["area_code"] or "(no area)"
+        lines.append(
+            f"    {row['source']:<10} {area:<10} {row['collection_year']}  {row['status']}: {row['reason']}"
+        )
+    return lines
 
 
 def _rate_lines(summary: dict) -> list[str]:
