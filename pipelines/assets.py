@@ -72,6 +72,7 @@ from icare.sources.spec import load_source_spec
 from icare.statistics import STATISTICS_TABLES
 from pipelines.resources import IcareSettings
 from schemas.outputs import (
+    COVERAGE,
     RELEASE_DESCRIPTIONS,
     TABLE_DESCRIPTIONS,
     pandera_schema,
@@ -241,11 +242,12 @@ def coverage_check(coverage: pd.DataFrame, allow_incomplete: bool) -> dg.AssetCh
     failure stops what follows) unless they are allowed, then WARN: publication goes on and their
     years are left out of the statistics (``icare.coverage``)."""
     bad = returns_coverage.not_complete(coverage)
-    what = (
-        "returns not complete; published without their years (allow_incomplete)"
-        if allow_incomplete
-        else "returns not complete: " + returns_coverage.ALLOW_INCOMPLETE_ADVICE
-    )
+    if bad.empty:
+        what = "returns not complete"
+    elif allow_incomplete:
+        what = "returns not complete; published without their years (allow_incomplete)"
+    else:
+        what = "returns not complete: " + returns_coverage.ALLOW_INCOMPLETE_ADVICE
     return dg.AssetCheckResult(
         check_name="returns_complete",
         passed=bad.empty,
@@ -574,7 +576,12 @@ def publication_assets(source_names: Iterable[str]) -> list[dg.AssetsDefinition]
             else [table_key(table)],
             description=f"Released table `{release_name(table)}`, one row per {description}. Written "
             f"as {RELEASE_DIR}/{table}.parquet and in the schema `release` of icare.duckdb by "
-            "`publish_outputs`, after disclosure control by config/disclosure.yaml (docs/disclosure.md).",
+            "`publish_outputs`, "
+            + (
+                "as it is (it holds no counts)."
+                if table == COVERAGE
+                else "after disclosure control by config/disclosure.yaml (docs/disclosure.md)."
+            ),
             group_name=PUBLICATION,
             owners=OWNERS,
             kinds={"parquet"},
