@@ -12,6 +12,7 @@ import datetime as dt
 import shutil
 from pathlib import Path
 
+import dagster as dg
 import pandas as pd
 import pytest
 
@@ -297,3 +298,58 @@ def test_header_and_episodes_are_required_but_a_notes_sheet_is_not(tmp_path, pse
     )
     tables = run(options(tmp_path / "in", tmp_path / "out")).tables
     assert tables["coverage"][["collection_year", "status"]].values.tolist() == [[2024, "complete"]]
+
+
+def test_a_care_spell_that_began_in_a_missing_year_has_an_unknown_duration(tmp_path, pseudonym_key):
+    """G enters care on 01/06/2023 (the 2023/24 return), moves on 01/09/2023 and leaves on 01/06/2024.
+    Without the 2023/24 return the data starts G's spell at the move: its start is not known."""
+    g1 = episode("G", "01/06/2023", dec="01/09/2023", rec="X1")
+    g2_open, g2_closed = (
+        episode("G", "01/09/2023", rne="P"),
+        episode("G", "01/09/2023", rne="P", dec="01/06/2024", rec="E4A"),
+    )
+    returns = {2023: [A], 2024: [A, g1, g2_open], 2025: [A, g2_closed]}
+
+    def durations(root: Path, years: tuple[int, ...], output: Path) -> pd.DataFrame:
+        for year in years:
+            children = sorted({row["CHILD"] for row in returns[year]})
+            heads = [header(child, sex="M" if year >= 2025 else "1") for child in children]
+            write_return(root, year, headers=heads, episodes=returns[year])
+        table = _frame(run(options(root, output, allow_incomplete=True)).tables["durations"])
+        ended = table[(table["unit"] == "care_spell") & (_dates(table, "period_end") == dt.date(2025, 3, 31))]
+        return ended[["spells", "spells_start_unknown", "days_median"]].drop_duplicates()
+
+    whole = durations(tmp_path / "whole", (2023, 2024, 2025), tmp_path / "out-whole")
+    assert whole.values.tolist() == [[1, 0, 366.0]]  # 01/06/2023 to 01/06/2024
+    gap = durations(tmp_path / "gap", (2023, 2025), tmp_path / "out-gap")
+    assert gap["spells"].tolist() == [1] and gap["spells_start_unknown"].tolist() == [1]
+    assert gap["days_median"].isna().all()  # not 274 days from the move
+
+
+@pytest.mark.slow
+def test_dagster_blocks_publication_on_an_incomplete_return_unless_allowed(tmp_path, monkeypatch):
+    from pipelines.resources import IcareSettings
+    from tests.test_dagster_definitions import PUBLISH_NODE, materialise_everything
+
+    monkeypatch.setenv("ICARE_PSEUDONYM_KEY", TEST_KEY)
+    root = write_returns(tmp_path / "in")
+    _break_episodes_column(root)
+    output = tmp_path / "out"
+    settings = {"sources": {"ssda903": str(root)}, "output_dir": str(output)}
+    _, blocked = materialise_everything(tmp_path / "blocked", IcareSettings(**settings), raise_on_error=False)
+    check = {c.check_name: c for c in blocked.get_asset_check_evaluations()}["returns_complete"]
+    assert (check.passed, check.severity) == (False, dg.AssetCheckSeverity.ERROR)
+    assert "REC" in check.metadata["sample"].value
+    assert not blocked.asset_materializations_for_node(PUBLISH_NODE)
+    assert not output.exists()
+    _, allowed = materialise_everything(
+        tmp_path / "allowed", IcareSettings(**settings, allow_incomplete=True)
+    )
+    check = {c.check_name: c for c in allowed.get_asset_check_evaluations()}["returns_complete"]
+    assert (check.passed, check.severity) == (False, dg.AssetCheckSeverity.WARN)
+    coverage = pd.read_parquet(output / "release" / "coverage.parquet")
+    assert coverage[["collection_year", "status"]].values.tolist() == [
+        [year, "incomplete" if year == 2024 else "complete"] for year in YEARS
+    ]
+    stock = pd.read_parquet(output / "parquet" / "stock.parquet")
+    assert dt.date(2024, 3, 31) not in set(_dates(stock, "reference_date"))
