@@ -242,6 +242,7 @@ def test_a_gap_is_not_filled_from_the_return_before_it(tmp_path, pseudonym_key):
     assert dt.date(2024, 3, 31) not in set(_dates(_frame(tables["stock"]), "reference_date"))
 
 
+@pytest.mark.slow
 def test_the_cli_exits_2_naming_the_return_and_keeps_the_previous_outputs(tmp_path):
     root = write_returns(tmp_path / "in")
     out = tmp_path / "out"
