@@ -152,11 +152,11 @@ def not_complete(coverage: pd.DataFrame) -> pd.DataFrame:
     return coverage[coverage["status"] != COMPLETE]
 
 
-def describe_return(row: object, spec: SourceSpec) -> str:
+def describe_return(spec: SourceSpec, area_code: str | None, collection_year: int) -> str:
     """A return in words: source, area and collection year with the dates it covers."""
-    start, end = spec.period(int(row.collection_year))  # type: ignore[attr-defined]
-    area = "no area" if pd.isna(row.area_code) else f"area {row.area_code}"  # type: ignore[attr-defined]
-    return f"{row.source} {area}, collection year {row.collection_year} ({start} to {end})"  # type: ignore[attr-defined]
+    start, end = spec.period(int(collection_year))
+    area = "no area" if pd.isna(area_code) else f"area {area_code}"
+    return f"{spec.id} {area}, collection year {collection_year} ({start} to {end})"
 
 
 def require_complete(coverage: pd.DataFrame, specs: Mapping[str, SourceSpec]) -> None:
@@ -164,7 +164,10 @@ def require_complete(coverage: pd.DataFrame, specs: Mapping[str, SourceSpec]) ->
     bad = not_complete(coverage)
     if bad.empty:
         return
-    lines = [f"  - {describe_return(r, specs[r.source])}: {r.status}: {r.reason}" for r in bad.itertuples()]
+    lines = [
+        f"  - {describe_return(specs[r.source], r.area_code, r.collection_year)}: {r.status}: {r.reason}"
+        for r in bad.itertuples()
+    ]
     raise IncompleteReturnsError(
         f"{len(bad)} return(s) cannot give figures (missing, unreadable or empty tables, or a "
         "year with no files):\n" + "\n".join(lines) + "\n" + ALLOW_INCOMPLETE_ADVICE
