@@ -122,6 +122,13 @@ def main() -> None:
     help="Quarantine every row with a failing value and normalise nothing (a local authority checking "
     "its own return). Default: the source's failure policy (docs/validation-policy.md).",
 )
+@click.option(
+    "--allow-incomplete",
+    is_flag=True,
+    help="Publish even when some returns (area and collection year) have a missing, unreadable or empty "
+    "header or episodes table, or a year has no files: their years get no stock or flows and the "
+    "coverage table lists them. Default: such a run stops with exit code 2 and replaces nothing.",
+)
 @click.option("--quiet", is_flag=True, help="Print only the summary.")
 def run(
     sources: tuple[str, ...],
@@ -132,6 +139,7 @@ def run(
     disclosure_path: Path | None,
     population_path: Path | None,
     strict: bool,
+    allow_incomplete: bool,
     quiet: bool,
 ) -> None:
     """Read, validate and harmonise returns; write Parquet and DuckDB outputs atomically."""
@@ -155,6 +163,7 @@ def run(
             disclosure_path=disclosure_path,
             population_path=population_path,
             strict=strict,
+            allow_incomplete=allow_incomplete,
         )
         result = run_pipeline(options)
     except KeyboardInterrupt:
@@ -227,6 +236,7 @@ def format_summary(summary: dict, output_dir: Path, seconds: float) -> str:
         lines.append("  Statistics findings by kind (see the statistics_findings table):")
         for kind, count in summary["statistics_findings_by_kind"].items():
             lines.append(f"    {kind:<40} {count:>8,}")
+    lines += _coverage_lines(summary)
     if summary["quarantine_by_rule"]:
         lines.append("  Quarantine records by rule (see the quarantine table):")
         for rule, count in summary["quarantine_by_rule"].items():
@@ -249,6 +259,20 @@ def format_summary(summary: dict, output_dir: Path, seconds: float) -> str:
     if release:
         lines.append(f"  For publication: {output_dir / 'release'}/ (disclosure-controlled aggregates)")
     return "\n".join(lines)
+
+
+def _coverage_lines(summary: dict) -> list[str]:
+    """The returns whose years have no figures (published with --allow-incomplete), and why."""
+    rows = summary.get("not_complete", [])
+    if not rows:
+        return []
+    lines = [f"  {len(rows)} return(s) not complete: no stock or flows for their years (coverage table):"]
+    for row in rows:
+        area = row["area_code"] or "(no area)"
+        lines.append(
+            f"    {row['source']:<10} {area:<10} {row['collection_year']}  {row['status']}: {row['reason']}"
+        )
+    return lines
 
 
 def _rate_lines(summary: dict) -> list[str]:

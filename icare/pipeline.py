@@ -24,6 +24,7 @@ import pyarrow as pa
 
 import icare
 from icare import corrections, quarantine
+from icare import coverage as returns_coverage
 from icare.classification import Classification, load_classification
 from icare.disclosure import DisclosureRules, load_disclosure_rules, release_tables
 from icare.memory import configure_allocators
@@ -63,6 +64,9 @@ class RunOptions:
     disclosure_path: Path | None = None  # another config/disclosure.yaml
     population_path: Path | None = None  # described population file (YAML) for rates; see population_paths
     strict: bool = False  # no failure policy: every failing value quarantines its row (``--strict``)
+    # Publish when some returns cannot give figures, leaving their years out (icare.coverage);
+    # by default the run stops on them.
+    allow_incomplete: bool = False
 
 
 @dataclass
@@ -70,7 +74,7 @@ class SourceResult:
     """One source's contribution, with nothing left that identifies a child.
 
     The raw tables are dropped once harmonised: what is kept is pseudonymised (episodes,
-    children), redacted (quarantine) or about files (inputs, reconciliation).
+    children), redacted (quarantine) or about files (inputs, reconciliation, coverage).
     """
 
     name: str
@@ -78,6 +82,7 @@ class SourceResult:
     harmonised: Harmonised
     reconciliation: pd.DataFrame
     quarantine: pd.DataFrame
+    coverage: pd.DataFrame  # one row per return: complete, incomplete or missing (icare.coverage)
     corrections: pd.DataFrame = field(default_factory=corrections.empty)
 
 
@@ -222,9 +227,8 @@ def combine_extractions(parts: list[Extraction]) -> Extraction:
     )
 
 
-def harmonise_source(source: Source, extraction: Extraction, timer: StepTimer) -> SourceResult:
-    """Harmonise a sealed extraction and reconcile every row read; fail early when nothing is usable."""
-    name = source.name
+def require_recognisable(source: Source, extraction: Extraction) -> None:
+    """Stop when no file holds a table the source harmonises: the input folder is the wrong one."""
     harmonised_names = {t for t, spec in source.spec.tables.items() if spec.harmonised}
     if not any(t.table in harmonised_names and not t.missing_columns for t in extraction.tables):
         expected = " / ".join(
@@ -232,9 +236,21 @@ def harmonise_source(source: Source, extraction: Extraction, timer: StepTimer) -
         )
         folder = extraction.files[0].path.parent if extraction.files else ""
         raise SourceInputError(
-            f"{name}: no recognisable table in {folder}: expected files or sheets whose column headers "
-            f"are those of {expected}"
+            f"{source.name}: no recognisable table in {folder}: expected files or sheets whose column "
+            f"headers are those of {expected}"
         )
+
+
+def harmonise_source(source: Source, extraction: Extraction, timer: StepTimer) -> SourceResult:
+    """Harmonise a sealed extraction and reconcile every row read; fail early when nothing is usable.
+
+    The coverage of its returns is recorded, not enforced: ``process_source`` (``icare run``) and the
+    ``returns_complete`` check (Dagster) stop on incomplete returns unless they are allowed.
+    """
+    name = source.name
+    harmonised_names = {t for t, spec in source.spec.tables.items() if spec.harmonised}
+    require_recognisable(source, extraction)
+    coverage = returns_coverage.return_coverage(extraction, source.spec)
     if not extraction.pseudonymised:
         raise ValueError("harmonise_source needs a sealed extraction (extract_source)")
     harmonised: Harmonised = timer.step(f"{name}: harmonise", lambda: source.harmonise(extraction))
@@ -257,12 +273,23 @@ def harmonise_source(source: Source, extraction: Extraction, timer: StepTimer) -
     )
     harmonised.quarantine = records
     harmonised.accepted_rows = harmonised.accepted_rows.iloc[0:0]  # only the reconciliation reads them
-    return SourceResult(name, extraction.files, harmonised, reconciliation, records, fixes)
+    return SourceResult(name, extraction.files, harmonised, reconciliation, records, coverage, fixes)
 
 
-def process_source(source: Source, files: list[InputFile], timer: StepTimer) -> SourceResult:
-    """Extract, validate, seal and harmonise one source (the ``icare run`` path)."""
-    return harmonise_source(source, extract_source(source, files, timer), timer)
+def process_source(
+    source: Source, files: list[InputFile], timer: StepTimer, *, allow_incomplete: bool = False
+) -> SourceResult:
+    """Extract, validate, seal and harmonise one source (the ``icare run`` path).
+
+    Unless ``allow_incomplete``, a return that cannot give figures stops the run here, before
+    harmonisation and before anything is written (``icare.coverage.require_complete``).
+    """
+    extraction = extract_source(source, files, timer)
+    if not allow_incomplete:
+        require_recognisable(source, extraction)
+        coverage = returns_coverage.return_coverage(extraction, source.spec)
+        returns_coverage.require_complete(coverage, {source.name: source.spec})
+    return harmonise_source(source, extraction, timer)
 
 
 def run_id_for(
@@ -314,7 +341,8 @@ def _run(options: RunOptions, claim_output_folder: Callable[[], object]) -> RunR
     results = []
     for name, path in sorted(options.sources.items()):
         source = open_source(name, classification, pseudonymiser, strict=options.strict)
-        results.append(process_source(source, discover_source(source, path, timer), timer))
+        files = discover_source(source, path, timer)
+        results.append(process_source(source, files, timer, allow_incomplete=options.allow_incomplete))
     tables = timer.step("assemble tables", lambda: assemble_tables(results, classification))
     for result in results:
         result.harmonised.release_frames()  # the assembled tables hold their rows now
@@ -368,7 +396,10 @@ def statistics_tables(
     """Spells and the published statistics, computed in DuckDB over the assembled episodes; rates
     when a population is given. ``on_table``, ``progress``: see ``compute_statistics``."""
     specs = {name: load_source_spec(name) for name in source_names}
-    periods = reporting_periods(tables["inputs"], specs)
+    # The years of returns that cannot give figures are left out (icare.coverage).
+    periods = returns_coverage.complete_periods(
+        reporting_periods(tables["inputs"], specs), tables.get("coverage"), specs
+    )
     gap_days = {name: spec.care_spell_gap_days for name, spec in specs.items()}
     return compute_statistics(
         tables["episodes"],
@@ -562,6 +593,7 @@ def assemble_tables(results: list[SourceResult], classification: Classification)
             _concat([r.harmonised.superseded for r in results]), "source", "file", "sheet", "row_number"
         ),
         "reconciliation": _concat([r.reconciliation for r in results]),
+        "coverage": returns_coverage.combine(r.coverage for r in results),
         "inputs": _sorted(pd.DataFrame(_inputs(results)), "source", "file"),
         "icare_classification": _classification_table(classification),
         "icare_dimensions": classification.dimensions_frame(),
@@ -612,6 +644,8 @@ def summarise(tables: Mapping[str, pd.DataFrame | pa.Table], classification: Cla
         "corrections_by_rule": corrections.by_rule(tables.get("corrections")),
         "latest": latest_figures(tables, labels) if "stock" in tables else [],
         "statistics_findings_by_kind": findings_by_kind(tables),
+        # Returns whose years have no figures (the coverage table has every return).
+        "not_complete": returns_coverage.summary_rows(tables["coverage"]) if "coverage" in tables else [],
     }
 
 

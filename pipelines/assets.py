@@ -39,6 +39,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from icare import checks
+from icare import coverage as returns_coverage
 from icare.disclosure import SUMMARY as DISCLOSURE_SUMMARY
 from icare.disclosure import DisclosureRules
 from icare.disclosure.control import disclosures
@@ -72,6 +73,7 @@ from icare.sources.spec import load_source_spec
 from icare.statistics import STATISTICS_TABLES
 from pipelines.resources import IcareSettings
 from schemas.outputs import (
+    COVERAGE,
     RELEASE_DESCRIPTIONS,
     TABLE_DESCRIPTIONS,
     pandera_schema,
@@ -236,6 +238,33 @@ def blocking_check(
     )
 
 
+def coverage_check(coverage: pd.DataFrame, allow_incomplete: bool) -> dg.AssetCheckResult:
+    """``returns_complete``: fails on returns that cannot give figures; ERROR (a blocking check's
+    failure stops what follows) unless they are allowed, then WARN: publication goes on and their
+    years are left out of the statistics (``icare.coverage``)."""
+    bad = returns_coverage.not_complete(coverage)
+    if bad.empty:
+        what = "returns not complete"
+    elif allow_incomplete:
+        what = "returns not complete; published without their years (allow_incomplete)"
+    else:
+        what = "returns not complete: " + returns_coverage.ALLOW_INCOMPLETE_ADVICE
+    return dg.AssetCheckResult(
+        check_name="returns_complete",
+        passed=bad.empty,
+        severity=dg.AssetCheckSeverity.WARN if allow_incomplete else dg.AssetCheckSeverity.ERROR,
+        description=f"{len(bad)} {what}",
+        metadata={
+            "failures": len(bad),
+            "allow_incomplete": allow_incomplete,
+            "by_status": dg.MetadataValue.json(
+                {str(k): int(v) for k, v in coverage["status"].value_counts().sort_index().items()}
+            ),
+            "sample": _sample(bad.astype(str)),
+        },
+    )
+
+
 def _not_selected(context: dg.AssetExecutionContext, name: str) -> dict[str, object]:
     context.log.info(f"{name}: not among the configured sources; nothing to read")
     return {"selected": False}
@@ -328,6 +357,15 @@ def source_assets(name: str) -> list[dg.AssetsDefinition]:
                 "harmonised. Blocking: figures from rows that are not accounted for are not published.",
             ),
             dg.AssetCheckSpec(
+                "returns_complete",
+                asset=harmonised_key,
+                blocking=True,
+                description="Every return (area and collection year) has a header and an episodes table "
+                "that were read and have rows, and no year is missing between an area's first and last "
+                "returns. Blocking unless icare_settings.allow_incomplete: a year without them would "
+                'be published from the previous return\'s open episodes (docs/statistics.md "Coverage").',
+            ),
+            dg.AssetCheckSpec(
                 "no_duplicate_episodes",
                 asset=harmonised_key,
                 blocking=True,
@@ -355,6 +393,7 @@ def source_assets(name: str) -> list[dg.AssetsDefinition]:
             yield dg.Output(None, metadata=_not_selected(context, name))
             for check_name in (
                 "reconciliation_balances",
+                "returns_complete",
                 "no_duplicate_episodes",
                 "codes_mapped",
                 "no_quarantine",
@@ -388,6 +427,7 @@ def source_assets(name: str) -> list[dg.AssetsDefinition]:
             checks.reconciliation_imbalances(result.reconciliation),
             "tables whose rows do not add up",
         )
+        yield coverage_check(result.coverage, icare_settings.allow_incomplete)
         yield blocking_check(
             "no_duplicate_episodes",
             checks.duplicate_episodes(result.harmonised.episodes),
@@ -550,7 +590,12 @@ def publication_assets(source_names: Iterable[str]) -> list[dg.AssetsDefinition]
             else [table_key(table)],
             description=f"Released table `{release_name(table)}`, one row per {description}. Written "
             f"as {RELEASE_DIR}/{table}.parquet and in the schema `release` of icare.duckdb by "
-            "`publish_outputs`, after disclosure control by config/disclosure.yaml (docs/disclosure.md).",
+            "`publish_outputs`, "
+            + (
+                "as it is (it holds no counts)."
+                if table == COVERAGE
+                else "after disclosure control by config/disclosure.yaml (docs/disclosure.md)."
+            ),
             group_name=PUBLICATION,
             owners=OWNERS,
             kinds={"parquet"},

@@ -111,6 +111,15 @@ class IcareSettings(dg.ConfigurableResource):
         f"${DISCLOSURE_ENVIRONMENT_VARIABLE} if set, else config/disclosure.yaml.",
     )
 
+    allow_incomplete: bool = Field(
+        default=False,
+        description="Publish even when some returns (area and collection year) cannot give figures "
+        "(a missing, unreadable or empty header or episodes table, or a year with no files): their "
+        "years get no stock or flows and the coverage table lists them. Default false: the blocking "
+        "check returns_complete of each <source>_harmonised fails and nothing is published "
+        "(the --allow-incomplete option of icare run).",
+    )
+
     def disclosure_rules(self) -> DisclosureRules:
         return load_disclosure_rules(_setting(self.disclosure_path, DISCLOSURE_ENVIRONMENT_VARIABLE))
 
@@ -167,6 +176,7 @@ class IcareSettings(dg.ConfigurableResource):
             statistics_path=_setting(self.statistics_path, STATISTICS_ENVIRONMENT_VARIABLE),
             disclosure_path=_setting(self.disclosure_path, DISCLOSURE_ENVIRONMENT_VARIABLE),
             population_path=_setting(self.population_path, POPULATION_ENVIRONMENT_VARIABLE),
+            allow_incomplete=self.allow_incomplete,
         )
 
     def classification(self) -> Classification:

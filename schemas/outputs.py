@@ -211,6 +211,25 @@ TABLES: dict[str, list[Col]] = {
         Col("rows_superseded", INT, False, "rows represented by another row (a later return or a copy)"),
         Col("rows_not_harmonised", INT, False, "rows of recognised tables that this release does not use"),
     ],
+    "coverage": [
+        SOURCE,
+        AREA,
+        Col(
+            "collection_year",
+            INT,
+            False,
+            "collection year, named by the year in which it ends (2024 = 2023/24)",
+        ),
+        Col(
+            "status",
+            STRING,
+            False,
+            "complete (figures published), incomplete (a required table missing, unreadable, empty or "
+            "lacking a column) or missing (no file for a year between the area's first and last returns)",
+            ("complete", "incomplete", "missing"),
+        ),
+        Col("reason", STRING, True, "what is wrong, naming the table and file (empty when complete)"),
+    ],
     "icare_classification": [
         CLASSIFICATION_VERSION,
         Col("code", STRING, False, "ICare code"),
@@ -572,6 +591,10 @@ TABLE_DESCRIPTIONS: dict[str, str] = {
     ),
     "superseded": "input row that another row stands for (a later return, or an identical copy)",
     "reconciliation": "table read (a CSV file or a workbook sheet), with what became of its rows",
+    "coverage": (
+        "return (source × area × collection year): complete, incomplete or missing, and why; the years "
+        "of returns that are not complete have no stock or flows"
+    ),
     "inputs": "input file, with its SHA-256 checksum",
     "icare_classification": "category of the classification in force",
     "icare_dimensions": "value of a dimension or flat code list of the classification",
@@ -619,6 +642,8 @@ TABLE_DESCRIPTIONS: dict[str, str] = {
 
 # -- the disclosure-controlled release (outputs/release/, DuckDB schema ``release``) ---------------
 RELEASE_SCHEMA = "release"
+# The one table released without disclosure control: it holds no counts.
+COVERAGE = "coverage"
 # Confidentiality status of a released value: the SDMX code list CL_CONF_STATUS (docs/disclosure.md).
 CONF_FREE = "F"  # free for publication
 CONF_PRIMARY = "A"  # primary confidentiality due to small counts
@@ -680,6 +705,8 @@ def _release_columns(table: str) -> list[Col]:
 
 RELEASE_TABLES: dict[str, list[Col]] = {
     **{table: _release_columns(table) for table in RELEASE_COUNTS},
+    # Not disclosive (no counts): released as it is, so a reader of the release sees the years left out.
+    COVERAGE: TABLES[COVERAGE],
     "disclosure_summary": [
         Col("table_name", STRING, False, "released table"),
         Col("column_name", STRING, False, "count column, or the derived columns withheld together"),
@@ -703,6 +730,7 @@ RELEASE_DESCRIPTIONS: dict[str, str] = {
         table: f"as `{table}`, disclosure-controlled: each count with its confidentiality status"
         for table in RELEASE_COUNTS
     },
+    COVERAGE: "as `coverage`: each return and whether its year's figures are published",
     "disclosure_summary": "released table × count column: values published, withheld (primary, secondary)",
 }
 

@@ -175,7 +175,7 @@ def test_missing_column_quarantines_the_table_with_a_clear_reason(tmp_path, run_
         columns,
         [{k: v for k, v in episode("9", "01/05/2023").items() if k != "REC"}] * 2,
     )
-    tables = run_on(tmp_path / "in")
+    tables = run_on(tmp_path / "in", allow_incomplete=True)  # area 202's return is incomplete
     q = tables["quarantine"]
     assert q[["file", "row_number", "column_name", "rule"]].values.tolist() == [
         ["2024/202/episodes.csv", 2, "REC", "missing_column"],
@@ -265,10 +265,16 @@ def test_stray_or_unusable_later_files_do_not_close_open_episodes(tmp_path, run_
     write_csv(tmp_path / "in" / "2030" / "201" / "notes.csv", ["Comment"], [{"Comment": "to do"}])
     columns = [c for c in EPISODE_COLUMNS if c != "REC"]  # a later episodes table rejected whole
     write_csv(tmp_path / "in" / "2025" / "201" / "episodes.csv", columns, [])
-    tables = run_on(tmp_path / "in")
+    tables = run_on(tmp_path / "in", allow_incomplete=True)  # 2025 and 2030 incomplete, 2026-2029 missing
     episodes = tables["episodes"]
     assert episodes["repair_rule"].isna().all()
     assert episodes["episode_end"].isna().all()  # still open, as the only usable return says
+    assert tables["coverage"][["collection_year", "status"]].values.tolist() == [
+        [2024, "complete"],
+        [2025, "incomplete"],
+        *([year, "missing"] for year in range(2026, 2030)),
+        [2030, "incomplete"],
+    ]
     assert_reconciles(tables)
 
 

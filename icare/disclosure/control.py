@@ -21,6 +21,7 @@ from schemas.outputs import (
     CONF_FREE,
     CONF_PRIMARY,
     CONF_SECONDARY,
+    COVERAGE,
     RELEASE_COUNTS,
     column_names,
     release_name,
@@ -252,7 +253,8 @@ def disclosures(release: Mapping[str, pa.Table], rules: DisclosureRules) -> pd.D
 
 
 def release_tables(tables: Mapping[str, object], rules: DisclosureRules) -> dict[str, pa.Table]:
-    """Every released aggregate table plus ``disclosure_summary``, from the internal statistics tables."""
+    """Every released aggregate table plus ``disclosure_summary``, from the internal statistics tables,
+    and the ``coverage`` table as it is."""
     released: dict[str, pa.Table] = {}
     summary: list[dict] = []
     for table in RELEASE_COUNTS:
@@ -271,4 +273,7 @@ def release_tables(tables: Mapping[str, object], rules: DisclosureRules) -> dict
         pa.Table.from_pylist(summary, schema=None).select(column_names(release_name(SUMMARY))),
         release_name(SUMMARY),
     )
+    # Which years of which areas have figures: not disclosive, and the release is not read without it.
+    if COVERAGE in tables:
+        released[COVERAGE] = to_arrow(tables[COVERAGE], release_name(COVERAGE))
     return released

@@ -21,6 +21,8 @@ class TableSpec:
     name: str
     columns: tuple[str, ...]
     harmonised: bool
+    # A return without this table (read, with rows) gives no figures for its year (icare.coverage).
+    required: bool = False
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,9 @@ def load_source_spec(name_or_folder: str | Path) -> SourceSpec:
         raise SourceSpecError(f"{path}: cannot read the source specification ({exc})") from exc
     try:
         tables = {
-            name: TableSpec(name, tuple(t["columns"]), bool(t.get("harmonised", False)))
+            name: TableSpec(
+                name, tuple(t["columns"]), bool(t.get("harmonised", False)), bool(t.get("required", False))
+            )
             for name, t in raw["tables"].items()
         }
         return SourceSpec(

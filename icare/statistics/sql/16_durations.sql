@@ -1,16 +1,19 @@
 -- Days in care: care spells that ended in the period (by category at exit), and placement spells
 -- that ended in it (by their category at start). Days = end date - start date. Care spells whose
--- start lies before the data (first episode not an entry to care) are left out of the quartiles and
--- counted in spells_start_unknown. docs/statistics.md "Durations".
+-- start lies outside the periods the data covers (first episode not an entry to care, starting
+-- before the first period or in a year whose return is missing or incomplete) are left out of the
+-- quartiles and counted in spells_start_unknown. docs/statistics.md "Durations".
 CREATE TABLE durations AS
 WITH ended AS (
     SELECT
         s.source, s.area_code, 'care_spell' AS unit, s.spell_end AS end_date,
         s.icare_code_end AS icare_code, s.sex, s.birth_month, s.duration_days,
-        NOT s.starts_with_entry AND s.spell_start < p_first.covered_from AS start_unknown
+        NOT s.starts_with_entry AND NOT EXISTS (
+            SELECT 1 FROM periods AS c
+            WHERE c.source = s.source AND c.area_code IS NOT DISTINCT FROM s.area_code
+                AND s.spell_start BETWEEN c.period_start AND c.period_end
+        ) AS start_unknown
     FROM care_spells AS s
-    JOIN (SELECT source, area_code, min(period_start) AS covered_from FROM periods GROUP BY ALL) AS p_first
-        ON p_first.source = s.source AND p_first.area_code IS NOT DISTINCT FROM s.area_code
     WHERE s.end_type = 'exit'
     UNION ALL
     SELECT
