@@ -22,9 +22,14 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from icare.database_views import add_conveniences
 from schemas.outputs import RELEASE_SCHEMA, RELEASE_TABLES, TABLES, release_name, to_arrow
 
 DATABASE = "icare.duckdb"
+# The database file is written in the storage format of DuckDB 1.1, so that every DuckDB from 1.1 on
+# (CLI, R, DBeaver, older Python) opens it; the default of a new DuckDB is its own newest format,
+# which older clients refuse (docs/database.md). Only new files take this setting.
+STORAGE_VERSION = "v1.1.0"
 PARQUET_DIR = "parquet"
 RUN_SUMMARY = "run.json"
 # The disclosure-controlled release: release/<table>.parquet, the DuckDB schema ``release`` and
@@ -167,6 +172,8 @@ class StagedOutputs:
         and swap the staging folder in for the previous outputs."""
         self.write({**tables, "data_dictionary": None})
         self.wait()
+        if self._connection is not None:  # the writer is idle: comments, ordered age bands, label views
+            add_conveniences(self._connection, DATA_DICTIONARY_DESCRIPTION)
         self._close()
         (self.folder / RUN_SUMMARY).write_text(
             json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n"
@@ -287,7 +294,7 @@ class StagedOutputs:
 
 def _open_database(path: Path) -> duckdb.DuckDBPyConnection:
     """The staging database's one connection, set up for loading large tables."""
-    connection = duckdb.connect(str(path))
+    connection = duckdb.connect(str(path), config={"storage_compatibility_version": STORAGE_VERSION})
     # Written blocks are already in the file; without a limit DuckDB keeps them cached until the
     # connection closes (measured: +0.39 GB resident for the 1,000,000-row benchmark, 0.18 GB with
     # this limit, no slower). Larger loads spill to a temporary file beside the database.
