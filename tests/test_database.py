@@ -17,7 +17,7 @@ import pytest
 from icare.database_views import sql_name, sql_text
 from icare.pipeline import RunOptions, bundled_samples, run
 from icare.pseudonymise import KEY_ENVIRONMENT_VARIABLE
-from schemas.outputs import RELEASE_TABLES, TABLE_DESCRIPTIONS, TABLES
+from schemas.outputs import CONF_STATUS, RELEASE_TABLES, TABLE_DESCRIPTIONS, TABLES
 from tests.builders import episode, header, write_return
 from tests.conftest import run_with_test_key
 
@@ -258,3 +258,17 @@ def test_every_sql_example_in_the_docs_runs_on_the_sample_database(sql, sample_d
     with _open(sample_database) as db:
         for statement in statements:
             db.execute(statement).fetchall()
+
+
+def test_only_confidentiality_statuses_are_named_status():
+    """``_status`` means the release's confidentiality status (docs/database.md), nothing else."""
+    misnamed = [
+        (table, c.name)
+        for table, columns in [*TABLES.items(), *RELEASE_TABLES.items()]
+        for c in columns
+        if (c.name == "status" or c.name.endswith("_status")) and c.allowed != CONF_STATUS
+    ]
+    assert not misnamed
+    confidential = [c.name for c in RELEASE_TABLES["pathways"] if c.allowed == CONF_STATUS]
+    assert confidential == ["spells_status", "spells_in_rare_pathways_status"]
+    assert "spell_state" in [c.name for c in TABLES["pathways"]]
