@@ -1,8 +1,8 @@
 """Conveniences for analysts inside ``icare.duckdb``: comments, ordered age bands and label views.
 
-Added once every table is loaded, just before the staging database is closed (``publish``), and
-derived from ``schemas.outputs`` and from the loaded classification, never from a list kept here: a
-table added to ``TABLES`` gets its comments, its ordered ``age_band`` and, when it has ICare codes or
+Comments are added to each table as it is loaded, the rest once every table is loaded (``publish``).
+All of it is derived from ``schemas.outputs`` and the loaded classification, not from a list kept
+here: a table added to ``TABLES`` gets its comments, its ordered ``age_band`` and, when it has ICare codes or
 dimension codes, its ``<table>_labelled`` view without a change to this module (docs/database.md).
 
 DuckDB's ``COMMENT ON`` and ``CREATE VIEW`` take no bound parameters (a view has no parameters, and
@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import duckdb
 
@@ -64,26 +66,48 @@ def sql_name(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def add_conveniences(connection: duckdb.DuckDBPyConnection, data_dictionary_description: str) -> None:
-    """Ordered age bands, label views and comments on every table, view and column, in one transaction."""
-    connection.execute("BEGIN TRANSACTION")
-    try:
+def comment_table(
+    connection: duckdb.DuckDBPyConnection, schema: str, table: str, data_dictionary_description: str
+) -> None:
+    """``COMMENT ON`` a loaded table and its columns, in one transaction.
+
+    Run by the writer thread that loaded the table, so the comments (some 900 catalog changes,
+    about 0.6 s together) are written while the run goes on rather than at its end."""
+    if (schema, table) == (MAIN_SCHEMA, "data_dictionary"):
+        description, texts = data_dictionary_description, DATA_DICTIONARY_COLUMNS
+    else:
+        description, texts = _descriptions(schema, table)
+    with _transaction(connection):
+        _comment(connection, "TABLE", schema, table, description, list(texts), texts)
+
+
+def add_conveniences(connection: duckdb.DuckDBPyConnection) -> None:
+    """Ordered age bands and the commented label views, once every table is loaded, in one transaction."""
+    with _transaction(connection):
         tables = _loaded_tables(connection)
         order_age_bands(connection, tables)
         views = add_label_views(connection, tables)
-        add_comments(connection, tables, views, data_dictionary_description)
-        connection.execute("COMMIT")
+        comment_views(connection, views)
+
+
+@contextmanager
+def _transaction(connection: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    connection.execute("BEGIN TRANSACTION")
+    try:
+        yield
     except BaseException:
         connection.execute("ROLLBACK")
         raise
+    connection.execute("COMMIT")
 
 
 def _loaded_tables(connection: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], list[str]]:
     """(schema, table) -> its columns in order, for every table in the database."""
     rows = connection.execute(
-        "SELECT schema_name, table_name, column_name FROM duckdb_columns() "
-        "WHERE NOT internal AND database_name = current_database() ORDER BY schema_name, table_name, "
-        "column_index"
+        "SELECT c.schema_name, c.table_name, c.column_name FROM duckdb_columns() AS c "
+        "JOIN duckdb_tables() AS t USING (database_name, schema_name, table_name) "
+        "WHERE NOT c.internal AND database_name = current_database() "
+        "ORDER BY c.schema_name, c.table_name, c.column_index"
     ).fetchall()
     tables: dict[tuple[str, str], list[str]] = {}
     for schema, table, column in rows:
@@ -215,33 +239,19 @@ def _column_text(column) -> str:
     return column.description
 
 
-def add_comments(
-    connection: duckdb.DuckDBPyConnection,
-    tables: dict[tuple[str, str], list[str]],
-    views: dict[tuple[str, str], tuple[str, list[str]]],
-    data_dictionary_description: str,
+def comment_views(
+    connection: duckdb.DuckDBPyConnection, views: dict[tuple[str, str], tuple[str, list[str]]]
 ) -> None:
-    """``COMMENT ON`` every table, view and column, with the descriptions of ``schemas.outputs``."""
-    for (schema, table), columns in tables.items():
-        if (schema, table) == (MAIN_SCHEMA, "data_dictionary"):
-            description, texts = data_dictionary_description, DATA_DICTIONARY_COLUMNS
-        else:
-            description, texts = _descriptions(schema, table)
-        _comment(connection, "TABLE", schema, table, description, columns, texts)
+    """``COMMENT ON`` each label view and its label columns (the other columns are described on the
+    table, ``comment_table``: repeating some 400 comments would add a quarter of a second to the end
+    of every run)."""
     for (schema, view), (table, labels) in views.items():
-        description, texts = _descriptions(schema, table)
-        texts = dict(texts)
-        for column in labels:
-            texts[column + LABEL_SUFFIX] = f"label of {column}"
-        _comment(
-            connection,
-            "VIEW",
-            schema,
-            view,
-            f"{table} with the label of each code beside it ({description or table})",
-            [*tables[(schema, table)], *(c + LABEL_SUFFIX for c in labels)],
-            texts,
-        )
+        description, _ = _descriptions(schema, table)
+        texts = {
+            c + LABEL_SUFFIX: f"label of {c} (from icare_classification or icare_dimensions)" for c in labels
+        }
+        about = f"{table} with the label of each code beside it ({description or table})"
+        _comment(connection, "VIEW", schema, view, about, list(texts), texts)
 
 
 def _comment(

@@ -22,7 +22,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from icare.database_views import add_conveniences
+from icare.database_views import MAIN_SCHEMA, add_conveniences, comment_table
 from schemas.outputs import RELEASE_SCHEMA, RELEASE_TABLES, TABLES, release_name, to_arrow
 
 DATABASE = "icare.duckdb"
@@ -172,8 +172,8 @@ class StagedOutputs:
         and swap the staging folder in for the previous outputs."""
         self.write({**tables, "data_dictionary": None})
         self.wait()
-        if self._connection is not None:  # the writer is idle: comments, ordered age bands, label views
-            add_conveniences(self._connection, DATA_DICTIONARY_DESCRIPTION)
+        if self._connection is not None:  # the writer is idle: ordered age bands, label views
+            add_conveniences(self._connection)
         self._close()
         (self.folder / RUN_SUMMARY).write_text(
             json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n"
@@ -214,6 +214,7 @@ class StagedOutputs:
         parquet = self._parquet.submit(_write_parquet, table, path, self._stop)
         try:
             self._load(f'"{name}"', table)
+            comment_table(self._open_connection(), MAIN_SCHEMA, name, DATA_DICTIONARY_DESCRIPTION)
         except BaseException:
             self._stop.set()  # the Parquet file is thrown away: it stops at its next row group
             raise
@@ -229,6 +230,7 @@ class StagedOutputs:
             _write_parquet(table, self.folder / RELEASE_DIR / f"{name}.parquet")
             # Names are the project's own constants (schemas.outputs.RELEASE_TABLES), never user input.
             self._load(f'"{RELEASE_SCHEMA}"."{name}"', table)
+            comment_table(self._open_connection(), RELEASE_SCHEMA, name, DATA_DICTIONARY_DESCRIPTION)
 
     def _load(self, qualified_name: str, table: pa.Table) -> None:
         """``table`` as a new DuckDB table; ``qualified_name`` is one of the project's table names."""
