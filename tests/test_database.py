@@ -191,7 +191,10 @@ def old_duckdb() -> Path:
             pytest.skip(
                 f"DuckDB {OLD_DUCKDB} could not be installed to test old readers: {done.stderr[-500:]}"
             )
-        staging.rename(OLD_DUCKDB_DIR)
+        try:
+            staging.rename(OLD_DUCKDB_DIR)
+        except OSError:  # another test session installed it meanwhile
+            shutil.rmtree(staging, ignore_errors=True)
     return OLD_DUCKDB_DIR
 
 
