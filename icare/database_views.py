@@ -146,10 +146,7 @@ def order_age_bands(connection: duckdb.DuckDBPyConnection, tables: dict[tuple[st
     """Every ``age_band`` column as the ENUM ``age_band``, so ``ORDER BY age_band`` is in age order.
 
     Only aggregate tables have the column, so changing its type rewrites little."""
-    order = age_band_order(connection, tables)
-    if not order:
-        return
-    values = ", ".join(sql_text(v) for v in order)
+    values = ", ".join(sql_text(v) for v in age_band_order(connection, tables))
     connection.execute(f"CREATE TYPE {sql_name(AGE_BAND_TYPE)} AS ENUM ({values})")
     for (schema, table), columns in tables.items():
         if "age_band" in columns:
