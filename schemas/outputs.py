@@ -412,7 +412,7 @@ TABLES: dict[str, list[Col]] = {
         SOURCE,
         AREA,
         *PERIOD,
-        Col("spell_status", STRING, False, "ended in the period, or open at its end", ("ended", "open")),
+        Col("spell_state", STRING, False, "ended in the period, or open at its end", ("ended", "open")),
         Col("pathway_level", STRING, False, "classification level of the pathway (1, 2, ... or finest)"),
         Col("pathway", STRING, False, "categories of the placement spells, e.g. AC.F12 > AC.F29, or other"),
         SEX,
@@ -461,7 +461,7 @@ TABLES: dict[str, list[Col]] = {
         ),
         Col("overlap_records_set_aside_end", INT, False, "the same on the end date"),
         Col("overlaps_resolved_in_period", INT, False, "overlaps resolved at a date in the period"),
-        Col("status", STRING, False, "balanced or difference", ("balanced", "difference")),
+        Col("balance", STRING, False, "balanced or difference", ("balanced", "difference")),
         CLASSIFICATION_VERSION,
     ],
     "statistics_findings": [

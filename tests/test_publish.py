@@ -37,7 +37,9 @@ def returns(tmp_path):
 
 def read_database(path):
     with duckdb.connect(str(path), read_only=True) as connection:
-        names = [row[0] for row in connection.execute("SHOW TABLES").fetchall()]
+        # The tables of the main schema, without the label views (docs/database.md).
+        tables = connection.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'")
+        names = [row[0] for row in tables.fetchall()]
         # SQL tables have no row order (publish.py loads them in parallel): read them in one
         return {name: connection.execute(f'SELECT * FROM "{name}" ORDER BY ALL').df() for name in names}
 

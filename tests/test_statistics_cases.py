@@ -28,7 +28,7 @@ def flow(tables) -> list[tuple]:
         "difference",
         "overlap_records_set_aside_start",
         "overlap_records_set_aside_end",
-        "status",
+        "balance",
     )
 
 
@@ -198,7 +198,7 @@ def test_open_episode_is_in_every_later_stock_and_an_open_pathway():
     assert stock(tables) == [(date(2023, 3, 31), "AC.F11", 1), (date(2024, 3, 31), "AC.F11", 1)]
     assert rows_of(tables["care_spells"], "end_type", "spell_end", "duration_days") == [("open", None, None)]
     finest = tables["pathways"][tables["pathways"]["pathway_level"] == "finest"]
-    assert rows_of(finest, "period_end", "spell_status", "pathway", "spells") == [
+    assert rows_of(finest, "period_end", "spell_state", "pathway", "spells") == [
         (Y2023[1], "open", "AC.F11", 1),
         (Y2024[1], "open", "AC.F11", 1),
     ]
@@ -285,7 +285,7 @@ def test_pathways_roll_up_by_level_and_collapse_repeats():
         ],
         rare_pathway_threshold=1,
     )
-    assert rows_of(tables["pathways"], "pathway_level", "spell_status", "pathway", "spells") == [
+    assert rows_of(tables["pathways"], "pathway_level", "spell_state", "pathway", "spells") == [
         ("1", "ended", "AC.F", 1),
         ("2", "ended", "AC.F1 > AC.F2 > AC.F3", 1),
         ("finest", "ended", "AC.F12 > AC.F11 > AC.F29 > AC.F3", 1),

@@ -126,15 +126,15 @@ def test_pathways_are_all_rare_at_the_default_threshold(example):
     pathways = example["pathways"]
     assert set(pathways["pathway"]) == {"other"}
     # every level partitions the same three spells: two ended, one open
-    by_level = pathways.groupby(["pathway_level", "spell_status"])["spells"].sum().to_dict()
+    by_level = pathways.groupby(["pathway_level", "spell_state"])["spells"].sum().to_dict()
     assert by_level == {
-        (level, status): n for level in ("1", "2", "finest") for status, n in (("ended", 2), ("open", 1))
+        (level, state): n for level in ("1", "2", "finest") for state, n in (("ended", 2), ("open", 1))
     }
 
 
 def test_flow_check_balances(example):
     assert rows_of(
-        example["flow_check"], "stock_start", "entries", "exits", "stock_end", "difference", "status"
+        example["flow_check"], "stock_start", "entries", "exits", "stock_end", "difference", "balance"
     ) == [(1, 2, 2, 1, 0, "balanced")]
     assert example["statistics_findings"].empty
     assert set(example["stock"]["classification_version"]) == {"icare-ac-provisional@0.2.0"}

@@ -474,7 +474,7 @@ def test_flow_identity_balances_with_the_oracle_stocks(data):
     for area, start, end in data.periods:
         (row,) = rows(flow, area, period_start=start)
         assert row["difference"] == 0, row
-        assert row["status"] == "balanced"
+        assert row["balance"] == "balanced"
         assert row["stock_start"] == len(in_care(data.episodes, area, start - dt.timedelta(days=1)))
         assert row["stock_end"] == len(in_care(data.episodes, area, end))
         assert row["stock_end"] == row["stock_start"] + row["entries"] - row["exits"]
@@ -547,7 +547,7 @@ def test_pathway_levels_partition_the_same_spells(data):
         }
         for status, n in expected.items():
             per_level = sum_by(
-                rows(pathways, area, period_start=start, spell_status=status), "pathway_level", "spells"
+                rows(pathways, area, period_start=start, spell_state=status), "pathway_level", "spells"
             )
             assert per_level == (dict.fromkeys(levels, n) if n else {})
         assert expected["open"] == len(in_care(data.episodes, area, end))
@@ -574,7 +574,7 @@ def test_finest_pathways_are_the_placement_categories_without_repeats(data):
             expected[(status, " > ".join(collapsed))] += 1
         published: Counter = Counter()
         for r in rows(pathways, area, period_start=start, pathway_level="finest"):
-            published[(r["spell_status"], r["pathway"])] += r["spells"]
+            published[(r["spell_state"], r["pathway"])] += r["spells"]
         assert published == expected
 
 
@@ -698,7 +698,7 @@ def test_pipeline_statistics_balance_on_generated_returns(seed, first_year):
     for row in flow:
         area, start, end = row["area_code"], row["period_start"], row["period_end"]
         assert row["difference"] == 0, row
-        assert row["status"] == "balanced"
+        assert row["balance"] == "balanced"
         children_in_care = in_care(episodes, area, end)
         assert row["stock_end"] == len(children_in_care)
         assert row["stock_start"] == len(in_care(episodes, area, start - dt.timedelta(days=1)))

@@ -581,4 +581,4 @@ def test_one_episode_and_empty_provider_sectors():
 def test_no_episodes_give_empty_spells():
     tables = compute([])
     assert len(tables["care_spells"]) == len(tables["placement_spells"]) == 0
-    assert set(tables["flow_check"]["status"]) == {"balanced"}
+    assert set(tables["flow_check"]["balance"]) == {"balanced"}

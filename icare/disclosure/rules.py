@@ -18,7 +18,7 @@ from schemas.outputs import RELEASE_COUNTS, RELEASE_DERIVED, column_names
 DEFAULT_RULES = "disclosure.yaml"
 METHODS = ("suppress", "round")
 # Columns that are neither a cell's coordinates nor a count: a margin cannot group by them.
-_NOT_DIMENSIONS = {"classification_version", "difference", "status"}
+_NOT_DIMENSIONS = {"classification_version", "difference", "balance"}
 
 
 class DisclosureRulesError(ValueError):

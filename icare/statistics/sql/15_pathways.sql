@@ -2,7 +2,7 @@
 -- level and with consecutive repeats collapsed, for spells that ended in the period ("ended") or
 -- were still open at its end ("open": the steps that had started by then). Pathways with fewer
 -- spells than the rare-pathway threshold (over all sexes and age bands of their source, area,
--- period, status and level) become "other". docs/statistics.md "Pathways".
+-- period, spell state and level) become "other". docs/statistics.md "Pathways".
 -- Categories are handled as small integers in lists (grouping and comparing strings is slow); the
 -- text of a pathway is built once per published row.
 CREATE TABLE pathways AS
@@ -25,7 +25,7 @@ WITH level_maps AS (
 same_steps AS (
     -- the ranges of children's counts (15_pathway_steps.sql), summed
     SELECT
-        source, area_code, period_start, period_end, spell_status, sex, age_band, codes,
+        source, area_code, period_start, period_end, spell_state, sex, age_band, codes,
         sum(spells)::BIGINT AS spells
     FROM pathway_steps
     GROUP BY ALL
@@ -39,7 +39,7 @@ at_level AS (
 ),
 counted AS (
     SELECT
-        source, area_code, period_start, period_end, spell_status, level_name,
+        source, area_code, period_start, period_end, spell_state, level_name,
         -- consecutive repeats collapsed: a step is kept when its category differs from the one before
         list_filter(categories, lambda x, i: i = 1 OR x <> categories[i - 1]) AS pathway_codes,
         sex, age_band,
@@ -51,7 +51,7 @@ flagged AS (
     SELECT
         *,
         sum(spells) OVER (
-            PARTITION BY source, area_code, period_start, spell_status, level_name, pathway_codes
+            PARTITION BY source, area_code, period_start, spell_state, level_name, pathway_codes
         ) < $rare_threshold AS rare
     FROM counted
 ),
@@ -59,7 +59,7 @@ code_names AS (
     SELECT list(code ORDER BY code_id) AS code_of FROM code_ids
 )
 SELECT
-    f.source, f.area_code, f.period_start, f.period_end, f.spell_status, f.level_name AS pathway_level,
+    f.source, f.area_code, f.period_start, f.period_end, f.spell_state, f.level_name AS pathway_level,
     CASE
         WHEN f.rare THEN 'other'
         ELSE array_to_string(list_transform(f.pathway_codes, lambda x: n.code_of[x]), ' > ')

@@ -2,7 +2,7 @@
 -- stock at the end = stock at the start (the day before the period) + entries - exits.
 -- Stocks are children, and a child's care spells never overlap (overlapping records join one spell),
 -- so the identity holds exactly unless something is wrong; `difference` is then non-zero and
--- `status` says "difference". The extra records a raw count of open records would include on the
+-- `balance` says "difference". The extra records a raw count of open records would include on the
 -- two dates (overlaps) are published as the documented adjustment.
 -- docs/statistics.md "Flow check".
 CREATE TABLE flow_check AS
@@ -55,7 +55,7 @@ SELECT
         WHEN coalesce(st.stock_end, 0)
             = coalesce(st.stock_start, 0) + coalesce(f.entries, 0) - coalesce(f.exits, 0) THEN 'balanced'
         ELSE 'difference'
-    END AS status
+    END AS balance
 FROM dates AS d
 LEFT JOIN stocks AS st USING (period_id)
 LEFT JOIN flows AS f
