@@ -25,8 +25,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from icare.output_folder import PREVIOUS_PREFIX, STAGING_PREFIX, claimed, writing
 from icare.database_views import MAIN_SCHEMA, add_conveniences, comment_table
+from icare.output_folder import PREVIOUS_PREFIX, STAGING_PREFIX, claimed, writing
 from schemas.outputs import RELEASE_SCHEMA, RELEASE_TABLES, TABLES, release_name, to_arrow
 
 DATABASE = "icare.duckdb"
