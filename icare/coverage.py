@@ -135,7 +135,7 @@ def return_coverage(extraction: Extraction, spec: SourceSpec) -> pd.DataFrame:
                     f"({first} to {last})",
                 )
             )
-    frame = pd.DataFrame(rows, columns=["area_code", "collection_year", "status", "reason"])
+    frame = pd.DataFrame(rows, columns=["area_code", "collection_year", "completeness", "reason"])
     frame.insert(0, "source", spec.id)
     return sort_coverage(frame)
 
@@ -149,7 +149,7 @@ def sort_coverage(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def not_complete(coverage: pd.DataFrame) -> pd.DataFrame:
-    return coverage[coverage["status"] != COMPLETE]
+    return coverage[coverage["completeness"] != COMPLETE]
 
 
 def describe_return(spec: SourceSpec, area_code: str | None, collection_year: int) -> str:
@@ -165,7 +165,7 @@ def require_complete(coverage: pd.DataFrame, specs: Mapping[str, SourceSpec]) ->
     if bad.empty:
         return
     lines = [
-        f"  - {describe_return(specs[r.source], r.area_code, r.collection_year)}: {r.status}: {r.reason}"
+        f"  - {describe_return(specs[r.source], r.area_code, r.collection_year)}: {r.completeness}: {r.reason}"
         for r in bad.itertuples()
     ]
     raise IncompleteReturnsError(
@@ -205,7 +205,7 @@ def summary_rows(coverage: pd.DataFrame) -> list[dict]:
             "source": r.source,
             "area_code": None if pd.isna(r.area_code) else r.area_code,
             "collection_year": int(r.collection_year),
-            "status": r.status,
+            "completeness": r.completeness,
             "reason": r.reason,
         }
         for r in not_complete(coverage).itertuples()

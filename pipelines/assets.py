@@ -258,7 +258,7 @@ def coverage_check(coverage: pd.DataFrame, allow_incomplete: bool) -> dg.AssetCh
             "failures": len(bad),
             "allow_incomplete": allow_incomplete,
             "by_status": dg.MetadataValue.json(
-                {str(k): int(v) for k, v in coverage["status"].value_counts().sort_index().items()}
+                {str(k): int(v) for k, v in coverage["completeness"].value_counts().sort_index().items()}
             ),
             "sample": _sample(bad.astype(str)),
         },

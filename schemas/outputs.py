@@ -221,7 +221,7 @@ TABLES: dict[str, list[Col]] = {
             "collection year, named by the year in which it ends (2024 = 2023/24)",
         ),
         Col(
-            "status",
+            "completeness",
             STRING,
             False,
             "complete (figures published), incomplete (a required table missing, unreadable, empty or "

@@ -119,7 +119,7 @@ def test_the_complete_returns_give_the_figures_worked_out_by_hand(complete):
             strict=True,
         )
     } == FLOWS
-    assert complete["coverage"][["collection_year", "status"]].values.tolist() == [
+    assert complete["coverage"][["collection_year", "completeness"]].values.tolist() == [
         [year, "complete"] for year in YEARS
     ]
     assert complete["coverage"]["reason"].isna().all()
@@ -205,7 +205,7 @@ def test_allowed_an_unusable_return_leaves_its_year_out_and_nothing_else(
     result = run(options(root, tmp_path / "out", allow_incomplete=True))
     tables = published(result)
     coverage = tables["coverage"]
-    assert coverage[["source", "area_code", "collection_year", "status"]].values.tolist() == [
+    assert coverage[["source", "area_code", "collection_year", "completeness"]].values.tolist() == [
         ["ssda903", "201", year, status if year == 2024 else "complete"] for year in YEARS
     ]
     assert reason in coverage.loc[coverage["collection_year"] == 2024, "reason"].iloc[0]
@@ -221,7 +221,7 @@ def test_allowed_an_unusable_return_leaves_its_year_out_and_nothing_else(
             "source": "ssda903",
             "area_code": "201",
             "collection_year": 2024,
-            "status": status,
+            "completeness": status,
             "reason": coverage["reason"].iloc[2],
         }
     ]
@@ -278,7 +278,7 @@ def test_the_dagster_check_blocks_unless_incomplete_returns_are_allowed():
             "source": ["ssda903", "ssda903"],
             "area_code": ["201", "201"],
             "collection_year": [2023, 2024],
-            "status": ["complete", "missing"],
+            "completeness": ["complete", "missing"],
             "reason": [None, "no file for collection year 2024"],
         }
     )
@@ -300,7 +300,7 @@ def test_header_and_episodes_are_required_but_a_notes_sheet_is_not(tmp_path, pse
         },
     )
     tables = run(options(tmp_path / "in", tmp_path / "out")).tables
-    assert tables["coverage"][["collection_year", "status"]].values.tolist() == [[2024, "complete"]]
+    assert tables["coverage"][["collection_year", "completeness"]].values.tolist() == [[2024, "complete"]]
 
 
 def test_a_care_spell_that_began_in_a_missing_year_has_an_unknown_duration(tmp_path, pseudonym_key):
@@ -351,7 +351,7 @@ def test_dagster_blocks_publication_on_an_incomplete_return_unless_allowed(tmp_p
     check = {c.check_name: c for c in allowed.get_asset_check_evaluations()}["returns_complete"]
     assert (check.passed, check.severity) == (False, dg.AssetCheckSeverity.WARN)
     coverage = pd.read_parquet(output / "release" / "coverage.parquet")
-    assert coverage[["collection_year", "status"]].values.tolist() == [
+    assert coverage[["collection_year", "completeness"]].values.tolist() == [
         [year, "incomplete" if year == 2024 else "complete"] for year in YEARS
     ]
     stock = pd.read_parquet(output / "parquet" / "stock.parquet")
