@@ -270,7 +270,8 @@ def _coverage_lines(summary: dict) -> list[str]:
     for row in rows:
         area = row["area_code"] or "(no area)"
         lines.append(
-            f"    {row['source']:<10} {area:<10} {row['collection_year']}  {row['completeness']}: {row['reason']}"
+            f"    {row['source']:<10} {area:<10} {row['collection_year']}  "
+            f"{row['completeness']}: {row['reason']}"
         )
     return lines
 

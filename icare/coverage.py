@@ -165,7 +165,8 @@ def require_complete(coverage: pd.DataFrame, specs: Mapping[str, SourceSpec]) ->
     if bad.empty:
         return
     lines = [
-        f"  - {describe_return(specs[r.source], r.area_code, r.collection_year)}: {r.completeness}: {r.reason}"
+        f"  - {describe_return(specs[r.source], r.area_code, r.collection_year)}: "
+        f"{r.completeness}: {r.reason}"
         for r in bad.itertuples()
     ]
     raise IncompleteReturnsError(
