@@ -173,6 +173,10 @@ def format_summary(summary: dict, output_dir: Path, seconds: float) -> str:
         lines.append("  Quarantine records by rule (see the quarantine table):")
         for rule, count in summary["quarantine_by_rule"].items():
             lines.append(f"    {rule:<32} {count:>8,}")
+    if summary.get("return_findings"):
+        lines.append("  Findings about the returns, counted (see the return_findings table):")
+        for name, count in summary["return_findings"].items():
+            lines.append(f"    {name:<40} {count:>8,}")
     release = summary.get("release")
     if release:
         figures = release["tables"].values()

@@ -23,7 +23,7 @@ import pandas as pd
 import pyarrow as pa
 
 import icare
-from icare import quarantine
+from icare import manifest, quarantine
 from icare.classification import Classification, load_classification
 from icare.disclosure import DisclosureRules, load_disclosure_rules, release_tables
 from icare.memory import configure_allocators
@@ -77,6 +77,7 @@ class SourceResult:
     harmonised: Harmonised
     reconciliation: pd.DataFrame
     quarantine: pd.DataFrame
+    findings: pd.DataFrame = field(default_factory=manifest.findings_frame_empty)
 
 
 @dataclass
@@ -204,6 +205,7 @@ def combine_extractions(parts: list[Extraction]) -> Extraction:
         }
 
     records = [part.quarantine for part in parts if len(part.quarantine)]
+    copies = [part.superseded for part in parts if len(part.superseded)]
     return Extraction(
         source=parts[0].source,
         files=files,
@@ -211,6 +213,8 @@ def combine_extractions(parts: list[Extraction]) -> Extraction:
         valid=tables_of("valid"),
         rejected=tables_of("rejected"),
         quarantine=in_file_order(records) if records else parts[0].quarantine,
+        findings=manifest.findings_frame([part.findings for part in parts]),
+        superseded=pd.concat(copies, ignore_index=True) if copies else pd.DataFrame(),
         pseudonymised=True,
     )
 
@@ -230,7 +234,18 @@ def harmonise_source(source: Source, extraction: Extraction, timer: StepTimer) -
         )
     if not extraction.pseudonymised:
         raise ValueError("harmonise_source needs a sealed extraction (extract_source)")
+    episodes = [t.get("episodes") for t in (extraction.valid, extraction.rejected)]
+    findings = manifest.findings_frame(
+        [
+            extraction.findings,
+            *manifest.open_episode_findings(
+                [e for e in episodes if e is not None], extraction.tables, extraction.files
+            ),
+        ]
+    )
     harmonised: Harmonised = timer.step(f"{name}: harmonise", lambda: source.harmonise(extraction))
+    if len(extraction.superseded):  # exact copies of files, superseded before validation
+        harmonised.superseded = _concat([harmonised.superseded, extraction.superseded])
     # The extraction's records were redacted when it was sealed; harmonisation's records carry child
     # keys where they show a child id, so redacting them needs no hashing.
     later = quarantine.redact(
@@ -244,7 +259,7 @@ def harmonise_source(source: Source, extraction: Extraction, timer: StepTimer) -
     )
     harmonised.quarantine = records
     harmonised.accepted_rows = harmonised.accepted_rows.iloc[0:0]  # only the reconciliation reads them
-    return SourceResult(name, extraction.files, harmonised, reconciliation, records)
+    return SourceResult(name, extraction.files, harmonised, reconciliation, records, findings)
 
 
 def process_source(source: Source, files: list[InputFile], timer: StepTimer) -> SourceResult:
@@ -527,6 +542,7 @@ def assemble_tables(results: list[SourceResult], classification: Classification)
         "superseded": _sorted(
             _concat([r.harmonised.superseded for r in results]), "source", "file", "sheet", "row_number"
         ),
+        "return_findings": manifest.findings_frame([r.findings for r in results]),
         "reconciliation": _concat([r.reconciliation for r in results]),
         "inputs": _sorted(pd.DataFrame(_inputs(results)), "source", "file"),
         "icare_classification": _classification_table(classification),
@@ -571,8 +587,17 @@ def summarise(tables: Mapping[str, pd.DataFrame | pa.Table], classification: Cla
         "quarantine_by_rule": {
             rule: int(n) for rule, n in tables["quarantine"]["rule"].value_counts().sort_index().items()
         },
+        "return_findings": _findings_by_name(tables.get("return_findings")),
         "latest": latest_figures(tables, labels) if "stock" in tables else [],
     }
+
+
+def _findings_by_name(findings: pd.DataFrame | pa.Table | None) -> dict[str, int]:
+    """The counts of ``return_findings`` summed per finding."""
+    if findings is None or not len(findings):
+        return {}
+    counts = _frame(findings).groupby("finding")["count"].sum().sort_index()
+    return {name: int(n) for name, n in counts.items()}
 
 
 def _columns(table: pd.DataFrame | pa.Table, names: list[str]) -> pd.DataFrame | pa.Table:
