@@ -11,6 +11,7 @@ from dataclasses import replace
 import pytest
 from openpyxl import load_workbook
 
+from icare.cli import format_summary
 from icare.discovery import discover
 from icare.pipeline import RunOptions, run
 from icare.sources.base import SourceInputError
@@ -81,7 +82,7 @@ def test_an_identical_copy_is_read_once_and_its_rows_superseded(tmp_path, run_on
     assert_reconciles(tables)
 
 
-def test_hidden_sheets_are_skipped_with_a_finding(tmp_path, run_on, clean):
+def test_hidden_sheets_are_skipped_with_a_finding_in_the_summary(tmp_path, pseudonym_key, clean):
     path = write_workbook(
         tmp_path / "in" / "2024" / "201" / "return.xlsx",
         {
@@ -93,14 +94,22 @@ def test_hidden_sheets_are_skipped_with_a_finding(tmp_path, run_on, clean):
     workbook = load_workbook(path)
     workbook["Old episodes"].sheet_state = "hidden"
     workbook.save(path)
-    tables = run_on(tmp_path / "in")
-    assert _episodes(tables).equals(_episodes(clean))
+    result = run(RunOptions({"ssda903": tmp_path / "in"}, tmp_path / "out"))
+    tables = result.tables
+    assert _episodes(_plain_episodes(tables)).equals(_episodes(clean))
     findings = tables["return_findings"]
     assert findings[["file", "sheet", "finding", "count"]].values.tolist() == [
         ["2024/201/return.xlsx", "Old episodes", "hidden_sheet_skipped", 1]
     ]
     assert "is hidden and was not read" in findings["message"].iloc[0]
     assert "Old episodes" not in set(tables["reconciliation"]["sheet"].dropna())
+    assert result.summary["return_findings"] == {"hidden_sheet_skipped": 1}
+    summary = format_summary(result.summary, tmp_path / "out", 1.0)
+    assert "Findings about the returns" in summary and "hidden_sheet_skipped" in summary
+
+
+def _plain_episodes(tables):
+    return {**tables, "episodes": tables["episodes"].to_pandas(date_as_object=False)}
 
 
 def test_a_duplicated_column_header_stops_the_run_naming_it(tmp_path, pseudonym_key):
