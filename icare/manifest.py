@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from icare.sources.base import InputFile, RawTable, SourceInputError
 from icare.sources.spec import SourceSpec
@@ -182,42 +184,35 @@ def leading_zero_findings(frames: list[tuple[str, pd.DataFrame]], files: list[In
     """Per table, the child ids (as received, before sealing) that equal an id of another collection
     year of the same area once leading zeros are ignored (``0123`` in 2023, ``123`` in 2024).
 
-    Counts only: the ids are never shown. Cheap when no id starts with a zero, the usual case: two ids
-    that differ only by leading zeros need one that has them.
+    ``frames``: (table name, one file's rows of that table with their origin). Counts only: the ids
+    are never shown. Works on each file's distinct ids in Arrow; only the ids that have leading
+    zeros, and those equal to one without its zeros, are compared.
     """
-    zero_ids = [frame["CHILD"].str.startswith("0", na=False) for _, frame in frames]
-    if not any(bool(z.any()) for z in zero_ids):
+    tables = []
+    for table, frame in frames:
+        if not len(frame):
+            continue
+        ids = pc.drop_null(pc.unique(pa.array(frame["CHILD"].array)))
+        normal = _arrow_without_leading_zeros(ids)
+        first = frame.iloc[0]
+        origin = (first["area_code"], int(first["collection_year"]), first["file"], first["sheet"], table)
+        tables.append((origin, ids, normal, pc.not_equal(ids, normal)))
+    if not any(pc.any(zeros).as_py() for *_, zeros in tables):
         return []
-    targets = pd.Index(
-        pd.concat(
-            [
-                without_leading_zeros(f.loc[z.to_numpy(), "CHILD"])
-                for (_, f), z in zip(frames, zero_ids, strict=True)
-            ]
-        )
-    ).unique()
+    targets = pa.concat_arrays([pc.filter(normal, zeros) for _, _, normal, zeros in tables]).unique()
     parts = []
-    for (table, frame), zeros in zip(frames, zero_ids, strict=True):
-        candidate = zeros.to_numpy() | frame["CHILD"].isin(targets).to_numpy()
-        rows = frame.loc[candidate]
+    for (area, year, file, sheet, table), ids, normal, zeros in tables:
+        candidate = pc.or_(zeros, pc.is_in(ids, value_set=targets))
         parts.append(
             pd.DataFrame(
                 {
-                    "area_code": rows["area_code"].astype(object).to_numpy(),
-                    "collection_year": rows["collection_year"].to_numpy(),
-                    "file": rows["file"].astype(object).to_numpy(),
-                    "sheet": rows["sheet"].astype(object).to_numpy(),
-                    "table_name": table,
-                    "child": rows["CHILD"].astype(object).to_numpy(),
+                    "child": pc.filter(ids, candidate).to_numpy(zero_copy_only=False),
+                    "normal": pc.filter(normal, candidate).to_numpy(zero_copy_only=False),
                 }
-            ).drop_duplicates()
+            ).assign(area="" if pd.isna(area) else area, year=year, file=file, sheet=sheet, table_name=table)
         )
     ids = pd.concat(parts, ignore_index=True)
-    ids["normal"] = without_leading_zeros(ids["child"].astype("string")).astype(object)
-    ids["area"] = ids["area_code"].fillna("")
-    groups = ids.groupby(["area", "normal"]).agg(
-        forms=("child", "nunique"), years=("collection_year", "nunique")
-    )
+    groups = ids.groupby(["area", "normal"]).agg(forms=("child", "nunique"), years=("year", "nunique"))
     flagged = groups[(groups["forms"] > 1) & (groups["years"] > 1)].index
     hits = ids[pd.MultiIndex.from_frame(ids[["area", "normal"]]).isin(flagged)]
     counts = hits.groupby(["file", "sheet", "table_name"], dropna=False)["child"].nunique()
@@ -238,6 +233,11 @@ def leading_zero_findings(frames: list[tuple[str, pd.DataFrame]], files: list[In
     ]
 
 
+def _arrow_without_leading_zeros(ids: pa.Array) -> pa.Array:
+    stripped = pc.utf8_ltrim(ids, characters="0")
+    return pc.if_else(pc.and_(pc.equal(stripped, ""), pc.not_equal(ids, "")), "0", stripped)
+
+
 # -- episodes across returns ------------------------------------------------------------------------
 def open_episode_findings(
     episodes: list[pd.DataFrame], tables: list[RawTable], files: list[InputFile]
@@ -254,33 +254,39 @@ def open_episode_findings(
         if t.table == "episodes" and t.input.collection_year is not None and not t.missing_columns
     }
     frames = [f for f in episodes if len(f)]
-    if not frames or not any((area, year + 1) in returns for area, year in returns):
+    followed = {(area, year) for area, year in returns if (area, year + 1) in returns}
+    if not frames or not followed:
         return []
+    # Area, year and child as one integer per row: the search for a child's row in the next year is
+    # then a sorted-integer look-up, not a join on text.
+    area, area_texts = _codes([f["area_code"] for f in frames])
+    child, _ = _codes([f["CHILD"] for f in frames])
+    year = np.concatenate([f["collection_year"].to_numpy(dtype="int64") for f in frames])
+    is_open = np.concatenate([f["DEC"].isna().to_numpy() for f in frames])
+    low, span = int(year.min()), int(year.max() - year.min()) + 2
+    key = (area.astype("int64") * span + (year - low)) * (int(child.max()) + 1) + child
+    step = int(child.max()) + 1  # one year later is this much more
+    followed_rows = _followed(area, area_texts, year, followed)
+    candidates = np.flatnonzero(is_open & followed_rows)
+    if not len(candidates):
+        return []
+    present = np.sort(key)
+    wanted = key[candidates] + step
+    found = np.searchsorted(present, wanted)
+    missing = candidates[present[np.minimum(found, len(present) - 1)] != wanted]
+    if not len(missing):
+        return []
+    starts = np.cumsum([0] + [len(f) for f in frames])
     rows = pd.concat(
         [
-            pd.DataFrame(
-                {
-                    "area": f["area_code"].astype(object).fillna("").to_numpy(),
-                    "year": f["collection_year"].to_numpy(dtype="int64"),
-                    "child": f["CHILD"].astype(object).to_numpy(),
-                    "open": f["DEC"].isna().to_numpy(),
-                    "file": f["file"].astype(object).to_numpy(),
-                    "sheet": f["sheet"].astype(object).to_numpy(),
-                }
-            )
-            for f in frames
+            f[["file", "sheet", "collection_year"]]
+            .iloc[missing[(missing >= start) & (missing < end)] - start]
+            .astype(object)
+            for f, start, end in zip(frames, starts[:-1], starts[1:], strict=True)
         ],
         ignore_index=True,
-    )
-    followed = {(area or "", year) for area, year in returns if (area, year + 1) in returns}
-    is_followed = pd.MultiIndex.from_arrays([rows["area"], rows["year"]]).isin(list(followed))
-    still_open = rows[rows["open"].to_numpy() & is_followed][["area", "year", "child", "file", "sheet"]]
-    if still_open.empty:
-        return []
-    present = rows[["area", "year", "child"]].drop_duplicates().assign(year=lambda r: r["year"] - 1)
-    absent = still_open.merge(present, on=["area", "year", "child"], how="left", indicator=True)
-    absent = absent[absent["_merge"] == "left_only"]
-    counts = absent.groupby(["file", "sheet", "year"], dropna=False)["child"].nunique()
+    ).assign(child=child[missing])
+    counts = rows.groupby(["file", "sheet", "collection_year"], dropna=False)["child"].nunique()
     by_file = {f.file: f for f in files}
     return [
         finding(
@@ -296,3 +302,29 @@ def open_episode_findings(
         for (file, sheet, year), n in counts.items()
         if file in by_file
     ]
+
+
+def _codes(columns: list[pd.Series]) -> tuple[np.ndarray, pd.Index]:
+    """One integer per distinct text over ``columns``, row by row (null: ``len(texts)``), and the texts.
+
+    Works on the categories of categorical columns (the held input), not on a text per row.
+    """
+    parts = [c if isinstance(c.dtype, pd.CategoricalDtype) else c.astype("category") for c in columns]
+    texts = pd.Index(parts[0].cat.categories, dtype=object)  # the held input's categories, as they are
+    for part in parts[1:]:
+        texts = texts.append(part.cat.categories.difference(texts).astype(object))
+    codes = []
+    for number, part in enumerate(parts):
+        found = np.arange(len(texts)) if number == 0 else texts.get_indexer(part.cat.categories)
+        lookup = np.append(found[: len(part.cat.categories)], len(texts))  # code -1 (null) last
+        codes.append(lookup[part.cat.codes.to_numpy()])
+    return np.concatenate(codes).astype("int64"), texts
+
+
+def _followed(area: np.ndarray, texts: pd.Index, year: np.ndarray, followed: set) -> np.ndarray:
+    """Rows whose area's return has a next year's return."""
+    mask = np.zeros(len(year), dtype=bool)
+    for name, y in followed:  # a handful of returns
+        code = len(texts) if name is None else texts.get_loc(name)
+        mask |= (area == code) & (year == y)
+    return mask
