@@ -21,7 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from icare.reading import UnreadableFileError, header_row_index, text_frame
+from icare.reading import HEADER_SEARCH_ROWS, UnreadableFileError, header_row_index, text_frame
 
 SNIFF_BYTES = 16 * 1024
 SEPARATORS = (",", ";", "\t")
@@ -105,6 +105,7 @@ def sniff_layout(
     lines = _LINE_BREAK.split(head_text)
     if not complete and len(lines) > 1:
         lines = lines[:-1]  # the last line may be cut by the sniffed size
+    lines = lines[:HEADER_SEARCH_ROWS]
     first = header_row_index([_fields(line, ",") for line in lines], None)
     if first is None:
         return None
@@ -115,6 +116,8 @@ def sniff_layout(
         found = position is not None and recognises(_names(rows[position]))
         if found and (best is None or position < best[0]):
             best = (position, separator)
+        if best is not None and best[0] == first:
+            break  # no separator can find a header earlier than the first non-blank line
     if best is None:
         line = lines[first]
         separator = max(SEPARATORS, key=lambda s: (line.count(s), s == ","))
