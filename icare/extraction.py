@@ -296,7 +296,8 @@ def extract(
         original = copies[f.file]
         copied = manifest.copied_tables(f, results[original.file].tables)
         tables += copied
-        superseded.append(manifest.superseded_copy_rows(f, original, copied))
+        harmonised = {name for name, table in spec.tables.items() if table.harmonised}
+        superseded.append(manifest.superseded_copy_rows(f, original, copied, harmonised))
         copied_records.append(manifest.copied_quarantine(f, original, records))
         findings.append(
             manifest.finding(

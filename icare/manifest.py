@@ -111,8 +111,12 @@ def copied_tables(copy: InputFile, original: list[RawTable]) -> list[RawTable]:
     ]
 
 
-def superseded_copy_rows(copy: InputFile, original: InputFile, tables: list[RawTable]) -> pd.DataFrame:
-    """Every row of a copy's recognised tables, superseded by the same row of the original file."""
+def superseded_copy_rows(
+    copy: InputFile, original: InputFile, tables: list[RawTable], harmonised: set[str]
+) -> pd.DataFrame:
+    """Every row of a copy's harmonised tables, superseded by the same row of the original file.
+
+    (The rows of its other recognised tables are, like the original's, in tables not harmonised.)"""
     parts = [
         pd.DataFrame(
             {
@@ -130,7 +134,7 @@ def superseded_copy_rows(copy: InputFile, original: InputFile, tables: list[RawT
             }
         )
         for raw in tables
-        if raw.table is not None and len(raw.rows)
+        if raw.table in harmonised and len(raw.rows)
     ]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=column_names("superseded"))
 

@@ -82,6 +82,34 @@ def test_an_identical_copy_is_read_once_and_its_rows_superseded(tmp_path, run_on
     assert_reconciles(tables)
 
 
+def test_a_copied_workbook_with_other_sheets_still_reconciles(tmp_path, run_on, clean):
+    path = write_workbook(
+        tmp_path / "in" / "2024" / "201" / "return.xlsx",
+        {
+            "Header": (HEADER_COLUMNS, HEADERS),
+            "Episodes": (EPISODE_COLUMNS, EPISODES),
+            "Reviews": (["CHILD", "DOB", "REVIEW", "REVIEW_CODE"], [{"CHILD": "1", "REVIEW": "01/06/2023"}]),
+            "Notes": (["Comment"], [{"Comment": "checked"}]),
+        },
+    )
+    shutil.copy(path, path.with_name("return_copy.xlsx"))
+    tables = run_on(tmp_path / "in")
+    assert _episodes(tables).equals(_episodes(clean))
+    r = tables["reconciliation"].set_index(["file", "sheet"])
+    copy = "2024/201/return_copy.xlsx"
+    assert r.loc[(copy, "Episodes"), ["rows_read", "rows_superseded"]].tolist() == [2, 2]
+    assert r.loc[(copy, "Reviews"), ["rows_read", "rows_not_harmonised"]].tolist() == [1, 1]
+    assert r.loc[(copy, "Notes"), ["rows_read", "rows_quarantined"]].tolist() == [1, 1]
+    q = tables["quarantine"]
+    assert q[["file", "sheet", "row_number", "rule"]].values.tolist() == [
+        ["2024/201/return.xlsx", "Notes", 2, "unrecognised_table"],
+        [copy, "Notes", 2, "unrecognised_table"],
+    ]
+    findings = tables["return_findings"]
+    assert findings[["file", "finding", "count"]].values.tolist() == [[copy, "identical_copy", 4]]
+    assert_reconciles(tables)
+
+
 def test_hidden_sheets_are_skipped_with_a_finding_in_the_summary(tmp_path, pseudonym_key, clean):
     path = write_workbook(
         tmp_path / "in" / "2024" / "201" / "return.xlsx",
