@@ -5,6 +5,7 @@ do not change."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import replace
 
@@ -262,3 +263,15 @@ def test_open_episodes_absent_from_the_next_return_are_counted(tmp_path, run_on)
         ["2023/201/episodes.csv", "open_episode_absent_from_next_return", 1]
     ]
     assert "2022/23" in findings["message"].iloc[0] and "2023/24" in findings["message"].iloc[0]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a file whatever its permissions")
+def test_a_file_without_read_permission_is_a_record(tmp_path, run_on, clean):
+    folder = write_return(tmp_path / "in", 2024, headers=HEADERS, episodes=EPISODES)
+    write_csv(folder / "uasc.csv", ["CHILD", "SEX", "DOB", "DUC"], [])
+    (folder / "uasc.csv").chmod(0)
+    tables = run_on(tmp_path / "in")
+    q = tables["quarantine"]
+    assert q[["file", "rule"]].values.tolist() == [["2024/201/uasc.csv", "unreadable_file"]]
+    assert "cannot be opened" in q["message"].iloc[0]
+    assert _episodes(tables).equals(_episodes(clean))
