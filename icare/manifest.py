@@ -87,7 +87,7 @@ def split_copies(files: list[InputFile]) -> tuple[list[InputFile], dict[str, Inp
     originals, copies = [], {}
     for f in files:
         key = (f.sha256, f.collection_year, f.area_code)
-        if key in first and f.collection_year is not None:
+        if key in first and f.collection_year is not None and f.sha256:  # "" : not readable
             copies[f.file] = first[key]
         else:
             first.setdefault(key, f)
