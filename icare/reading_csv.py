@@ -167,26 +167,30 @@ def read_csv_text(path: Path, recognises: Callable[[list[str]], bool] | None = N
     layout = read_csv_layout(path, recognises)
     if layout is None:
         return pd.DataFrame()
+    encoding = layout.encoding
     if layout.plain:
         try:
             return _parse(path, path, layout, None)
         except _NotUtf8:
-            layout = CsvLayout("cp1252", layout.separator, layout.header_line, layout.names)
+            encoding = "cp1252"  # UTF-8 in its first KB only
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise UnreadableFileError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
-    if layout.encoding != "utf-8":
-        data = _decode(data, layout.encoding, path).encode("utf-8")
+    if encoding == "utf-8":
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            encoding = "cp1252"
+    if encoding != "utf-8":
+        data = _decode(data, encoding, path).encode("utf-8")
     elif data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8) :]
     body = data[_line_start(data, layout.header_line + 1) :]
     try:
         return _parse(path, body, layout, data)
-    except _NotUtf8:
-        raise UnreadableFileError(
-            f"{path}: not a readable CSV file (neither UTF-8 nor Windows-1252 text)"
-        ) from None
+    except _NotUtf8:  # cannot happen once transcoded; kept so that no parser message leaks
+        raise UnreadableFileError(f"{path}: not a readable CSV file (not UTF-8 text)") from None
 
 
 class _NotUtf8(Exception):

@@ -55,6 +55,16 @@ def test_windows_1252_beyond_the_sniffed_head_is_still_read(tmp_path):
     assert frame.index[-1] == 2 + 2 + 2000  # the last line of the file
 
 
+def test_windows_1252_beyond_the_head_of_a_semicolon_file_with_a_title(tmp_path):
+    path = tmp_path / "h.csv"
+    filler = "".join(f"{n:04d};1;01/02/2015;WBRI;;;\r\n" for n in range(2000))
+    text = "Title\r\n" + ROWS.replace(",", ";") + filler + "9999;1;01/02/2015;WBRI;caf\xe9;;\r\n"
+    path.write_bytes(text.encode("cp1252"))
+    frame = read_csv_text(path, recognises)
+    assert frame["UPN"].iloc[-1] == "café"
+    assert frame.index[0] == 3 and frame.index[-1] == 3 + 2 + 2000
+
+
 def test_utf16_file_with_non_ascii_text(tmp_path):
     path = tmp_path / "h.csv"
     text = ROWS.replace("007,1,01/02/2015,WBRI,,,", "007,1,01/02/2015,WBRI,,Zoë,")
