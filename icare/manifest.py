@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from icare.sources.base import InputFile, RawTable, SourceInputError
+from icare.sources.base import Extraction, InputFile, RawTable, SourceInputError
 from icare.sources.spec import SourceSpec
 from schemas.outputs import column_names
 
@@ -60,6 +60,22 @@ def findings_frame(records: Iterable[dict | pd.DataFrame]) -> pd.DataFrame:
     frame = pd.concat(parts, ignore_index=True)[FINDING_COLUMNS]
     order = ["source", "file", "sheet", "table_name", "finding"]
     return frame.sort_values(order, na_position="first", kind="stable").reset_index(drop=True)
+
+
+def extraction_findings(extraction: Extraction) -> pd.DataFrame:
+    """The findings of a sealed extraction: its files' and those across its returns."""
+    episodes = [t["episodes"] for t in (extraction.valid, extraction.rejected) if "episodes" in t]
+    across = open_episode_findings(episodes, extraction.tables, extraction.files)
+    return findings_frame([extraction.findings, *across])
+
+
+def counts_by_finding(findings: pd.DataFrame | None) -> dict[str, int]:
+    """The counts of ``return_findings`` summed per finding (the run summary)."""
+    if findings is None or not len(findings):
+        return {}
+    frame = findings.to_pandas() if hasattr(findings, "to_pandas") else findings
+    counts = frame.groupby("finding")["count"].sum().sort_index()
+    return {name: int(n) for name, n in counts.items()}
 
 
 # -- paths ------------------------------------------------------------------------------------------

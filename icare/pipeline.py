@@ -234,15 +234,7 @@ def harmonise_source(source: Source, extraction: Extraction, timer: StepTimer) -
         )
     if not extraction.pseudonymised:
         raise ValueError("harmonise_source needs a sealed extraction (extract_source)")
-    episodes = [t.get("episodes") for t in (extraction.valid, extraction.rejected)]
-    findings = manifest.findings_frame(
-        [
-            extraction.findings,
-            *manifest.open_episode_findings(
-                [e for e in episodes if e is not None], extraction.tables, extraction.files
-            ),
-        ]
-    )
+    findings = manifest.extraction_findings(extraction)  # before harmonisation takes the rows
     harmonised: Harmonised = timer.step(f"{name}: harmonise", lambda: source.harmonise(extraction))
     if len(extraction.superseded):  # exact copies of files, superseded before validation
         harmonised.superseded = _concat([harmonised.superseded, extraction.superseded])
@@ -587,17 +579,9 @@ def summarise(tables: Mapping[str, pd.DataFrame | pa.Table], classification: Cla
         "quarantine_by_rule": {
             rule: int(n) for rule, n in tables["quarantine"]["rule"].value_counts().sort_index().items()
         },
-        "return_findings": _findings_by_name(tables.get("return_findings")),
+        "return_findings": manifest.counts_by_finding(tables.get("return_findings")),
         "latest": latest_figures(tables, labels) if "stock" in tables else [],
     }
-
-
-def _findings_by_name(findings: pd.DataFrame | pa.Table | None) -> dict[str, int]:
-    """The counts of ``return_findings`` summed per finding."""
-    if findings is None or not len(findings):
-        return {}
-    counts = _frame(findings).groupby("finding")["count"].sum().sort_index()
-    return {name: int(n) for name, n in counts.items()}
 
 
 def _columns(table: pd.DataFrame | pa.Table, names: list[str]) -> pd.DataFrame | pa.Table:
