@@ -251,7 +251,7 @@ def harmonise_source(source: Source, extraction: Extraction, timer: StepTimer) -
     )
     harmonised.quarantine = records
     harmonised.accepted_rows = harmonised.accepted_rows.iloc[0:0]  # only the reconciliation reads them
-    return SourceResult(name, extraction.files, harmonised, reconciliation, records, findings)
+    return SourceResult(name, extraction.files, harmonised, reconciliation, records, findings=findings)
 
 
 def process_source(source: Source, files: list[InputFile], timer: StepTimer) -> SourceResult:
