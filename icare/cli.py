@@ -246,6 +246,10 @@ def format_summary(summary: dict, output_dir: Path, seconds: float) -> str:
         for rule, actions in summary["corrections_by_rule"].items():
             done = ", ".join(f"{action} {n:,}" for action, n in actions.items())
             lines.append(f"    {rule:<32} {sum(actions.values()):>8,}  ({done})")
+    if summary.get("return_findings"):
+        lines.append("  Findings about the returns, counted (see the return_findings table):")
+        for name, count in summary["return_findings"].items():
+            lines.append(f"    {name:<40} {count:>8,}")
     release = summary.get("release")
     if release:
         figures = release["tables"].values()

@@ -1,10 +1,17 @@
-"""Find a source's files below an input folder and read the collection year and area from paths."""
+"""Find a source's files below an input folder and read the collection year and area from paths.
+
+Symbolic links to folders are followed (returns are often gathered by linking each area's folder),
+each real folder once, so a link to a folder above it cannot make the search go round for ever.
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
-from icare.reading import CSV_SUFFIXES, WORKBOOK_SUFFIXES, file_sha256
+from icare import manifest
+from icare.reading import CSV_SUFFIXES, WORKBOOK_SUFFIXES, UnreadableFileError, file_sha256
 from icare.sources.base import InputFile, SourceInputError
 from icare.sources.spec import SourceSpec
 
@@ -21,11 +28,23 @@ def _is_candidate(path: Path) -> bool:
 
 
 def collection_year(relative: Path, spec: SourceSpec) -> int | None:
-    """A year folder wins over a year in the file name; ``2023-24`` in a name means 2024."""
+    """The year folder's year, else the year in the file name (``2023-24`` in a name means 2024).
+
+    Where both are given they must agree (``icare.manifest.check_path_years``).
+    """
+    folder = folder_year(relative, spec)
+    return folder if folder is not None else name_year(relative, spec)
+
+
+def folder_year(relative: Path, spec: SourceSpec) -> int | None:
     for part in relative.parts[:-1]:
         match = spec.year_patterns["folder"].fullmatch(part)
         if match:
             return int(match.group(1))
+    return None
+
+
+def name_year(relative: Path, spec: SourceSpec) -> int | None:
     stem = relative.stem
     match = spec.year_patterns["file_span"].search(stem)
     if match:
@@ -53,7 +72,7 @@ def discover(root: Path, spec: SourceSpec) -> list[InputFile]:
     if root.is_file():
         base, paths = root.parent, [root]
     else:
-        base, paths = root, sorted(p for p in root.rglob("*") if _is_candidate(p))
+        base, paths = root, sorted(p for p in _walk(root, spec) if _is_candidate(p))
     if not paths:
         raise SourceInputError(
             f"{spec.id}: no CSV or XLSX files found below {root} "
@@ -69,8 +88,35 @@ def discover(root: Path, spec: SourceSpec) -> list[InputFile]:
                 file=relative.as_posix(),
                 collection_year=collection_year(relative, spec),
                 area_code=area_code(relative, spec),
-                sha256=file_sha256(path),
+                sha256=_checksum(path),
                 size_bytes=path.stat().st_size,
             )
         )
+    manifest.check_path_years(files, spec)
     return files
+
+
+def _checksum(path: Path) -> str:
+    """The file's SHA-256, or empty when it cannot be read (reading it then quarantines it as
+    ``unreadable_file``, with the reason)."""
+    try:
+        return file_sha256(path)
+    except UnreadableFileError:
+        return ""
+
+
+def _walk(root: Path, spec: SourceSpec) -> Iterator[Path]:
+    """Every file below ``root``, through linked folders too, each real folder visited once."""
+
+    def refuse(error: OSError) -> None:
+        raise SourceInputError(f"{spec.id}: cannot list the folder {error.filename}: {error.strerror}")
+
+    seen: set[str] = set()
+    for folder, subfolders, names in os.walk(root, onerror=refuse, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            subfolders[:] = []  # a folder reached twice (a link to it, or to a folder above it)
+            continue
+        seen.add(real)
+        subfolders.sort()
+        yield from (Path(folder) / name for name in names)

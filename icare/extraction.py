@@ -14,20 +14,17 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 import pandera.pandas as pa
+import pyarrow as pa_arrow
 
-from icare import corrections, quarantine
+from icare import corrections, manifest, quarantine
 from icare.failure_policy import FailurePolicy, apply_policy
 from icare.normalise import normalise_table
 from icare.quarantine import Origin
-from icare.reading import (
-    CSV_SUFFIXES,
-    UnreadableFileError,
-    normalise_header,
-    read_csv_text,
-    read_workbook_text,
-)
+from icare.reading import CSV_SUFFIXES, UnreadableFileError, duplicated_headers, normalise_header
 from icare.reading import recognise_table as recognise
-from icare.sources.base import Extraction, InputFile, RawTable
+from icare.reading_csv import read_csv_text
+from icare.reading_workbook import read_workbook
+from icare.sources.base import Extraction, InputFile, RawTable, SourceInputError
 from icare.sources.spec import SourceSpec
 from icare.validation import validate_table
 from icare.vectorised import TextDictionaries, concat_encoded, constant, empty_like
@@ -49,12 +46,36 @@ class ValuePolicy:
     known_codes: Mapping[str, frozenset[str]]
 
 
-def read_tables(input_file: InputFile, spec: SourceSpec) -> list[RawTable]:
-    """Every table in one file, recognised by its headers (a CSV is one table, a workbook one per sheet)."""
+def read_tables(input_file: InputFile, spec: SourceSpec) -> tuple[list[RawTable], list[dict]]:
+    """Every table in one file, recognised by its headers (a CSV is one table, a workbook one per
+    visible sheet), and the file's findings (hidden sheets skipped, child ids read without zeros).
+
+    Optional columns the file leaves out are added blank; a header that occurs twice in a recognised
+    table stops the run, naming it (which of the two holds the data cannot be known).
+    """
+    tables_columns, optional = spec.table_columns(), spec.optional_columns()
+
+    def recognises(names: list[str]) -> bool:
+        return recognise(names, tables_columns, optional).table is not None
+
+    findings = []
     if input_file.path.suffix.lower() in CSV_SUFFIXES:
-        sheets: dict[str | None, pd.DataFrame] = {None: read_csv_text(input_file.path)}
+        sheets: dict[str | None, pd.DataFrame] = {None: read_csv_text(input_file.path, recognises)}
     else:
-        sheets = dict(read_workbook_text(input_file.path))
+        workbook = read_workbook(input_file.path, recognises)
+        sheets = dict(workbook.sheets)
+        for name, state in workbook.hidden.items():
+            findings.append(
+                manifest.finding(
+                    input_file,
+                    name,
+                    None,
+                    manifest.HIDDEN_SHEET,
+                    1,
+                    f"sheet {name!r} is {'very hidden' if state == 'veryhidden' else 'hidden'} and was not "
+                    "read: unhide it (or remove it) if it holds a table of the return",
+                )
+            )
     tables = []
     for sheet, frame in sheets.items():
         frame = frame.rename(columns=normalise_header)
@@ -63,7 +84,27 @@ def read_tables(input_file: InputFile, spec: SourceSpec) -> list[RawTable]:
             blank = frame.isna().all(axis=1).to_numpy()
             if blank.any():
                 frame = frame.loc[~blank]
-        recognition = recognise(frame.columns, spec.table_columns())
+        recognition = recognise(frame.columns, tables_columns, optional)
+        if recognition.table is not None:
+            _stop_on_duplicated_headers(frame, input_file, sheet)
+            absent = [c for c in optional.get(recognition.table, ()) if c not in frame.columns]
+            if absent and len(frame.columns):
+                blank_column = pd.Series(pd.NA, index=frame.index, dtype=frame.dtypes.iloc[0])
+                frame = frame.assign(**dict.fromkeys(absent, blank_column))
+            if spec.child_id_compare == "ignore_leading_zeros" and "CHILD" in frame.columns:
+                frame, changed = _child_ids_without_leading_zeros(frame)
+                if changed:
+                    findings.append(
+                        manifest.finding(
+                            input_file,
+                            sheet,
+                            recognition.table,
+                            manifest.LEADING_ZEROS_REMOVED,
+                            changed,
+                            f"{changed} child id(s) read without their leading zeros "
+                            "(child_id_compare: ignore_leading_zeros)",
+                        )
+                    )
         tables.append(
             RawTable(
                 input=input_file,
@@ -74,7 +115,24 @@ def read_tables(input_file: InputFile, spec: SourceSpec) -> list[RawTable]:
                 missing_columns=recognition.missing,
             )
         )
-    return tables
+    return tables, findings
+
+
+def _stop_on_duplicated_headers(frame: pd.DataFrame, input_file: InputFile, sheet: str | None) -> None:
+    duplicated = duplicated_headers(frame.columns)
+    if duplicated:
+        where = input_file.file if sheet is None else f"{input_file.file} sheet {sheet!r}"
+        raise SourceInputError(
+            f"{input_file.source}: {where}: the column header(s) {', '.join(duplicated)} occur more than "
+            "once (case and surrounding spaces are ignored): keep one column of each name"
+        )
+
+
+def _child_ids_without_leading_zeros(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    child = frame["CHILD"]
+    stripped = manifest.without_leading_zeros(child)
+    changed = int((child.notna() & (stripped != child)).sum())
+    return (frame.assign(CHILD=stripped) if changed else frame), changed
 
 
 def origin_of(raw: RawTable) -> Origin:
@@ -141,6 +199,12 @@ class _FileResult:
     corrections: list[pd.DataFrame] = field(default_factory=list)
     valid: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
     rejected: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
+    findings: list[dict] = field(default_factory=list)
+
+
+# What a reader can raise on a file it cannot parse (the parsers' own errors are reworded as
+# UnreadableFileError where they are expected; these are the rest, still a message, not a traceback).
+_READ_ERRORS = (UnreadableFileError, OSError, UnicodeError, pa_arrow.ArrowException)
 
 
 def _extract_file(
@@ -154,11 +218,12 @@ def _extract_file(
 ) -> _FileResult:
     result = _FileResult()
     try:
-        file_tables = read_tables(input_file, spec)
-    except UnreadableFileError as exc:
+        file_tables, result.findings = read_tables(input_file, spec)
+    except _READ_ERRORS as exc:
         raw = RawTable(input_file, None, None, pd.DataFrame())
         result.tables.append(raw)
-        result.records.append(_whole_table(raw, "unreadable_file", str(exc).split(": ", 1)[-1]))
+        message = str(exc).split(": ", 1)[-1] if isinstance(exc, UnreadableFileError) else str(exc)
+        result.records.append(_whole_table(raw, "unreadable_file", message or type(exc).__name__))
         return result
     for raw in file_tables:
         result.tables.append(raw)
@@ -238,29 +303,66 @@ def extract(
     categoricals are combined with the union of their categories, so they stay categoricals.
     """
 
+    # An exact copy of a file of the same return is read once (icare.manifest).
+    originals, copies = manifest.split_copies(files)
+
     def one(numbered: tuple[int, InputFile]) -> _FileResult:
         number, input_file = numbered
         if progress is not None:
-            progress(f"{spec.id}: file {number}/{len(files)}: {input_file.file}")
+            progress(f"{spec.id}: file {number}/{len(originals)}: {input_file.file}")
         return _extract_file(input_file, spec, schema_for, prepare, compact, encode, values)
 
-    with ThreadPoolExecutor(max_workers=min(len(files), os.cpu_count() or 1) or 1) as pool:
-        results = list(pool.map(one, enumerate(files, start=1)))
+    with ThreadPoolExecutor(max_workers=min(len(originals), os.cpu_count() or 1) or 1) as pool:
+        results = dict(
+            zip((f.file for f in originals), pool.map(one, enumerate(originals, start=1)), strict=True)
+        )
+    manifest.check_one_table_per_return([t for r in results.values() for t in r.tables], spec)
     valid: dict[str, list[pd.DataFrame]] = {}
     rejected: dict[str, list[pd.DataFrame]] = {}
-    for result in results:
+    for result in results.values():
         for name, frame in result.valid:
             valid.setdefault(name, []).append(frame)
         for name, frame in result.rejected:
             rejected.setdefault(name, []).append(frame)
+    records = quarantine.combine([record for r in results.values() for record in r.records])
+    tables, findings, superseded, copied_records = [], [], [], []
+    for f in files:  # in file order, copies where they stand
+        if f.file not in copies:
+            tables += results[f.file].tables
+            findings += results[f.file].findings
+            continue
+        original = copies[f.file]
+        copied = manifest.copied_tables(f, results[original.file].tables)
+        tables += copied
+        harmonised = {name for name, table in spec.tables.items() if table.harmonised}
+        superseded.append(manifest.superseded_copy_rows(f, original, copied, harmonised))
+        copied_records.append(manifest.copied_quarantine(f, original, records))
+        findings.append(
+            manifest.finding(
+                f,
+                None,
+                None,
+                manifest.IDENTICAL_COPY,
+                len(superseded[-1]),
+                f"an exact copy of {original.file} (same content and return): read once, its rows are "
+                "superseded by the original's (superseded table, reason identical_copy)",
+            )
+        )
+    if spec.child_id_compare == "exact":
+        with_ids = [
+            (n, f) for parts in (valid, rejected) for n, fs in parts.items() for f in fs if "CHILD" in f
+        ]
+        findings += manifest.leading_zero_findings(with_ids, files)
     return Extraction(
         source=spec.id,
         files=files,
-        tables=[t for r in results for t in r.tables],
+        tables=tables,
         valid={name: concat_encoded(parts) for name, parts in valid.items()},
         rejected={name: pd.concat(parts, ignore_index=True) for name, parts in rejected.items()},
-        quarantine=quarantine.combine([record for r in results for record in r.records]),
+        quarantine=quarantine.combine([records, *copied_records]) if copied_records else records,
         corrections=corrections.combine([record for r in results for record in r.corrections]),
+        findings=manifest.findings_frame(findings),
+        superseded=pd.concat(superseded, ignore_index=True) if superseded else pd.DataFrame(),
     )
 
 

@@ -23,7 +23,7 @@ import pandas as pd
 import pyarrow as pa
 
 import icare
-from icare import corrections, quarantine
+from icare import corrections, manifest, quarantine
 from icare import coverage as returns_coverage
 from icare.classification import Classification, load_classification
 from icare.disclosure import DisclosureRules, load_disclosure_rules, release_tables
@@ -84,6 +84,7 @@ class SourceResult:
     quarantine: pd.DataFrame
     coverage: pd.DataFrame  # one row per return: complete, incomplete or missing (icare.coverage)
     corrections: pd.DataFrame = field(default_factory=corrections.empty)
+    findings: pd.DataFrame = field(default_factory=manifest.findings_frame_empty)
 
 
 @dataclass
@@ -215,6 +216,7 @@ def combine_extractions(parts: list[Extraction]) -> Extraction:
 
     records = [part.quarantine for part in parts if len(part.quarantine)]
     fixes = [part.corrections for part in parts if len(part.corrections)]
+    copies = [part.superseded for part in parts if len(part.superseded)]
     return Extraction(
         source=parts[0].source,
         files=files,
@@ -223,6 +225,8 @@ def combine_extractions(parts: list[Extraction]) -> Extraction:
         rejected=tables_of("rejected"),
         quarantine=in_file_order(records) if records else parts[0].quarantine,
         corrections=in_file_order(fixes) if fixes else parts[0].corrections,
+        findings=manifest.findings_frame([part.findings for part in parts]),
+        superseded=pd.concat(copies, ignore_index=True) if copies else pd.DataFrame(),
         pseudonymised=True,
     )
 
@@ -253,7 +257,10 @@ def harmonise_source(source: Source, extraction: Extraction, timer: StepTimer) -
     coverage = returns_coverage.return_coverage(extraction, source.spec)
     if not extraction.pseudonymised:
         raise ValueError("harmonise_source needs a sealed extraction (extract_source)")
+    findings = manifest.extraction_findings(extraction)  # before harmonisation takes the rows
     harmonised: Harmonised = timer.step(f"{name}: harmonise", lambda: source.harmonise(extraction))
+    if len(extraction.superseded):  # exact copies of files, superseded before validation
+        harmonised.superseded = _concat([harmonised.superseded, extraction.superseded])
     # The extraction's records were redacted when it was sealed; harmonisation's records carry child
     # keys where they show a child id, so redacting them needs no hashing.
     later = quarantine.redact(
@@ -273,7 +280,9 @@ def harmonise_source(source: Source, extraction: Extraction, timer: StepTimer) -
     )
     harmonised.quarantine = records
     harmonised.accepted_rows = harmonised.accepted_rows.iloc[0:0]  # only the reconciliation reads them
-    return SourceResult(name, extraction.files, harmonised, reconciliation, records, coverage, fixes)
+    return SourceResult(
+        name, extraction.files, harmonised, reconciliation, records, coverage, fixes, findings=findings
+    )
 
 
 def process_source(
@@ -592,6 +601,7 @@ def assemble_tables(results: list[SourceResult], classification: Classification)
         "superseded": _sorted(
             _concat([r.harmonised.superseded for r in results]), "source", "file", "sheet", "row_number"
         ),
+        "return_findings": manifest.findings_frame([r.findings for r in results]),
         "reconciliation": _concat([r.reconciliation for r in results]),
         "coverage": returns_coverage.combine(r.coverage for r in results),
         "inputs": _sorted(pd.DataFrame(_inputs(results)), "source", "file"),
@@ -642,6 +652,7 @@ def summarise(tables: Mapping[str, pd.DataFrame | pa.Table], classification: Cla
             rule: int(n) for rule, n in tables["quarantine"]["rule"].value_counts().sort_index().items()
         },
         "corrections_by_rule": corrections.by_rule(tables.get("corrections")),
+        "return_findings": manifest.counts_by_finding(tables.get("return_findings")),
         "latest": latest_figures(tables, labels) if "stock" in tables else [],
         "statistics_findings_by_kind": findings_by_kind(tables),
         # Returns whose years have no figures (the coverage table has every return).

@@ -52,7 +52,7 @@ def _origin() -> list[Col]:
     return [
         Col("file", STRING, False, "input file, relative to the source folder"),
         Col("sheet", STRING, True, "workbook sheet (empty for CSV)"),
-        Col("row_number", INT, False, "row in the file or sheet, the header being row 1"),
+        Col("row_number", INT, False, "row (line) in the file or sheet, counting any rows above the header"),
     ]
 
 
@@ -191,6 +191,23 @@ TABLES: dict[str, list[Col]] = {
         Col("kept_file", STRING, True, "file of the row that was kept"),
         Col("kept_sheet", STRING, True, "sheet of the row that was kept"),
         Col("kept_row_number", INT, True, "row number of the row that was kept"),
+    ],
+    "return_findings": [
+        SOURCE,
+        YEAR,
+        AREA,
+        Col("file", STRING, False, "input file, relative to the source folder"),
+        Col("sheet", STRING, True, "workbook sheet (empty for CSV or a whole file)"),
+        Col("table_name", STRING, True, "recognised table (empty when about a whole file or sheet)"),
+        Col(
+            "finding",
+            STRING,
+            False,
+            "what was found: hidden_sheet_skipped, identical_copy, child_id_differs_by_leading_zeros, "
+            "child_id_leading_zeros_removed or open_episode_absent_from_next_return",
+        ),
+        Col("count", INT, False, "how many (sheets, rows, child ids or children, as the finding says)"),
+        Col("message", STRING, False, "the finding in words (never a child id)"),
     ],
     "reconciliation": [
         SOURCE,
@@ -590,6 +607,10 @@ TABLE_DESCRIPTIONS: dict[str, str] = {
         "changed input value: where it was, the rule, the value received, what was done and the value used"
     ),
     "superseded": "input row that another row stands for (a later return, or an identical copy)",
+    "return_findings": (
+        "finding about an input file, counted (hidden sheet skipped, identical copy, child ids that differ "
+        "by leading zeros, open episodes absent from the next return)"
+    ),
     "reconciliation": "table read (a CSV file or a workbook sheet), with what became of its rows",
     "coverage": (
         "return (source × area × collection year): complete, incomplete or missing, and why; the years "

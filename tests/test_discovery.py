@@ -8,7 +8,7 @@ import pytest
 
 from icare.discovery import area_code, collection_year, discover
 from icare.sources.base import SourceInputError
-from icare.sources.spec import load_source_spec
+from icare.sources.spec import SourceSpecError, load_source_spec
 
 SPEC = load_source_spec("ssda903")
 
@@ -62,3 +62,27 @@ def test_folder_without_tables_is_a_clear_error(tmp_path):
     (tmp_path / "readme.txt.md").write_text("nothing")
     with pytest.raises(SourceInputError, match="no CSV or XLSX files"):
         discover(tmp_path, SPEC)
+
+
+def test_optional_columns_and_child_id_compare_are_read_from_source_yaml():
+    assert SPEC.optional_columns() == {
+        "header": ("UPN", "MOTHER", "MC_DOB"),
+        "episodes": ("HOME_POST", "PL_POST"),
+    }
+    assert SPEC.child_id_compare == "exact"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("    optional: [HOME_POST, PL_POST]", "    optional: [HOME_POST, POSTCODE]"), "POSTCODE not among"),
+        (("child_id_compare: exact", "child_id_compare: strip"), "'strip' is not one of"),
+    ],
+)
+def test_malformed_reader_settings_name_the_file_and_key(tmp_path, change, message):
+    text = (SPEC.folder / "source.yaml").read_text(encoding="utf-8")
+    assert change[0] in text
+    (tmp_path / "source.yaml").write_text(text.replace(*change), encoding="utf-8")
+    with pytest.raises(SourceSpecError, match=message) as error:
+        load_source_spec(tmp_path)
+    assert "source.yaml" in str(error.value)

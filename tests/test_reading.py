@@ -7,7 +7,9 @@ import datetime
 import pytest
 from openpyxl import Workbook
 
-from icare.reading import UnreadableFileError, read_csv_text, read_workbook_text, recognise_table
+from icare.reading import UnreadableFileError, recognise_table
+from icare.reading_csv import read_csv_text
+from icare.reading_workbook import read_workbook_text
 from icare.sources.spec import load_source_spec
 from tests.builders import EPISODE_COLUMNS, HEADER_COLUMNS, episode, write_csv
 

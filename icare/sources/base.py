@@ -72,6 +72,10 @@ class Extraction:
     quarantine: pd.DataFrame
     # Values changed and rows kept (``icare.corrections``); empty when nothing was corrected.
     corrections: pd.DataFrame = field(default_factory=no_corrections)
+    # Counts per file worth knowing that change no row (return_findings), and rows of exact copies of
+    # files, superseded by the original's rows before validation (icare.manifest).
+    findings: pd.DataFrame = field(default_factory=pd.DataFrame)
+    superseded: pd.DataFrame = field(default_factory=pd.DataFrame)
     # True once ``Source.seal`` ran: child ids are child keys, other identifiers are dropped or
     # digested, and the quarantine is redacted, so the extraction may be stored between stages.
     pseudonymised: bool = False

@@ -16,6 +16,24 @@ class SourceSpecError(ValueError):
     """The reader specification is malformed; the message names the file and key."""
 
 
+CHILD_ID_COMPARE = ("exact", "ignore_leading_zeros")
+
+
+def _table_spec(path: Path, name: str, raw: dict) -> TableSpec:
+    columns = tuple(raw["columns"])
+    optional = tuple(raw.get("optional", ()))
+    unknown = [c for c in optional if c not in columns]
+    if unknown:
+        raise SourceSpecError(f"{path}: tables.{name}.optional: {', '.join(unknown)} not among its columns")
+    return TableSpec(
+        name,
+        columns,
+        bool(raw.get("harmonised", False)),
+        required=bool(raw.get("required", False)),
+        optional=optional,
+    )
+
+
 @dataclass(frozen=True)
 class TableSpec:
     name: str
@@ -23,6 +41,8 @@ class TableSpec:
     harmonised: bool
     # A return without this table (read, with rows) gives no figures for its year (icare.coverage).
     required: bool = False
+    # Columns a file may leave out (nothing harmonised reads them): absent, they are taken as blank.
+    optional: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -48,9 +68,15 @@ class SourceSpec:
     # Days allowed between an episode that "continues" and the next one of the same care spell
     # (England 0: X1 means a new episode the same day; Wales would need 1).
     care_spell_gap_days: int = 0
+    # How child ids compare between files: "exact" (the default) or "ignore_leading_zeros" (0123 and
+    # 123 are the same child; the id is read without its leading zeros, before it is pseudonymised).
+    child_id_compare: str = "exact"
 
     def table_columns(self) -> dict[str, tuple[str, ...]]:
         return {name: t.columns for name, t in self.tables.items()}
+
+    def optional_columns(self) -> dict[str, tuple[str, ...]]:
+        return {name: t.optional for name, t in self.tables.items() if t.optional}
 
     def period(self, year: int) -> tuple[date, date]:
         """The statistical year named ``year`` (the year in which it ends), as a closed interval."""
@@ -90,12 +116,12 @@ def load_source_spec(name_or_folder: str | Path) -> SourceSpec:
     except (OSError, yaml.YAMLError) as exc:
         raise SourceSpecError(f"{path}: cannot read the source specification ({exc})") from exc
     try:
-        tables = {
-            name: TableSpec(
-                name, tuple(t["columns"]), bool(t.get("harmonised", False)), bool(t.get("required", False))
+        tables = {name: _table_spec(path, name, t) for name, t in raw["tables"].items()}
+        child_id_compare = str(raw.get("child_id_compare", "exact"))
+        if child_id_compare not in CHILD_ID_COMPARE:
+            raise SourceSpecError(
+                f"{path}: child_id_compare: {child_id_compare!r} is not one of {', '.join(CHILD_ID_COMPARE)}"
             )
-            for name, t in raw["tables"].items()
-        }
         return SourceSpec(
             id=raw["id"],
             title=raw["title"],
@@ -114,6 +140,7 @@ def load_source_spec(name_or_folder: str | Path) -> SourceSpec:
             sex_codes={str(k): str(v) for k, v in raw.get("sex_codes", {}).items()},
             identifier_policy=dict(raw.get("identifier_policy", {})),
             care_spell_gap_days=int(raw.get("care_spell_gap_days", 0)),
+            child_id_compare=child_id_compare,
         )
     except (KeyError, TypeError, ValueError, re.error) as exc:
         raise SourceSpecError(f"{path}: missing or malformed key: {exc}") from exc
