@@ -360,7 +360,7 @@ def extract(
         valid={name: concat_encoded(parts) for name, parts in valid.items()},
         rejected={name: pd.concat(parts, ignore_index=True) for name, parts in rejected.items()},
         quarantine=quarantine.combine([records, *copied_records]) if copied_records else records,
-        corrections=corrections.combine([record for r in results for record in r.corrections]),
+        corrections=corrections.combine([record for r in results.values() for record in r.corrections]),
         findings=manifest.findings_frame(findings),
         superseded=pd.concat(superseded, ignore_index=True) if superseded else pd.DataFrame(),
     )

@@ -269,7 +269,7 @@ def test_stray_or_unusable_later_files_do_not_close_open_episodes(tmp_path, run_
     episodes = tables["episodes"]
     assert episodes["repair_rule"].isna().all()
     assert episodes["episode_end"].isna().all()  # still open, as the only usable return says
-    assert tables["coverage"][["collection_year", "status"]].values.tolist() == [
+    assert tables["coverage"][["collection_year", "completeness"]].values.tolist() == [
         [2024, "complete"],
         [2025, "incomplete"],
         *([year, "missing"] for year in range(2026, 2030)),

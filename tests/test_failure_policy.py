@@ -172,12 +172,13 @@ def crafted(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tables(crafted, tmp_path_factory):
-    return run_with_test_key(crafted, tmp_path_factory.mktemp("out"))
+    # 2019 to 2023 are not there: their years are left out (docs/statistics.md "Coverage")
+    return run_with_test_key(crafted, tmp_path_factory.mktemp("out"), allow_incomplete=True)
 
 
 @pytest.fixture(scope="module")
 def strict_tables(crafted, tmp_path_factory):
-    return run_with_test_key(crafted, tmp_path_factory.mktemp("strict"), strict=True)
+    return run_with_test_key(crafted, tmp_path_factory.mktemp("strict"), strict=True, allow_incomplete=True)
 
 
 def test_no_child_is_lost_to_a_non_structural_value(tables, strict_tables):
