@@ -199,8 +199,11 @@ class _NotUtf8(Exception):
 
 def _parse(path: Path, body: Path | bytes, layout: CsvLayout, data: bytes | None) -> pd.DataFrame:
     """Parse the data lines: ``body`` is the file (header on line 1) or the UTF-8 bytes after the header."""
-    source = body if isinstance(body, Path) else pa.BufferReader(body)
     names = layout.names
+    if isinstance(body, bytes) and not body.strip():  # a header and no data lines: an empty table
+        empty = pd.DataFrame({name: pd.Series(dtype="str") for name in names})
+        return text_frame(empty, layout.header_line + 1)
+    source = body if isinstance(body, Path) else pa.BufferReader(body)
     try:
         table = pacsv.read_csv(
             source,

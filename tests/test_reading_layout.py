@@ -46,6 +46,14 @@ def test_encodings_give_the_same_cells_and_lines(tmp_path, encoding, prefix, sni
     assert frame.index.tolist() == [2, 3]
 
 
+@pytest.mark.parametrize("separator", [";", "\t"])
+def test_a_header_only_file_in_another_layout_is_an_empty_table(tmp_path, separator):
+    path = tmp_path / "uasc.csv"
+    path.write_text("Title line\n\n" + separator.join(["CHILD", "SEX", "DOB", "DUC"]) + "\n")
+    frame = read_csv_text(path, recognises)
+    assert frame.columns.tolist() == ["CHILD", "SEX", "DOB", "DUC"] and frame.empty
+
+
 def test_windows_1252_beyond_the_sniffed_head_is_still_read(tmp_path):
     path = tmp_path / "h.csv"
     filler = "".join(f"{n:04d},1,01/02/2015,WBRI,,,\r\n" for n in range(2000))  # > 16 KB of ASCII
