@@ -23,7 +23,7 @@ UNDAMAGED = [
 
 def flow(tables) -> list[tuple]:
     return rows_of(
-        tables["flow_check"], "period_end", "stock_start", "entries", "exits", "stock_end", "status"
+        tables["flow_check"], "period_end", "stock_start", "entries", "exits", "stock_end", "balance"
     )
 
 
