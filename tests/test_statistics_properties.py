@@ -288,6 +288,9 @@ def covers(cover: dt.date | None, e: dict, day: dt.date) -> bool:
     return e["episode_start"] <= day and (cover is None or cover > day)
 
 
+NOT_STATED = "AC.U"  # the category of a child in care whose placement is not known
+
+
 def in_care(episodes: list[dict], area: str, day: dt.date, placed: bool = False) -> set[str]:
     """The children in care on ``day``; with ``placed``, only those whose placement that day is known
     (the latest-starting record covering the day is not in a gap of unknown placement)."""
@@ -326,7 +329,8 @@ def stock_oracle(
     episodes: list[dict], area: str, day: dt.date, resolve: bool, bands=STATS.age_bands
 ) -> Counter:
     """Children in care on ``day`` by (icare_code, sex, age_band, provider_sector): the latest-starting
-    record covering the day gives the category; a temporary move takes its normal placement's."""
+    record covering the day gives the category; a temporary move takes its normal placement's; a
+    day in a gap of unknown placement is "type of care not stated" (AC.U, provider sector unknown)."""
     counts: Counter = Counter()
     for (a, _child), history in children(episodes).items():
         if a != area:
@@ -335,8 +339,9 @@ def stock_oracle(
         if not open_records:
             continue
         latest, unknown = open_records[-1]
-        if unknown is not None and unknown <= day:
-            continue  # in care, placement not known: in no category
+        if unknown is not None and unknown <= day:  # in care, placement not known: "not stated"
+            counts[(NOT_STATED, latest["sex"], age_band(latest["birth_month"], day, bands), "unknown")] += 1
+            continue
         code, sector = latest["icare_code"], latest["provider_sector"]
         if resolve and latest["purpose"] == TEMPORARY:
             spell = next(s for s in care_spells(history) if any(e is latest for e in s.episodes))
@@ -391,7 +396,7 @@ def test_stock_counts_each_child_in_care_once_in_its_latest_records_category(dat
     stock = compute(data, {"resolve_temporary_moves": resolve})["stock"]
     for area, _start, end in data.periods:
         published = rows(stock, area, reference_date=end)
-        assert total(published, "children") == len(in_care(data.episodes, area, end, placed=True))
+        assert total(published, "children") == len(in_care(data.episodes, area, end))
         expected: Counter = Counter()
         for (code, _sex, _band, _sector), n in stock_oracle(data.episodes, area, end, resolve).items():
             expected[code] += n
@@ -703,7 +708,7 @@ def test_pipeline_statistics_balance_on_generated_returns(seed, first_year):
         assert row["stock_end"] == len(children_in_care)
         assert row["stock_start"] == len(in_care(episodes, area, start - dt.timedelta(days=1)))
         at_end = rows(stock, area, reference_date=end)
-        assert total(at_end, "children") == len(in_care(episodes, area, end, placed=True))
+        assert total(at_end, "children") == len(in_care(episodes, area, end))
         expected: Counter = Counter()
         for (code, _sex, _band, _sector), n in stock_oracle(episodes, area, end, True).items():
             expected[code] += n
