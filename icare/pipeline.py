@@ -257,6 +257,8 @@ def harmonise_source(source: Source, extraction: Extraction, timer: StepTimer) -
     coverage = returns_coverage.return_coverage(extraction, source.spec)
     if not extraction.pseudonymised:
         raise ValueError("harmonise_source needs a sealed extraction (extract_source)")
+    if extraction.handed_over:  # said before anything reads the rows that are no longer there
+        raise ValueError(f"{name}: the valid rows were already taken by an earlier harmonisation")
     findings = manifest.extraction_findings(extraction)  # before harmonisation takes the rows
     harmonised: Harmonised = timer.step(f"{name}: harmonise", lambda: source.harmonise(extraction))
     if len(extraction.superseded):  # exact copies of files, superseded before validation
