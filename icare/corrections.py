@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 import pandas as pd
 
-from icare.quarantine import Origin
+from icare.quarantine import Origin, with_origin
 from schemas.outputs import CORRECTION_ACTIONS, column_names
 
 CORRECTION_COLUMNS = column_names("corrections")
@@ -52,17 +52,7 @@ def records(
     unknown = set(frame["action"]) - set(CORRECTION_ACTIONS)
     if unknown:
         raise ValueError(f"unknown correction action(s) {sorted(unknown)}")
-    frame = frame.assign(
-        source=origin.source,
-        collection_year=origin.collection_year,
-        area_code=origin.area_code,
-        file=origin.file,
-        sheet=origin.sheet,
-        table_name=origin.table_name,
-        column_name=column,
-        rule=rule,
-    )
-    return frame[CORRECTION_COLUMNS]
+    return with_origin(frame, origin, column, rule)[CORRECTION_COLUMNS]
 
 
 def _text(values: Iterable[object], n: int) -> list[object]:

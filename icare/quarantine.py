@@ -56,10 +56,10 @@ def records(
     return _finish(frame, origin, column, rule, description)
 
 
-def _finish(
-    frame: pd.DataFrame, origin: Origin, column: str | None, rule: str, description: str
-) -> pd.DataFrame:
-    frame = frame.assign(
+def with_origin(frame: pd.DataFrame, origin: Origin, column: str | None, rule: str) -> pd.DataFrame:
+    """``frame`` (records of one table) with where they came from, the column and the rule: the
+    columns a quarantine and a correction record share."""
+    return frame.assign(
         source=origin.source,
         collection_year=origin.collection_year,
         area_code=origin.area_code,
@@ -69,6 +69,12 @@ def _finish(
         column_name=column,
         rule=rule,
     )
+
+
+def _finish(
+    frame: pd.DataFrame, origin: Origin, column: str | None, rule: str, description: str
+) -> pd.DataFrame:
+    frame = with_origin(frame, origin, column, rule)
     frame["message"] = description
     return frame[QUARANTINE_COLUMNS]
 

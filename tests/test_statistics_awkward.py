@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from icare.pipeline import findings_by_kind, latest_figures
+from icare.run_summary import findings_by_kind, latest_figures
 from tests.statistics_builders import compute, ep, rows_of
 
 END_2023, END_2024 = date(2023, 3, 31), date(2024, 3, 31)
