@@ -291,13 +291,11 @@ def covers(cover: dt.date | None, e: dict, day: dt.date) -> bool:
 NOT_STATED = "AC.U"  # the category of a child in care whose placement is not known
 
 
-def in_care(episodes: list[dict], area: str, day: dt.date, placed: bool = False) -> set[str]:
-    """The children in care on ``day``; with ``placed``, only those whose placement that day is known
-    (the latest-starting record covering the day is not in a gap of unknown placement)."""
+def in_care(episodes: list[dict], area: str, day: dt.date) -> set[str]:
+    """The children in care on ``day`` (a record covers the day), placement known or not."""
     out = set()
     for (a, child), history in children(episodes).items():
-        open_records = [(e, u) for e, c, u in covered(history) if a == area and covers(c, e, day)]
-        if open_records and not (placed and open_records[-1][1] is not None and open_records[-1][1] <= day):
+        if a == area and any(covers(c, e, day) for e, c, _ in covered(history)):
             out.add(child)
     return out
 
