@@ -220,22 +220,41 @@ def leading_zero_findings(frames: list[tuple[str, pd.DataFrame]], files: list[In
     if not any(pc.any(zeros).as_py() for *_, zeros in tables):
         return []
     targets = pa.concat_arrays([pc.filter(normal, zeros) for _, _, normal, zeros in tables]).unique()
+    # The candidates of every table as one Arrow table of integers and ids, grouped in Arrow: the
+    # origin of a table is its position in ``tables``, its area the position among the areas.
+    areas = {origin[0]: n for n, origin in enumerate(dict.fromkeys(o for o, *_ in tables))}
     parts = []
-    for (area, year, file, sheet, table), ids, normal, zeros in tables:
+    for position, ((area, year, *_), ids, normal, zeros) in enumerate(tables):
         candidate = pc.or_(zeros, pc.is_in(ids, value_set=targets))
+        n = pc.sum(candidate).as_py() or 0
         parts.append(
-            pd.DataFrame(
+            pa.table(
                 {
-                    "child": pc.filter(ids, candidate).to_numpy(zero_copy_only=False),
-                    "normal": pc.filter(normal, candidate).to_numpy(zero_copy_only=False),
+                    "area": pa.array(np.full(n, areas[area], dtype="int32")),
+                    "normal": pc.filter(normal, candidate).cast(pa.large_string()),
+                    "child": pc.filter(ids, candidate).cast(pa.large_string()),
+                    "year": pa.array(np.full(n, year, dtype="int32")),
+                    "table": pa.array(np.full(n, position, dtype="int32")),
                 }
-            ).assign(area="" if pd.isna(area) else area, year=year, file=file, sheet=sheet, table_name=table)
+            )
         )
-    ids = pd.concat(parts, ignore_index=True)
-    groups = ids.groupby(["area", "normal"]).agg(forms=("child", "nunique"), years=("year", "nunique"))
-    flagged = groups[(groups["forms"] > 1) & (groups["years"] > 1)].index
-    hits = ids[pd.MultiIndex.from_frame(ids[["area", "normal"]]).isin(flagged)]
-    counts = hits.groupby(["file", "sheet", "table_name"], dropna=False)["child"].nunique()
+    ids = pa.concat_tables(parts)
+    groups = ids.group_by(["area", "normal"]).aggregate(
+        [("child", "count_distinct"), ("year", "count_distinct")]
+    )
+    flagged = groups.filter(
+        pc.and_(pc.greater(groups["child_count_distinct"], 1), pc.greater(groups["year_count_distinct"], 1))
+    )
+    if not flagged.num_rows:
+        return []
+    hits = ids.join(flagged.select(["area", "normal"]), keys=["area", "normal"], join_type="inner")
+    per_table = hits.group_by(["table"]).aggregate([("child", "count_distinct")])
+    counts = {
+        tables[position][0][2:]: n
+        for position, n in zip(
+            per_table["table"].to_pylist(), per_table["child_count_distinct"].to_pylist(), strict=True
+        )
+    }
     by_file = {f.file: f for f in files}
     return [
         finding(
@@ -249,7 +268,9 @@ def leading_zero_findings(frames: list[tuple[str, pd.DataFrame]], files: list[In
             "children; if the area added or dropped the zeros, set child_id_compare: "
             "ignore_leading_zeros in the source's source.yaml",
         )
-        for (file, sheet, table), n in counts.items()
+        for (file, sheet, table), n in sorted(
+            counts.items(), key=lambda item: (item[0][0], item[0][1] or "", item[0][2])
+        )
     ]
 
 
