@@ -219,6 +219,8 @@ def leading_zero_findings(frames: list[tuple[str, pd.DataFrame]], files: list[In
         tables.append((origin, ids, normal, pc.not_equal(ids, normal)))
     if not any(pc.any(zeros).as_py() for *_, zeros in tables):
         return []
+    if not _ids_collide_without_zeros(tables):  # the usual case: two hash passes, no grouping
+        return []
     targets = pa.concat_arrays([pc.filter(normal, zeros) for _, _, normal, zeros in tables]).unique()
     # The candidates of every table as one Arrow table of integers and ids, grouped in Arrow: the
     # origin of a table is its position in ``tables``, its area the position among the areas.
@@ -272,6 +274,19 @@ def leading_zero_findings(frames: list[tuple[str, pd.DataFrame]], files: list[In
             counts.items(), key=lambda item: (item[0][0], item[0][1] or "", item[0][2])
         )
     ]
+
+
+def _ids_collide_without_zeros(tables: list) -> bool:
+    """Whether some area has two distinct ids that are equal without their leading zeros: its
+    distinct ids then have fewer distinct zero-less forms than ids."""
+    by_area: dict[object, list[pa.Array]] = {}
+    for (area, *_), ids, _normal, _zeros in tables:
+        by_area.setdefault(area, []).append(ids.cast(pa.large_string()))
+    for arrays in by_area.values():
+        distinct = pa.concat_arrays(arrays).unique()
+        if len(_arrow_without_leading_zeros(distinct).unique()) < len(distinct):
+            return True
+    return False
 
 
 def _arrow_without_leading_zeros(ids: pa.Array) -> pa.Array:
