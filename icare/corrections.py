@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 import pandas as pd
 
+from icare import quarantine
 from icare.quarantine import Origin, with_origin
 from schemas.outputs import CORRECTION_ACTIONS, column_names
 
@@ -77,27 +78,9 @@ def redact(corrections: pd.DataFrame, policy: Mapping[str, str], child_key: Chil
     """Keep identifiers out of the corrections, as ``quarantine.redact`` does for the quarantine.
 
     Both the value received and the value used are covered: a date of birth written another way is
-    still a date of birth. A child id becomes ``<pseudonymised:KEY>`` with the key of the value used.
+    still a date of birth. A child id becomes ``<pseudonymised:KEY>`` with the key of each value.
     """
-    if corrections.empty:
-        return corrections
-    corrections = corrections.copy()
-    for column, action in policy.items():
-        hit = (corrections["column_name"] == column).to_numpy()
-        if not hit.any():
-            continue
-        for field in ("value", "harmonised_value"):
-            present = hit & corrections[field].notna().to_numpy()
-            if not present.any():
-                continue
-            if action == "pseudonymise":
-                keys = child_key(
-                    corrections.loc[present, "area_code"], corrections.loc[present, field].astype(str)
-                )
-                corrections.loc[present, field] = "<pseudonymised:" + keys + ">"
-            else:
-                corrections.loc[present, field] = "<redacted>"
-    return corrections
+    return quarantine.redact(corrections, policy, child_key, fields=("value", "harmonised_value"))
 
 
 def with_messages(corrections: pd.DataFrame) -> pd.DataFrame:

@@ -543,6 +543,10 @@ def _sorted(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
     return frame.iloc[sort_order(*(frame[c] for c in columns))].reset_index(drop=True)
 
 
+# Quarantine and correction records: by where they point, then the column and rule.
+_RECORD_ORDER = ("source", "file", "sheet", "row_number", "column_name", "rule")
+
+
 def assemble_tables(results: list[SourceResult], classification: Classification) -> dict[str, pd.DataFrame]:
     """The published tables (all but ``runs``), sorted so the same input always gives the same tables."""
     concordance = _concat([r.harmonised.concordance.assign(source=r.name) for r in results])
@@ -553,24 +557,8 @@ def assemble_tables(results: list[SourceResult], classification: Classification)
         "children": _sorted(
             _concat([r.harmonised.children for r in results]), "source", "area_code", "child_key"
         ),
-        "quarantine": _sorted(
-            _concat([r.quarantine for r in results]),
-            "source",
-            "file",
-            "sheet",
-            "row_number",
-            "column_name",
-            "rule",
-        ),
-        "corrections": _sorted(
-            _concat([r.corrections for r in results]),
-            "source",
-            "file",
-            "sheet",
-            "row_number",
-            "column_name",
-            "rule",
-        ),
+        "quarantine": _sorted(_concat([r.quarantine for r in results]), *_RECORD_ORDER),
+        "corrections": _sorted(_concat([r.corrections for r in results]), *_RECORD_ORDER),
         "superseded": _sorted(
             _concat([r.harmonised.superseded for r in results]), "source", "file", "sheet", "row_number"
         ),

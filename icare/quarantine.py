@@ -101,23 +101,33 @@ def combine(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)[QUARANTINE_COLUMNS]
 
 
-def redact(quarantine: pd.DataFrame, policy: Mapping[str, str], child_key: ChildKey) -> pd.DataFrame:
+def redact(
+    quarantine: pd.DataFrame,
+    policy: Mapping[str, str],
+    child_key: ChildKey,
+    fields: tuple[str, ...] = ("value",),
+) -> pd.DataFrame:
     """Keep identifiers out of the quarantine: the file and row are enough to find the value.
 
     ``policy`` maps a column to ``pseudonymise`` or ``redact``. A pseudonymised child id is shown as
     ``<pseudonymised:KEY>`` where KEY is the child's ``child_key`` (``child_key(area, id)``), so the
-    record can be joined to the child's other rows. Run before ``with_messages``.
+    record can be joined to the child's other rows. ``fields``: the record's columns that hold a
+    value of that column (the corrections have two). Run before ``with_messages``.
     """
+    if quarantine.empty:
+        return quarantine
     quarantine = quarantine.copy()
     for column, action in policy.items():
-        hit = (quarantine["column_name"] == column) & quarantine["value"].notna()
-        if not hit.any():
-            continue
-        if action == "pseudonymise":
-            keys = child_key(quarantine.loc[hit, "area_code"], quarantine.loc[hit, "value"].astype(str))
-            quarantine.loc[hit, "value"] = "<pseudonymised:" + keys + ">"
-        else:
-            quarantine.loc[hit, "value"] = "<redacted>"
+        of_column = (quarantine["column_name"] == column).to_numpy()
+        for field in fields:
+            hit = of_column & quarantine[field].notna().to_numpy()
+            if not hit.any():
+                continue
+            if action == "pseudonymise":
+                keys = child_key(quarantine.loc[hit, "area_code"], quarantine.loc[hit, field].astype(str))
+                quarantine.loc[hit, field] = "<pseudonymised:" + keys + ">"
+            else:
+                quarantine.loc[hit, field] = "<redacted>"
     return quarantine
 
 
