@@ -29,8 +29,9 @@ from icare.disclosure import DisclosureRules, load_disclosure_rules, release_tab
 from icare.memory import configure_allocators
 from icare.population import Population, load_population
 from icare.pseudonymise import KeyedIds, Pseudonymiser
-from icare.publish import StagedOutputs, claim_output
+from icare.publish import RELEASE_DIR, StagedOutputs, claim_output
 from icare.reconciliation import reconcile
+from icare.release import ReleaseContext, write_release_files
 from icare.run_summary import (
     input_files,
     rate_summary,
@@ -503,6 +504,18 @@ def _publish(
     # ``icare run``): its own time, and how long the run then waited for it, both go in ``runs``.
     timer.step("write outputs: wait for the writer", staging.wait)
     timer.timings["write outputs: writer busy"] = round(staging.busy_seconds, 3)
+    previous = staging.output_dir / RELEASE_DIR
+    context = ReleaseContext(
+        folder=staging.folder / RELEASE_DIR,
+        run_id=staging.run_id,
+        started_at=started_at,
+        tables=release,
+        classification=classification,
+        disclosure=disclosure,
+        summary=summary,
+        previous=previous if previous.is_dir() else None,
+    )
+    timer.step("write outputs: release files", lambda: write_release_files(context))
     tables["runs"] = runs_table(
         staging.run_id,
         started_at,
