@@ -319,6 +319,15 @@ def _read_duckdb(path: Path) -> dict[str, pd.DataFrame]:
         connection.close()
 
 
+def _folder_bytes(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` by its relative path, with its contents."""
+    return {
+        path.relative_to(folder).as_posix(): path.read_bytes()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
 def _read_parquet(folder: Path) -> dict[str, pd.DataFrame]:
     return {path.stem: pd.read_parquet(path) for path in sorted(folder.glob("*.parquet"))}
 
@@ -378,6 +387,8 @@ def test_materialised_outputs_equal_those_of_icare_run(case, tmp_path, monkeypat
     assert set(actual_release) == set(expected_release) == set(RELEASE_TABLES)
     for name in sorted(RELEASE_TABLES):
         pd.testing.assert_frame_equal(actual_release[name], expected_release[name], obj=f"release: {name}")
+    # The whole release folder, byte for byte: the same files, written by the same code.
+    assert _folder_bytes(dagster_dir / RELEASE_DIR) == _folder_bytes(cli_dir / RELEASE_DIR)
 
     cli_summary = json.loads((cli_dir / RUN_SUMMARY).read_text(encoding="utf-8"))
     dagster_summary = json.loads((dagster_dir / RUN_SUMMARY).read_text(encoding="utf-8"))
