@@ -90,3 +90,89 @@ def release_disclosures(
             )
     columns = ["table_name", "column_name", "row", "value", "status"]
     return pd.concat(found, ignore_index=True)[columns] if found else pd.DataFrame(columns=columns)
+
+
+# Columns of a released table that are values, not coordinates of its cells (besides counts and statuses).
+_RELEASED_VALUES = {
+    "is_total",
+    "population",
+    "rate_per_100000",
+    "rate_missing_reason",
+    "days_q1",
+    "days_median",
+    "days_q3",
+}
+_CODE_LEVELS = {"from_code": ("from_level1", "from_level2"), "to_code": ("to_level1", "to_level2")}
+
+
+def _one_step_up(
+    frame: pd.DataFrame, dimension: str, child_bands: set[str]
+) -> tuple[pd.DataFrame, pd.Series]:
+    """The coordinates, in ``dimension``, of each row's total one step up, and which rows have one."""
+    total = "total"
+    if dimension == "icare_code":
+        level, code = frame["icare_level"], frame["icare_code"]
+        first = frame["icare_level1"].fillna(code)
+        second = frame["icare_level2"].fillna(code)
+        up = pd.DataFrame(index=frame.index)
+        up["icare_level"] = level.map({"code": "level2", "level2": "level1", "level1": total})
+        up["icare_code"] = np.where(level == "code", second, np.where(level == "level2", first, total))
+        up["icare_level1"] = np.where(level.isin(["code", "level2"]), first, total)
+        up["icare_level2"] = np.where(level == "code", second, total)
+        return up, level != total
+    if dimension == "age_band":
+        band = frame["age_band"]
+        up = pd.DataFrame(
+            {"age_band": np.where(band.isin(child_bands), "under 18", total)}, index=frame.index
+        )
+        return up, band != total
+    columns = [dimension, *_CODE_LEVELS.get(dimension, ())]
+    up = pd.DataFrame({c: total for c in columns}, index=frame.index)
+    return up, frame[dimension].fillna("") != total
+
+
+def release_recoveries(
+    release: Mapping[str, pa.Table],
+    counts: Mapping[str, tuple[str, ...]],
+    summable: Mapping[str, tuple[str, ...]],
+    child_bands: set[str],
+) -> pd.DataFrame:
+    """Margin rows from which a withheld value can be recovered: in an equation total = sum of the rows
+    one step finer in one summed dimension (docs/disclosure.md "Totals"), exactly one member withheld.
+
+    An independent check of ``icare.disclosure``: each row's total is found by its coordinates.
+    One row per offending equation (its total row, and the status of that row).
+    """
+    found = []
+    for table, dimensions in summable.items():
+        frame = _frame(release[table]).reset_index(drop=True)
+        statuses = [c for c in frame.columns if c.endswith("_status")]
+        keys = [c for c in frame.columns if c not in {*counts[table], *statuses, *_RELEASED_VALUES}]
+        indexed = frame[keys].assign(_total_row=np.arange(len(frame)))
+        for dimension in dimensions:
+            up, has_total = _one_step_up(frame, dimension, child_bands)
+            lookup = frame[keys].copy()
+            lookup[list(up.columns)] = up
+            lookup = lookup.loc[has_total.to_numpy()].assign(_row=np.flatnonzero(has_total.to_numpy()))
+            pairs = lookup.merge(indexed, on=keys, how="left")
+            if pairs["_total_row"].isna().any():
+                raise ValueError(f"{table}: rows without their {dimension} total in the release")
+            for column in counts[table]:
+                withheld = (frame[f"{column}_status"] != CONF_FREE).to_numpy()
+                total_rows = pairs["_total_row"].to_numpy(dtype=np.int64)
+                members = pd.Series(withheld[pairs["_row"].to_numpy()]).groupby(total_rows).sum()
+                members = members + withheld[members.index.to_numpy()]
+                lone = members.index[members.to_numpy() == 1].to_numpy()
+                found.append(
+                    pd.DataFrame(
+                        {
+                            "table_name": table,
+                            "column_name": f"{column} (by {dimension})",
+                            "row": lone,
+                            "value": frame[column].iloc[lone].astype("Int64").to_numpy(),
+                            "status": frame[f"{column}_status"].iloc[lone].to_numpy(),
+                        }
+                    )
+                )
+    columns = ["table_name", "column_name", "row", "value", "status"]
+    return pd.concat(found, ignore_index=True)[columns] if found else pd.DataFrame(columns=columns)

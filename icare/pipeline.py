@@ -489,7 +489,7 @@ def _publish(
     control runs; ``runs`` is made once it is done, so its timings include the write."""
     tables = dict(tables)
     staging.write({name: table for name, table in tables.items() if name not in staging.names})
-    release = timer.step("disclosure control", lambda: release_tables(tables, disclosure))
+    release = timer.step("disclosure control", lambda: release_tables(tables, disclosure, settings))
     summary = (
         summarise(tables, classification)
         | {"run_id": staging.run_id, "release": release_summary(release, disclosure)}

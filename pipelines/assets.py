@@ -42,7 +42,7 @@ from icare import checks
 from icare import coverage as returns_coverage
 from icare.disclosure import SUMMARY as DISCLOSURE_SUMMARY
 from icare.disclosure import DisclosureRules
-from icare.disclosure.control import disclosures
+from icare.disclosure.tables import disclosures
 from icare.pipeline import (
     RunResult,
     SourceResult,

@@ -461,6 +461,30 @@ TABLES: dict[str, list[Col]] = {
         Col("days_q3", FLOAT, True, "third quartile of days"),
         CLASSIFICATION_VERSION,
     ],
+    "durations_totals": [
+        SOURCE,
+        Col("area_code", STRING, True, "reporting area, or total (all areas of the source)"),
+        *PERIOD,
+        Col("unit", STRING, False, "care_spell or placement_spell", ("care_spell", "placement_spell")),
+        Col(
+            "icare_level",
+            STRING,
+            False,
+            "code, level2, level1 or total (the ICare hierarchy)",
+            ("code", "level2", "level1", TOTAL),
+        ),
+        Col("icare_code", STRING, False, "category (at the row's level), or total"),
+        Col("icare_level1", STRING, True, "level-1 category of the row, or total"),
+        Col("icare_level2", STRING, True, "level-2 category of the row, or total"),
+        Col("sex", STRING, True, "harmonised sex, or total", (*SEXES, TOTAL)),
+        Col("age_band", STRING, False, "age band at the end of the spell, under 18, or total"),
+        Col("spells", INT, False, "spells ending in the period"),
+        Col("spells_start_unknown", INT, False, "of these, care spells that started before the data"),
+        Col("days_q1", FLOAT, True, "first quartile of days (linear interpolation)"),
+        Col("days_median", FLOAT, True, "median days"),
+        Col("days_q3", FLOAT, True, "third quartile of days"),
+        CLASSIFICATION_VERSION,
+    ],
     "flow_check": [
         SOURCE,
         AREA,
@@ -644,6 +668,10 @@ TABLE_DESCRIPTIONS: dict[str, str] = {
     "durations": (
         "period × care or placement spell × category × sex × age band: spells ending, quartiles of days"
     ),
+    "durations_totals": (
+        "the margin rows of `durations` (totals over areas, categories, sexes, ages), quartiles computed "
+        "from the spells: read by the release"
+    ),
     "flow_check": "source × area × period: stock at start + entries − exits against stock at end",
     "statistics_findings": "data-quality finding met while building spells (overlaps, broken chains, ...)",
     "runs": (
@@ -690,6 +718,14 @@ RELEASE_COUNTS: dict[str, tuple[str, ...]] = {
         "overlaps_resolved_in_period",
     ),
 }
+# Released tables that carry margin rows (docs/disclosure.md "Totals"): a summed dimension holds TOTAL,
+# ``icare_level`` says which level of the ICare hierarchy a row is at, ``is_total`` marks margin rows.
+RELEASE_WITH_TOTALS = ("stock", "entries", "exits", "moves", "transitions", "pathways", "durations")
+ICARE_LEVELS = ("code", "level2", "level1", TOTAL)
+UNDER_18 = "under 18"  # the age band of margin rows over the bands inside ages 0-17
+# Released tables with rates per 100,000 children beside ``children`` (docs/disclosure.md "Rates").
+RELEASE_WITH_RATES = RATE_MEASURES
+RELEASE_RATE_MISSING_REASONS = (*RATE_MISSING_REASONS, "age_outside_0_17", "withheld")
 # Derived columns withheld together, with the status column that follows the last of them.
 RELEASE_DERIVED: dict[str, dict[str, tuple[str, ...]]] = {
     "durations": {"days_status": ("days_q1", "days_median", "days_q3")},
@@ -707,16 +743,62 @@ def _status_col(subject: str, name: str) -> Col:
     )
 
 
+_ICARE_LEVEL = Col(
+    "icare_level",
+    STRING,
+    False,
+    "level of the row in the ICare hierarchy: code (as harmonised), level2 or level1 (subtotal of that "
+    "category, in icare_code), or total (all categories)",
+    ICARE_LEVELS,
+)
+_IS_TOTAL = Col("is_total", BOOL, False, "a margin row: some dimension holds a total or subtotal")
+_RATE_COLUMNS = [
+    Col(
+        "population",
+        INT,
+        True,
+        "children aged 0-17 of the row's source, area (total: every area of the source), population year, "
+        "sex and age band (empty when not known or the age band is not inside 0-17)",
+    ),
+    Col("rate_per_100000", FLOAT, True, "100,000 x children / population (empty: see rate_missing_reason)"),
+    _status_col("`rate_per_100000` (that of `children`)", "rate_status"),
+    Col(
+        "rate_missing_reason",
+        STRING,
+        True,
+        "why the rate is empty: no population, sex not recorded, a population of 0, an age band not "
+        "inside 0-17, or withheld with its count",
+        RELEASE_RATE_MISSING_REASONS,
+    ),
+]
+
+
+def _released_col(table: str, col: Col) -> Col:
+    """A dimension as released: a summable one may also hold ``total``."""
+    if table in RELEASE_WITH_TOTALS and col.allowed and col.name in ("sex", "moves_in_period"):
+        return Col(col.name, col.type, col.nullable, f"{col.description}, or total", (*col.allowed, TOTAL))
+    return col
+
+
 def _release_columns(table: str) -> list[Col]:
-    """The internal table's columns, each count nullable and followed by its status column."""
+    """The internal table's columns, each count nullable and followed by its status column; with
+    totals, ``icare_level`` before ``icare_code`` and ``is_total`` before the counts; with rates, the
+    rate columns after the counts."""
     counts = RELEASE_COUNTS[table]
     derived_last = {columns[-1]: status for status, columns in RELEASE_DERIVED.get(table, {}).items()}
     columns = []
     for col in TABLES[table]:
+        if col.name == counts[0] and table in RELEASE_WITH_TOTALS:
+            columns.append(_IS_TOTAL)
+        if col.name == "classification_version" and table in RELEASE_WITH_RATES:
+            columns.extend(_RATE_COLUMNS)
+        if col.name == "icare_code" and table in RELEASE_WITH_TOTALS:
+            columns.append(_ICARE_LEVEL)
         if col.name in counts:
             columns.append(Col(col.name, col.type, True, f"{col.description} (empty when withheld)"))
             columns.append(_status_col(f"`{col.name}`", f"{col.name}_status"))
             continue
+        col = _released_col(table, col)
         columns.append(col)
         if col.name in derived_last:
             withheld = RELEASE_DERIVED[table][derived_last[col.name]]

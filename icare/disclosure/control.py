@@ -3,7 +3,7 @@
 Everything is vectorised over a table's rows with NumPy: the loops run over the rules (columns,
 margins, identities) and over passes until nothing changes, never over rows. Ties are broken by the
 table's published row order (its ``ORDER BY ALL``), so the same table always gives the same release.
-The internal tables are not changed; the release is a new set of Arrow tables.
+The release is assembled from these statuses by ``icare.disclosure.tables``.
 """
 
 from __future__ import annotations
@@ -13,28 +13,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
-from icare import checks
-from icare.disclosure.rules import DisclosureRules, TableRules
-from schemas.outputs import (
-    CONF_FREE,
-    CONF_PRIMARY,
-    CONF_SECONDARY,
-    COVERAGE,
-    RELEASE_COUNTS,
-    column_names,
-    release_name,
-    to_arrow,
-)
+from icare.disclosure.equations import Equations, partners
+from icare.disclosure.rules import TableRules
+from schemas.outputs import CONF_FREE, CONF_PRIMARY, CONF_SECONDARY
 
 FREE, PRIMARY, SECONDARY = np.int8(0), np.int8(1), np.int8(2)
-_CODES = np.array([CONF_FREE, CONF_PRIMARY, CONF_SECONDARY], dtype=object)
-SUMMARY = "disclosure_summary"
-
-
-class DisclosureError(RuntimeError):
-    """The release would show a value its rules withhold (a bug): the run stops and writes nothing."""
+CODES = np.array([CONF_FREE, CONF_PRIMARY, CONF_SECONDARY], dtype=object)
 
 
 def primary(values: np.ndarray, threshold: int) -> np.ndarray:
@@ -107,12 +92,22 @@ class Controlled:
     unprotected: dict[str, int]
 
 
-def suppress(frame: pd.DataFrame, rules: TableRules, threshold: int) -> Controlled:
-    """Primary suppression, then secondary suppression over the margins, identities and followed
-    columns, repeated until a whole pass withholds nothing more."""
+def suppress(
+    frame: pd.DataFrame,
+    rules: TableRules,
+    threshold: int,
+    equations: Equations | None = None,
+    start: Mapping[str, np.ndarray] | None = None,
+) -> Controlled:
+    """Primary suppression, then secondary suppression over the margins, the equations of the margin
+    rows, identities and followed columns, repeated until a whole pass withholds nothing more.
+    ``start``: statuses already set (values withheld in a linked table), kept."""
     values = {c: frame[c].to_numpy(dtype=np.int64) for c in rules.counts}
     status = {c: primary(values[c], threshold) for c in rules.counts}
+    for column, given in (start or {}).items():
+        status[column] = np.maximum(status[column], given).astype(np.int8)
     margins = [group_ids(frame, list(margin)) for margin in rules.margins]
+    equations = equations or Equations.empty(len(frame))
     changed = True
     while changed:
         changed = False
@@ -130,6 +125,10 @@ def suppress(frame: pd.DataFrame, rules: TableRules, threshold: int) -> Controll
                     status[column][chosen] = SECONDARY
                     withheld = status[column] != FREE
                     changed = True
+            chosen, _ = partners(equations, values[column], withheld, threshold)
+            if len(chosen):
+                status[column][chosen] = SECONDARY
+                changed = True
         for identity in rules.identities:
             matrix = np.column_stack([values[c] for c in identity])
             withheld = np.column_stack([status[c] != FREE for c in identity])
@@ -137,7 +136,10 @@ def suppress(frame: pd.DataFrame, rules: TableRules, threshold: int) -> Controll
             for term in np.unique(terms):
                 status[identity[term]][rows[terms == term]] = SECONDARY
             changed = changed or len(rows) > 0
-    return Controlled(values, status, _unprotected(values, status, margins, rules, threshold))
+    unprotected = _unprotected(values, status, margins, rules, threshold)
+    for column in rules.counts:
+        unprotected[column] += partners(equations, values[column], status[column] != FREE, threshold)[1]
+    return Controlled(values, status, unprotected)
 
 
 def _unprotected(
@@ -170,110 +172,3 @@ def round_counts(frame: pd.DataFrame, rules: TableRules, base: int) -> Controlle
         values[column] = (raw + base // 2) // base * base if base > 1 else raw
     status = {c: np.zeros(len(frame), dtype=np.int8) for c in rules.counts}
     return Controlled(values, status, dict.fromkeys(rules.counts, 0))
-
-
-def _derived_status(frame: pd.DataFrame, controlled: Controlled, rules: TableRules) -> dict[str, np.ndarray]:
-    """Derived columns: withheld (A) when based on fewer than ``min_observations`` values, else (D)
-    when their count is withheld."""
-    result = {}
-    for rule in rules.derived:
-        observations = frame[rule.count].to_numpy(dtype=np.int64)
-        if rule.excluded is not None:
-            observations = observations - frame[rule.excluded].to_numpy(dtype=np.int64)
-        status = np.where(controlled.status[rule.count] != FREE, SECONDARY, FREE).astype(np.int8)
-        status[observations < rule.min_observations] = PRIMARY
-        result[rule.status] = status
-    return result
-
-
-def control_table(table: str, data: pa.Table, rules: DisclosureRules) -> tuple[pa.Table, list[dict]]:
-    """The released table (validated against ``release.<table>``) and its summary rows."""
-    table_rules = rules.tables[table]
-    margin_columns = sorted({c for margin in table_rules.margins for c in margin})
-    needed = [*margin_columns, *table_rules.counts]
-    needed += [r.count for r in table_rules.derived if r.count not in needed]
-    frame = data.select(list(dict.fromkeys(needed))).to_pandas()
-    if rules.method == "round":
-        controlled = round_counts(frame, table_rules, rules.rounding_base)
-    else:
-        controlled = suppress(frame, table_rules, rules.threshold)
-    derived = _derived_status(frame, controlled, table_rules)
-    columns: dict[str, pa.Array] = {}
-    for name in column_names(release_name(table)):
-        if name in controlled.values:
-            status = controlled.status[name]
-            columns[name] = pa.array(controlled.values[name], pa.int64(), mask=status != FREE)
-        elif name.endswith("_status") and name[: -len("_status")] in controlled.status:
-            columns[name] = pa.array(_CODES[controlled.status[name[: -len("_status")]]], pa.string())
-        elif name in derived:
-            columns[name] = pa.array(_CODES[derived[name]], pa.string())
-        else:
-            columns[name] = data.column(name)
-    for rule in table_rules.derived:
-        for name in rule.columns:
-            column = data.column(name).combine_chunks()
-            columns[name] = pa.array(
-                column.to_numpy(zero_copy_only=False),
-                column.type,
-                mask=np.asarray(column.is_null()) | (derived[rule.status] != FREE),
-            )
-    released = to_arrow(pa.table(columns), release_name(table))
-    summary = [
-        _summary_row(table, column, rules, controlled.status[column], controlled.unprotected[column])
-        for column in table_rules.counts
-    ]
-    summary += [
-        _summary_row(table, ", ".join(rule.columns), rules, derived[rule.status], 0)
-        for rule in table_rules.derived
-    ]
-    return released, summary
-
-
-def _summary_row(
-    table: str, column: str, rules: DisclosureRules, status: np.ndarray, unprotected: int
-) -> dict:
-    return {
-        "table_name": table,
-        "column_name": column,
-        "method": rules.method,
-        "cells": len(status),
-        "published": int((status == FREE).sum()),
-        "primary_suppressed": int((status == PRIMARY).sum()),
-        "secondary_suppressed": int((status == SECONDARY).sum()),
-        "unprotected_groups": unprotected,
-        "disclosure_rules": rules.version_id,
-    }
-
-
-def disclosures(release: Mapping[str, pa.Table], rules: DisclosureRules) -> pd.DataFrame:
-    """``icare.checks.release_disclosures`` with what the rules protect (no threshold when rounding)."""
-    threshold = rules.threshold if rules.method == "suppress" else None
-    counts = {table: rules.tables[table].counts for table in RELEASE_COUNTS if table in release}
-    return checks.release_disclosures(release, counts, threshold)
-
-
-def release_tables(tables: Mapping[str, object], rules: DisclosureRules) -> dict[str, pa.Table]:
-    """Every released aggregate table plus ``disclosure_summary``, from the internal statistics tables,
-    and the ``coverage`` table as it is."""
-    released: dict[str, pa.Table] = {}
-    summary: list[dict] = []
-    for table in RELEASE_COUNTS:
-        data = tables[table]
-        if isinstance(data, pd.DataFrame):
-            data = to_arrow(data, table)
-        released[table], rows = control_table(table, data, rules)
-        summary += rows
-    disclosed = disclosures(released, rules)
-    if len(disclosed):
-        raise DisclosureError(
-            f"disclosure control left {len(disclosed)} value(s) that must not be released, e.g. "
-            f"{disclosed.head(5).to_dict('records')}; nothing was written"
-        )
-    released[SUMMARY] = to_arrow(
-        pa.Table.from_pylist(summary, schema=None).select(column_names(release_name(SUMMARY))),
-        release_name(SUMMARY),
-    )
-    # Which years of which areas have figures: not disclosive, and the release is not read without it.
-    if COVERAGE in tables:
-        released[COVERAGE] = to_arrow(tables[COVERAGE], release_name(COVERAGE))
-    return released

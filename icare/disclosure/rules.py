@@ -13,12 +13,26 @@ from pathlib import Path
 from typing import Any
 
 from icare import resources
-from schemas.outputs import RELEASE_COUNTS, RELEASE_DERIVED, column_names
+from schemas.outputs import RELEASE_COUNTS, RELEASE_DERIVED, RELEASE_WITH_TOTALS, column_names
 
 DEFAULT_RULES = "disclosure.yaml"
 METHODS = ("suppress", "round")
 # Columns that are neither a cell's coordinates nor a count: a margin cannot group by them.
 _NOT_DIMENSIONS = {"classification_version", "difference", "balance"}
+# Dimensions that may be summed into margin rows (icare_code and age_band are hierarchies); the others
+# (source, dates, unit, transition, spell_state, pathway_level) are never summed.
+SUMMABLE = (
+    "area_code",
+    "icare_code",
+    "from_code",
+    "to_code",
+    "exit_destination",
+    "moves_in_period",
+    "pathway",
+    "sex",
+    "age_band",
+    "provider_sector",
+)
 
 
 class DisclosureRulesError(ValueError):
@@ -43,6 +57,7 @@ class TableRules:
     follow: dict[str, tuple[str, ...]] = field(default_factory=dict)
     identities: tuple[tuple[str, ...], ...] = ()
     derived: tuple[DerivedRule, ...] = ()
+    summable: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -92,7 +107,7 @@ def _table_rules(path: Path, table: str, raw: Any) -> TableRules:
     key = f"tables.{table}"
     if not isinstance(raw, dict):
         raise DisclosureRulesError(f"{path}: {key} must be a mapping")
-    unknown_keys = sorted(set(raw) - {"counts", "margins", "follow", "identities", "derived"})
+    unknown_keys = sorted(set(raw) - {"counts", "margins", "follow", "identities", "derived", "summable"})
     if unknown_keys:
         raise DisclosureRulesError(f"{path}: {key}: unknown keys {unknown_keys}")
     columns = column_names(table)
@@ -139,7 +154,30 @@ def _table_rules(path: Path, table: str, raw: Any) -> TableRules:
             f"{path}: {key}.derived must cover the derived columns {sorted(derived_columns)} "
             "(schemas/outputs.py RELEASE_DERIVED)"
         )
-    return TableRules(counts, tuple(margins), follow, tuple(identities), derived)
+    summable = _summable(path, table, raw, dimensions)
+    if summable and margins:
+        raise DisclosureRulesError(
+            f"{path}: {key}: margins and summable exclude each other (the margin rows' equations replace "
+            "the margins)"
+        )
+    return TableRules(counts, tuple(margins), follow, tuple(identities), derived, summable)
+
+
+def _summable(path: Path, table: str, raw: dict, dimensions: set[str]) -> tuple[str, ...]:
+    """The dimensions summed into margin rows: required exactly for the tables released with totals."""
+    key = f"tables.{table}.summable"
+    if table not in RELEASE_WITH_TOTALS:
+        if "summable" in raw:
+            raise DisclosureRulesError(f"{path}: {key}: {table} is released without margin rows")
+        return ()
+    names = _names(path, _require(path, raw, "summable", f"tables.{table}."), key)
+    wrong = sorted(set(names) - (dimensions & set(SUMMABLE)))
+    if wrong or len(set(names)) != len(names):
+        raise DisclosureRulesError(
+            f"{path}: {key}: {wrong or list(names)}: list summable dimensions of {table}, each once "
+            f"({', '.join(sorted(dimensions & set(SUMMABLE)))})"
+        )
+    return names
 
 
 def _derived(path: Path, table: str, i: int, raw: Any, counts: tuple[str, ...]) -> DerivedRule:

@@ -22,7 +22,7 @@ from icare.classification import Classification
 from icare.statistics.progress import reporting
 from icare.statistics.settings import FINEST, StatisticsSettings, rate_age_bands
 from icare.statistics.timeline import CHILD_COLUMNS, number_children, timeline_steps
-from schemas.outputs import TOTAL, arrow_schema, column_names
+from schemas.outputs import TOTAL, UNDER_18, arrow_schema, column_names
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
 # The SQL file that reads the per-child steps computed in numpy (icare/statistics/timeline.py).
@@ -51,6 +51,7 @@ STATISTICS_TABLES = (
     "transitions",
     "pathways",
     "durations",
+    "durations_totals",
     "flow_check",
     "statistics_findings",
     "population",
@@ -353,6 +354,8 @@ def compute_statistics(
         "classification_version": classification.version_id,
         "population_year_offset": settings.population_year_offset,
         "not_stated": _not_stated_code(classification),
+        "total": TOTAL,
+        "child_ages_band": UNDER_18,
     }
     population = _population_arrow(population, settings, classification)
     episodes, children = number_children(_episodes_arrow(episodes))
