@@ -61,7 +61,12 @@ def codelist_frames(context: ReleaseContext) -> dict[str, pd.DataFrame]:
         dimensions = _appended(dimensions, extra)
     exit_name = classification.exit_destinations.name
     return {
-        "icare_codes": icare_codes(context, _union(seen, lambda c: ICARE_COLUMN.fullmatch(c) is not None)),
+        # A transition ends in an exit destination when a child leaves care: listed with those.
+        "icare_codes": icare_codes(
+            context,
+            _union(seen, lambda c: ICARE_COLUMN.fullmatch(c) is not None)
+            - classification.exit_destinations.codes(),
+        ),
         "dimensions": dimensions,
         "exit_destinations": dimensions.loc[dimensions["dimension"] == exit_name].reset_index(drop=True),
         "sexes": sexes(context.tables, seen.get(SEX.name, set())),
