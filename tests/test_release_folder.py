@@ -24,6 +24,7 @@ from icare.pipeline import RunOptions, bundled_samples, run
 from icare.pseudonymise import KEY_ENVIRONMENT_VARIABLE
 from icare.release import ReleaseContext, write_release_files
 from icare.release.card import card
+from icare.release.changelog import changelog
 from icare.release.datapackage import frictionless_type
 from icare.release.settings import ReleaseSettingsError, load_release_settings
 from icare.resources import config_dir
@@ -298,3 +299,49 @@ def test_the_changelog_names_what_a_changed_return_changed(tmp_path, monkeypatch
     assert len(added) == 1 and "AC.F29" in added[0] and "children: empty, children_status: A" in added[0]
     assert "flow_check" in text.split("No change in: ")[1].split("\n")[0]
     assert validate(release / "datapackage.json").valid
+
+
+def copy_tables(result, folder: Path, target: Path) -> Path:
+    target.mkdir()
+    for table in result.release:
+        shutil.copy(folder / f"{table}.parquet", target)
+    return target
+
+
+def test_an_earlier_release_without_a_data_package_compares_by_its_tables(sample_release, tmp_path):
+    """The same tables again: no figure changed (each table's key names one row), and the versions
+    of a release made before data packages are read from its tables."""
+    result, folder = sample_release
+    previous = copy_tables(result, folder, tmp_path / "previous")
+    target = copy_tables(result, folder, tmp_path / "release")
+    context = sample_context(result, target, datetime(2026, 1, 2, tzinfo=UTC), previous=previous)
+    text = changelog(context)
+    assert "Compared with the release it replaced (version unknown)." in text
+    assert "- Unchanged: classification_version, disclosure_rules\n" in text
+    assert f"No change in: {', '.join(sorted(result.release))}.\n" in text
+    assert "###" not in text
+
+
+def test_other_csv_files_are_described_from_their_header(sample_release, tmp_path):
+    """An open-data CSV (withheld values as ``c``) with its meta file, and an SDMX-CSV in a
+    sub-folder, as other writers leave them before the data package is written."""
+    result, folder = sample_release
+    target = copy_tables(result, folder, tmp_path / "release")
+    (target / "stock.csv").write_text("time_period,children\n202425,12\n202425,c\n202425,\n")
+    (target / "stock.meta.csv").write_text("col_name,col_type,label\nchildren,Indicator,Children in care\n")
+    (target / "sdmx").mkdir()
+    (target / "sdmx" / "stock.csv").write_text("STRUCTURE,OBS_VALUE\ndataflow,3\n")
+    write_release_files(sample_context(result, target, datetime(2026, 1, 2, tzinfo=UTC)))
+    report = validate(target / "datapackage.json")
+    assert report.valid, report.flatten(["resourceName", "rowNumber", "fieldName", "type", "note"])[:10]
+    resources = {r["path"]: r for r in json.loads((target / "datapackage.json").read_text())["resources"]}
+    stock = resources["stock.csv"]
+    assert stock["name"] == "stock.csv" and resources["stock.parquet"]["name"] == "stock"
+    assert stock["schema"]["missingValues"] == ["", "c"]
+    assert stock["schema"]["fields"] == [
+        {"name": "time_period", "type": "string"},
+        {"name": "children", "type": "string", "description": "Children in care"},
+    ]
+    assert resources["stock.meta.csv"]["name"] == "stock.meta.csv"
+    assert resources["sdmx/stock.csv"]["name"] == "sdmx-stock.csv"
+    assert "sdmx/stock.csv" in (target / "SHA256SUMS").read_text()

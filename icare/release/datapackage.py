@@ -118,10 +118,12 @@ def resource(folder: Path, path: Path) -> dict:
 
 
 def resource_name(relative: str) -> str:
-    """A Frictionless name (lower case letters, digits, ``-._``) from the path: ``codelists/areas.csv``
-    -> ``codelists-areas``; a meta file keeps its ``.meta`` so it differs from its data file."""
-    stem = relative.rsplit(".", 1)[0] if "." in relative else relative
-    return _NAME_UNSAFE.sub("-", stem.lower()).strip("-")
+    """A Frictionless name (lower case letters, digits, ``-._``): a released table keeps its name
+    (``stock``); any other file is named by its path (``stock.csv``, ``codelists-areas.csv``), so
+    the open-data CSV of a table and the table differ."""
+    if relative.endswith(".parquet") and "/" not in relative:
+        relative = relative[: -len(".parquet")]
+    return _NAME_UNSAFE.sub("-", relative.lower()).strip("-")
 
 
 def parquet_resource(path: Path) -> dict:
