@@ -29,7 +29,7 @@ from icare.release.datapackage import frictionless_type
 from icare.release.settings import ReleaseSettingsError, load_release_settings
 from icare.resources import config_dir
 from icare.statistics import load_statistics_settings
-from schemas.outputs import RELEASE_TABLES
+from schemas.outputs import RELEASE_TABLES, TOTAL
 from tests.builders import episode, header, write_return
 from tests.conftest import TEST_KEY
 
@@ -140,13 +140,15 @@ def test_code_lists_hold_every_code_the_release_uses(sample_release):
     assert list(codes["code"][:listed]) == classification.codes()
     # Beyond the classification: where an entry's transition starts (exit destinations, where an
     # exit's ends, are in their own list).
-    assert list(codes["code"][listed:]) == ["out_of_care"]
+    assert set(codes["code"][listed:]) - {TOTAL} == {"out_of_care"}  # total: the margin rows' marker
     assert dict(zip(codes["code"], codes["label"], strict=True))["AC.F"] == "Formal alternative care"
     assert set(codes.loc[codes["level"] == "1", "code"]) == set(classification.codes(level=1))
     # Sex labels from the source's code list (SEX M, F, U of 2024/25).
-    assert list(lists["sexes"]["label"]) == ["Male", "Female", "Unknown or indeterminate"]
-    assert list(lists["age_bands"]["code"]) == ["under 1", "1-4", "5-9", "10-15", "16-17", "18 and over"]
-    assert list(lists["areas"]["area_code"]) == ["201", "202"]
+    assert list(lists["sexes"]["label"][:3]) == ["Male", "Female", "Unknown or indeterminate"]
+    bands = list(lists["age_bands"]["code"])
+    assert bands[:6] == ["under 1", "1-4", "5-9", "10-15", "16-17", "18 and over"]
+    assert set(bands[6:]) <= {TOTAL, "under 18", "unknown"}  # used by the release, not in the settings
+    assert set(lists["areas"]["area_code"]) - {TOTAL} == {"201", "202"}
     dimension = lists["dimensions"]
     for name, table in result.release.items():
         for column in table.column_names:
@@ -289,14 +291,19 @@ def test_the_changelog_names_what_a_changed_return_changed(tmp_path, monkeypatch
     assert "Unchanged: icare_version, classification_version, concordance_versions" in text
     stock = text.split("### stock\n")[1].split("###")[0]
     # 7 in foster care become 6 there and 1 in a children's home: the 1 is withheld as a small
-    # count (A) and the 6 with it (D), as the area total of 7 is published in flow_check.
-    assert "- Rows: 1 before, 2 now" in stock
-    assert "- children_status: F → D in 1 rows" in stock
-    changed = [line for line in stock.splitlines() if line.startswith("- changed")]
-    added = [line for line in stock.splitlines() if line.startswith("- added")]
-    assert len(changed) == 1 and "AC.F12" in changed[0]
+    # count (A) and the 6 with it (D), as the area total of 7 is published in flow_check. Margin
+    # rows (a dimension or ICare level summed over) are left out here: the finest cells only.
+    assert "- children_status: F → D in " in stock
+    finest = [
+        line for line in stock.splitlines() if not any(w in line for w in ("total", "level1", "level2"))
+    ]
+    changed = [line for line in finest if line.startswith("- changed")]
+    added = [line for line in finest if line.startswith("- added")]
+    assert len(changed) == 1 and "· AC.F12 · AC.F · AC.F1 · M · 10-15 ·" in changed[0]
     assert changed[0].endswith("children: 7 → empty, children_status: F → D")
-    assert len(added) == 1 and "AC.F29" in added[0] and "children: empty, children_status: A" in added[0]
+    assert len(added) == 1 and "· AC.F29 · AC.F · AC.F2 · M · 10-15 ·" in added[0]
+    assert "children: empty, children_status: A" in added[0]
+    assert not [line for line in finest if line.startswith("- removed")]
     assert "flow_check" in text.split("No change in: ")[1].split("\n")[0]
     assert validate(release / "datapackage.json").valid
 

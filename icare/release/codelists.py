@@ -9,7 +9,7 @@ marker of margin rows) is added with a note saying where it comes from, so each 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +22,7 @@ from icare.sources.spec import load_source_spec
 from schemas.outputs import BOOL, INT, SEX, STRING, TABLES, TOTAL, Col
 
 if TYPE_CHECKING:
+    from icare.classification import Classification
     from icare.release.folder import ReleaseContext
 
 CODELIST_DIR = "codelists"
@@ -46,17 +47,13 @@ def codelist_frames(context: ReleaseContext) -> dict[str, pd.DataFrame]:
     """The code lists by file name (without ``.csv``), each complete for the released tables."""
     seen = values_seen(context.tables)
     classification = context.classification
-    dimension_names = [
-        *classification.dimensions,
-        classification.exit_destinations.name,
-        classification.new_episode_types.name,
-    ]
+    labels = _dimension_labels(classification)
     dimensions = classification.dimensions_frame()
-    dimensions.insert(2, "dimension_label", dimensions["dimension"].map(_dimension_labels(classification)))
-    for name in dimension_names:
+    dimensions.insert(2, "dimension_label", dimensions["dimension"].map(labels))
+    for name, label in labels.items():
         extra = _unlisted(seen.get(name, set()), set(dimensions.loc[dimensions["dimension"] == name, "code"]))
         extra["dimension"] = name
-        extra["dimension_label"] = _dimension_labels(classification)[name]
+        extra["dimension_label"] = label
         extra["classification_version"] = classification.version_id
         dimensions = _appended(dimensions, extra)
     exit_name = classification.exit_destinations.name
@@ -204,7 +201,8 @@ def _appended(frame: pd.DataFrame, extra: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([frame, extra], ignore_index=True)
 
 
-def _union(seen: Mapping[str, set[str]], wanted) -> set[str]:
+def _union(seen: Mapping[str, set[str]], wanted: Callable[[str], bool]) -> set[str]:
+    """The values of every column ``wanted`` accepts."""
     return set().union(*(values for column, values in seen.items() if wanted(column)))
 
 
@@ -216,6 +214,7 @@ def _sources(tables: Mapping[str, pa.Table]) -> set[str]:
     return found
 
 
-def _dimension_labels(classification) -> dict[str, str]:
+def _dimension_labels(classification: Classification) -> dict[str, str]:
+    """Dimension name -> label, for every flat code list of the classification."""
     dims = [*classification.dimensions.values(), classification.exit_destinations]
     return {d.name: d.label for d in [*dims, classification.new_episode_types]}
