@@ -29,6 +29,7 @@ def usage_errors() -> tuple[type[Exception], ...]:
     from icare.output_folder import OutputFolderError
     from icare.population import PopulationError
     from icare.pseudonymise import MissingKeyError
+    from icare.release.settings import ReleaseSettingsError
     from icare.sources.base import SourceInputError
     from icare.sources.registry import UnknownSourceError
     from icare.sources.spec import SourceSpecError
@@ -44,6 +45,7 @@ def usage_errors() -> tuple[type[Exception], ...]:
         SourceSpecError,
         StatisticsSettingsError,
         DisclosureRulesError,
+        ReleaseSettingsError,
         PopulationError,
         OutputFolderError,
     )
@@ -110,6 +112,13 @@ def main() -> None:
     help="Other disclosure rules (YAML) for the release, instead of config/disclosure.yaml.",
 )
 @click.option(
+    "--release-config",
+    "release_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Other release settings (YAML: title, licence, contact, citation of the release folder), "
+    "instead of config/release.yaml (docs/release.md).",
+)
+@click.option(
     "--population",
     "population_path",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -137,6 +146,7 @@ def run(
     crosswalk_path: Path | None,
     statistics_path: Path | None,
     disclosure_path: Path | None,
+    release_path: Path | None,
     population_path: Path | None,
     strict: bool,
     allow_incomplete: bool,
@@ -161,6 +171,7 @@ def run(
             progress,
             statistics_path,
             disclosure_path=disclosure_path,
+            release_path=release_path,
             population_path=population_path,
             strict=strict,
             allow_incomplete=allow_incomplete,

@@ -32,6 +32,7 @@ from icare.pseudonymise import KeyedIds, Pseudonymiser
 from icare.publish import RELEASE_DIR, StagedOutputs, claim_output
 from icare.reconciliation import reconcile
 from icare.release import ReleaseContext, write_release_files
+from icare.release.settings import ReleaseSettings, load_release_settings
 from icare.run_summary import (
     input_files,
     rate_summary,
@@ -69,6 +70,7 @@ class RunOptions:
     progress: Progress = _silent
     statistics_path: Path | None = None  # another config/statistics.yaml
     disclosure_path: Path | None = None  # another config/disclosure.yaml
+    release_path: Path | None = None  # another config/release.yaml (licence, citation)
     population_path: Path | None = None  # described population file (YAML) for rates; see population_paths
     strict: bool = False  # no failure policy: every failing value quarantines its row (``--strict``)
     # Publish when some returns cannot give figures, leaving their years out (icare.coverage);
@@ -351,6 +353,7 @@ def _run(options: RunOptions, claim_output_folder: Callable[[], object]) -> RunR
     classification = load_classification(options.classification_path, options.crosswalk_path)
     settings = check_settings(load_statistics_settings(options.statistics_path), classification)
     disclosure = load_disclosure_rules(options.disclosure_path)
+    release_settings = load_release_settings(options.release_path)
     population = load_population(population_paths(options.sources, options.population_path))
     if population is not None:
         rate_age_bands(settings)  # settings that rates cannot honour stop before any input is read
@@ -399,6 +402,7 @@ def _run(options: RunOptions, claim_output_folder: Callable[[], object]) -> RunR
             disclosure,
             population=population,
             staging=staging,
+            release_settings=release_settings,
         )
 
 
@@ -443,12 +447,16 @@ def publish(
     disclosure: DisclosureRules | None = None,
     population: Population | None = None,
     staging: StagedOutputs | None = None,
+    release_settings: ReleaseSettings | None = None,
 ) -> RunResult:
     """Add the ``runs`` row, apply disclosure control to the aggregates for the release, and write
     everything atomically (tables as pandas frames or Arrow). ``disclosure`` defaults to
     ``config/disclosure.yaml``. ``staging``: the run's staging folder, if some tables are already
-    being written to it (``icare run``); the tables it has not been given are written too."""
+    being written to it (``icare run``); the tables it has not been given are written too.
+    ``release_settings`` (title, licence, citation of the release folder) default to
+    ``config/release.yaml``."""
     disclosure = disclosure or load_disclosure_rules()
+    release_settings = release_settings or load_release_settings()
     run_id = run_id_for(results, classification, settings, disclosure, population)
     if staging is not None and (staging.run_id != run_id or staging.output_dir != output_dir):
         raise ValueError(f"the staging folder {staging.folder} is not this run's (run id {run_id})")
@@ -470,6 +478,7 @@ def publish(
             disclosure,
             population,
             staged,
+            release_settings,
         )
 
 
@@ -484,6 +493,7 @@ def _publish(
     disclosure: DisclosureRules,
     population: Population | None,
     staging: StagedOutputs,
+    release_settings: ReleaseSettings,
 ) -> RunResult:
     """``publish`` into an open staging folder: the writer works on the tables while disclosure
     control runs; ``runs`` is made once it is done, so its timings include the write."""
@@ -514,6 +524,11 @@ def _publish(
         disclosure=disclosure,
         summary=summary,
         previous=previous if previous.is_dir() else None,
+        settings=release_settings,
+        statistics=settings,
+        concordance_versions={r.name: r.harmonised.versions.get("concordance", "") for r in results},
+        sample_data=bool(results)
+        and all(is_bundled_sample(f.source, f.path) for r in results for f in r.files),
     )
     timer.step("write outputs: release files", lambda: write_release_files(context))
     tables["runs"] = runs_table(

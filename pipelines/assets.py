@@ -690,6 +690,7 @@ def publication_assets(source_names: Iterable[str]) -> list[dg.AssetsDefinition]
                 _run_started_at(context),
                 disclosure,
                 population=icare_settings.population(),
+                release_settings=icare_settings.release_settings(),
             )
             yield from release_materialisations(result, output_dir, classification.version_id)
             yield from controlled_materialisations(result, output_dir, classification.version_id)

@@ -32,6 +32,7 @@ from icare.disclosure import DisclosureRules, load_disclosure_rules
 from icare.pipeline import RunOptions, bundled_samples, population_paths, pseudonymiser_for
 from icare.population import Population, load_population
 from icare.pseudonymise import Pseudonymiser
+from icare.release.settings import ReleaseSettings, load_release_settings
 from icare.sources.base import SourceInputError
 from icare.sources.registry import available_sources, reader_class
 from icare.statistics import StatisticsSettings, check_settings, load_statistics_settings, rate_age_bands
@@ -44,6 +45,7 @@ CLASSIFICATION_ENVIRONMENT_VARIABLE = "ICARE_CLASSIFICATION"
 CROSSWALK_ENVIRONMENT_VARIABLE = "ICARE_CROSSWALK"
 STATISTICS_ENVIRONMENT_VARIABLE = "ICARE_STATISTICS"
 DISCLOSURE_ENVIRONMENT_VARIABLE = "ICARE_DISCLOSURE"
+RELEASE_CONFIG_ENVIRONMENT_VARIABLE = "ICARE_RELEASE_CONFIG"
 POPULATION_ENVIRONMENT_VARIABLE = "ICARE_POPULATION"
 
 
@@ -123,6 +125,16 @@ class IcareSettings(dg.ConfigurableResource):
     def disclosure_rules(self) -> DisclosureRules:
         return load_disclosure_rules(_setting(self.disclosure_path, DISCLOSURE_ENVIRONMENT_VARIABLE))
 
+    release_config_path: str | None = Field(
+        default=None,
+        description="Other release settings (YAML: title, licence, contact, citation of the release "
+        f"folder). Default: ${RELEASE_CONFIG_ENVIRONMENT_VARIABLE} if set, else config/release.yaml "
+        "(the --release-config option of icare run).",
+    )
+
+    def release_settings(self) -> ReleaseSettings:
+        return load_release_settings(_setting(self.release_config_path, RELEASE_CONFIG_ENVIRONMENT_VARIABLE))
+
     population_path: str | None = Field(
         default=None,
         description="Child population for rates: the YAML description naming its CSV "
@@ -175,6 +187,7 @@ class IcareSettings(dg.ConfigurableResource):
             progress=progress,
             statistics_path=_setting(self.statistics_path, STATISTICS_ENVIRONMENT_VARIABLE),
             disclosure_path=_setting(self.disclosure_path, DISCLOSURE_ENVIRONMENT_VARIABLE),
+            release_path=_setting(self.release_config_path, RELEASE_CONFIG_ENVIRONMENT_VARIABLE),
             population_path=_setting(self.population_path, POPULATION_ENVIRONMENT_VARIABLE),
             allow_incomplete=self.allow_incomplete,
         )
