@@ -19,6 +19,7 @@ from icare.release.open_data_config import FilterSpec, IndicatorSpec, OpenDataCo
 from schemas.outputs import CONF_PRIMARY, CONF_SECONDARY, TOTAL
 
 TOTAL_ITEM = "Total"
+ITEM_LIMIT = 120  # characters of a filter item (EES API limit)
 NOT_RECORDED = "Not recorded"
 META_COLUMNS = (
     "col_name",
@@ -92,6 +93,9 @@ def filter_column(
         labels[code] = code if found is None else found
     if unlabelled and not spec.keep_unlabelled:
         notes.append(f"filter {spec.name}: values {sorted(unlabelled)} have no label; shown as codes")
+    too_long = sorted(label for label in labels.values() if len(label) > ITEM_LIMIT)
+    if too_long:
+        notes.append(f"filter {spec.name}: items longer than EES allows ({ITEM_LIMIT}): {too_long}")
     shown = codes.map(labels).astype("str")
     shown = shown.mask(codes.isna(), spec.missing or NOT_RECORDED).mask(total, TOTAL_ITEM)
     default = TOTAL_ITEM
@@ -151,7 +155,7 @@ def meta_frame(filters: list[FilterColumn], indicators: list[IndicatorColumn]) -
         }
         for i in indicators
     ]
-    return pd.DataFrame(rows, columns=list(META_COLUMNS)).fillna("").astype("str")
+    return pd.DataFrame(rows, columns=list(META_COLUMNS), dtype="str").fillna("")
 
 
 def _sentence(text: str) -> str:
