@@ -353,3 +353,13 @@ def test_the_checker_finds_broken_rules(crafted_files):
         "rows repeat a time, place and filters",
     ]
     assert [e for e in expected if not any(e in p for p in found)] == []
+
+
+def test_two_codes_with_one_label_show_their_codes(areas_csv):
+    config = _with_areas(load_open_data_config(), areas_csv)
+    labels = {**config.labels, "icare_short": {F11: "Family care", F12: "Family care"}}
+    config = config.model_copy(update={"labels": labels})
+    result = open_data.open_data_file(
+        "stock", crafted_stock(), config.tables["stock"], config, CLASSIFICATION
+    )
+    assert set(result.data["care_category"]) == {"Total", "Family care (AC.F11)", "Family care (AC.F12)"}

@@ -30,6 +30,7 @@ from icare.release.open_data_meta import (
     IndicatorColumn,
     filter_column,
     indicator_column,
+    label_lookups,
     meta_frame,
 )
 from schemas.outputs import RELEASE_TABLES, TOTAL
@@ -96,8 +97,9 @@ def open_data_file(
     frame, geography = _geography(frame, config, notes)
     time = _time_period(released, spec.time, table)
     descriptions = {col.name: col.description for col in RELEASE_TABLES[table]}
+    lookups = label_lookups(classification, config)
     filters = [
-        filter_column(frame, f, config, classification, descriptions.get(f.column, ""), notes)
+        filter_column(frame, f, lookups, descriptions.get(f.column, ""), notes)
         for f in spec.filters
         if f.column in frame
     ]

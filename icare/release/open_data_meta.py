@@ -68,13 +68,12 @@ def label_lookups(classification: Classification, config: OpenDataConfig) -> dic
 def filter_column(
     frame: pd.DataFrame,
     spec: FilterSpec,
-    config: OpenDataConfig,
-    classification: Classification,
+    lookups: Mapping[str, Mapping[str, str]],
     description: str,
     notes: list[str],
 ) -> FilterColumn:
-    """The labels of one filter; rows summed over it (``total``, or per ``total_unless``) are Total."""
-    lookups = label_lookups(classification, config)
+    """The labels of one filter; rows summed over it (``total``, or per ``total_unless``) are Total.
+    ``lookups``: :func:`label_lookups`."""
     missing_lookups = [name for name in spec.values if name not in lookups]
     if missing_lookups:
         notes.append(f"filter {spec.name}: label lists {missing_lookups} do not exist; codes are shown")
@@ -91,6 +90,10 @@ def filter_column(
         if found is None:
             unlabelled.append(str(code))
         labels[code] = code if found is None else found
+    # Two codes with one label would be one item: each then shows its code too.
+    shared = pd.Series(labels, dtype="str")
+    shared = shared[shared.duplicated(keep=False) | (shared == TOTAL_ITEM)]
+    labels.update({code: f"{label} ({code})" for code, label in shared.items()})
     if unlabelled and not spec.keep_unlabelled:
         notes.append(f"filter {spec.name}: values {sorted(unlabelled)} have no label; shown as codes")
     too_long = sorted(label for label in labels.values() if len(label) > ITEM_LIMIT)
