@@ -363,3 +363,15 @@ def test_two_codes_with_one_label_show_their_codes(areas_csv):
         "stock", crafted_stock(), config.tables["stock"], config, CLASSIFICATION
     )
     assert set(result.data["care_category"]) == {"Total", "Family care (AC.F11)", "Family care (AC.F12)"}
+
+
+def test_rows_of_areas_not_in_the_list_are_left_out_and_named(areas_csv):
+    stock = crafted_stock()
+    area = stock["area_code"].to_pylist()
+    area[0] = None  # an area the path did not name
+    stock = stock.set_column(stock.column_names.index("area_code"), "area_code", pa.array(area, pa.string()))
+    config = _with_areas(load_open_data_config(), areas_csv)
+    result = open_data.open_data_file("stock", stock, config.tables["stock"], config, CLASSIFICATION)
+    assert "ssda903 areas ['(empty)', '202'] are not in its area code list" in " ".join(result.notes)
+    assert set(result.data["old_la_code"]) == {"", "201"}
+    assert len(result.data) == 59

@@ -110,9 +110,9 @@ def open_data_file(
     if absent:
         notes.append(f"columns {absent} are not in the released table; they are left out")
     filters = _without_singular(filters, geography.index)
-    for f in filters:
-        if not f.has_default(geography.index):
-            notes.append(f"filter {f.spec.name} has no {f.default_label!r} item (no total rows released)")
+    lacking = [f.spec.name for f in filters if not f.has_default(geography.index)]
+    if lacking:
+        notes.append(f"filters {lacking} have no default item such as 'Total' (no total rows released)")
     data = _assemble(time, config.time_identifier, geography, filters, present)
     keys = [c for c in data.columns if c not in {i.spec.name for i in present}]
     duplicated = data.duplicated(subset=keys, keep=False)
@@ -157,7 +157,7 @@ def _geography(
         found.index = rows.index
         unmatched = found["old_la_code"].isna()
         if unmatched.any():
-            codes = sorted(rows.loc[unmatched, "area_code"].unique())
+            codes = sorted(rows.loc[unmatched, "area_code"].fillna("(empty)").unique())
             notes.append(f"{source} areas {codes} are not in its area code list: their rows are left out")
         located.append(found.loc[~unmatched, list(GEOGRAPHY_COLUMNS[LOCAL_AUTHORITY])])
     kept = national.copy()
