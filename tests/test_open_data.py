@@ -326,7 +326,7 @@ def test_sample_without_an_area_list_writes_nothing_and_says_why(sample_release,
     tables = {t: pq.read_table(sample_release / f"{t}.parquet") for t in SAMPLE_TABLES}
     if "is_total" in tables["stock"].column_names:
         pytest.skip("the release has national total rows: they are written without an area list")
-    with caplog.at_level(logging.WARNING, logger="icare.release.open_data"):
+    with caplog.at_level(logging.INFO, logger="icare.release.open_data"):
         assert open_data.write_open_data(_context(tmp_path, tables)) == []
     assert "ssda903 has no area code list" in caplog.text
     assert "stock.csv is not written" in caplog.text

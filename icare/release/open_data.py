@@ -71,10 +71,12 @@ def write_open_data(context: ReleaseContext, config: OpenDataConfig | None = Non
         if table not in context.tables:
             continue
         result = open_data_file(table, context.tables[table], spec, config, context.classification)
+        # INFO, not WARNING: today's release (no total rows, no area list) always has notes, and a
+        # quiet run prints nothing but its summary. docs/open-data.md says what is left out and why.
         for note in result.notes:
-            log.warning("open data %s: %s", table, note)
+            log.info("open data %s: %s", table, note)
         if result.data.empty:
-            log.warning("open data %s: no row can be written; %s.csv is not written", table, table)
+            log.info("open data %s: no row can be written; %s.csv is not written", table, table)
             continue
         data_path = context.folder / f"{table}.csv"
         meta_path = context.folder / f"{table}.meta.csv"
