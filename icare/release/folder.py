@@ -21,6 +21,7 @@ from icare.release.changelog import write_changelog
 from icare.release.checksums import write_checksums
 from icare.release.codelists import write_codelists
 from icare.release.datapackage import write_datapackage
+from icare.release.open_data import write_open_data
 from icare.release.settings import ReleaseSettings, load_release_settings
 
 if TYPE_CHECKING:
@@ -65,7 +66,8 @@ WRITERS: list[tuple[str, Writer]] = [
     ("dataset card", write_card),
     ("citation", write_citation),
     ("changelog", write_changelog),
-    # Other formats of the same figures (open-data CSVs, SDMX) go here, before the data package.
+    # Other formats of the same figures, before the data package that describes them.
+    ("open-data CSVs (EES layout)", write_open_data),
     ("data package", write_datapackage),
     ("checksums", write_checksums),
 ]
