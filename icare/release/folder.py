@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from icare.classification import Classification
 from icare.disclosure import DisclosureRules
+from icare.release.sdmx import write_sdmx_files
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,9 @@ class ReleaseContext:
 
 # Each writer adds its files to ``context.folder``. Files describing other files come last.
 Writer = Callable[[ReleaseContext], None]
-WRITERS: list[tuple[str, Writer]] = []
+WRITERS: list[tuple[str, Writer]] = [
+    ("sdmx", write_sdmx_files),  # release/sdmx/: TransMonEE SDMX-CSV and supplied.csv
+]
 
 
 def write_release_files(context: ReleaseContext) -> None:
