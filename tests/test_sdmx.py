@@ -369,3 +369,16 @@ def test_the_sample_release_without_margin_rows_gives_no_observation(tmp_path):
     mapped = [row for row in supplied if row["status"] != "cannot_supply"]
     assert mapped and all(row["status"] == "not_in_release" for row in mapped)
     assert all("no national rows" in row["reason"] for row in mapped)
+
+
+def test_the_docs_list_every_indicator_of_the_mapping():
+    text = (Path(__file__).parents[1] / "docs" / "sdmx.md").read_text(encoding="utf-8")
+    supplied = text[
+        text.index("## Indicators icare supplies") : text.index("## Indicators icare cannot supply")
+    ]
+    cannot = text[text.index("## Indicators icare cannot supply") : text.index("## The release today")]
+    for row in load_transmonee().indicators:
+        if row.indicator:
+            assert f"`{row.indicator}`" in (supplied if row.supplied == "yes" else cannot), row.indicator
+        else:
+            assert f"({row.tm})" in cannot, row.tm
