@@ -57,9 +57,7 @@ def _times(frame: pd.DataFrame, table: str) -> tuple[pd.Series, pd.Series]:
     return start, end
 
 
-def _select(
-    frame: pd.DataFrame, table: str, wanted: Filter, config: TransmoneeConfig, ages: Mapping[str, str]
-):
+def _select(frame: pd.DataFrame, table: str, wanted: Filter, config: TransmoneeConfig):
     """Rows of one national table matching a filter, every other summed group at its total, with
     SEX and AGE codes; or the reason there are none."""
     columns = {c for group in TABLE_GROUPS[table] for c in group} | set(FIXED_KEYS.get(table, ()))
@@ -74,11 +72,14 @@ def _select(
         if not set(group) & set(wanted):
             keep &= frame[group[0]] == TOTAL
     sex = frame["sex"].map(config.settings.sex)
-    age = frame["age_band"].map(ages)
+    age = frame["age_band"].map(config.settings.age_0_17)
     keep &= sex.notna() & age.notna()
     chosen = frame[keep]
     if chosen.empty:
-        return None, f"no national row of {table} matches {_describe(wanted)} at the sex and age totals"
+        return (
+            None,
+            f"no national row of {table} with {_describe(wanted)}, every other dimension at its total",
+        )
     start, end = _times(chosen, table)
     return pd.DataFrame(
         {
@@ -131,7 +132,7 @@ def observations(
     wanted = dict(indicator.filter)
     if indicator.table == "exits":
         wanted["exit_destination"] = config.destinations(indicator.destination)
-    parts, reason = _select(table, indicator.table, wanted, config, config.settings.age_0_17)
+    parts, reason = _select(table, indicator.table, wanted, config)
     if parts is None:
         return Outcome(empty, [reason])
     reasons: list[str] = []
@@ -165,9 +166,7 @@ def _share(
     indicator: Indicator, parts: pd.DataFrame, table: pd.DataFrame, wanted: Filter, config: TransmoneeConfig
 ) -> tuple[pd.DataFrame, list[str]]:
     """100 x numerator / denominator, each a sum of published counts; withheld if any part is."""
-    denominator_parts, reason = _select(
-        table, indicator.table, dict(indicator.denominator_filter), config, config.settings.age_0_17
-    )
+    denominator_parts, reason = _select(table, indicator.table, dict(indicator.denominator_filter), config)
     if denominator_parts is None:
         return pd.DataFrame(columns=[*KEYS, "value", "status"]), [f"denominator: {reason}"]
     numerator = _combine(parts, "count")
