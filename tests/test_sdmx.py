@@ -382,3 +382,11 @@ def test_the_docs_list_every_indicator_of_the_mapping():
             assert f"`{row.indicator}`" in (supplied if row.supplied == "yes" else cannot), row.indicator
         else:
             assert f"({row.tm})" in cannot, row.tm
+
+
+def test_a_component_icare_does_not_fill_names_the_structure_file(config_copy, tmp_path):
+    structure = config_copy / "ECARO_TRANSMONEE_1.0.yaml"
+    _edit(structure, "  - {id: WEALTH_QUINTILE, codelist: CL_WEALTH_QUINTILE}\n",
+          "  - {id: WEALTH_QUINTILE, codelist: CL_WEALTH_QUINTILE}\n  - {id: DISABILITY}\n")  # fmt: skip
+    with pytest.raises(SdmxConfigError, match=r"ECARO_TRANSMONEE_1\.0\.yaml: components \['DISABILITY'\]"):
+        write_transmonee(crafted_release(), CLASSIFICATION, tmp_path, load_transmonee(config_copy))

@@ -10,16 +10,19 @@ release supplied it and, if not, why (docs/sdmx.md).
 from __future__ import annotations
 
 import csv
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
+import pyarrow as pa
 from pysdmx.io import write_sdmx
 from pysdmx.io.format import Format
 from pysdmx.io.pd import PandasDataset
 from pysdmx.model import Code, Codelist, Component, Components, Concept, DataType, Role, Schema
 
-from icare.release.sdmx_config import Indicator, Structure, TransmoneeConfig, load_transmonee
+from icare.classification import Classification
+from icare.release.sdmx_config import Indicator, SdmxConfigError, Structure, TransmoneeConfig, load_transmonee
 from icare.release.sdmx_observations import national_rows, observations
 
 if TYPE_CHECKING:
@@ -120,8 +123,6 @@ def sdmx_frame(
             "INDICATOR": indicator.indicator,
             "SEX": found["SEX"],
             "AGE": found["AGE"],
-            "RESIDENCE": "_T",
-            "WEALTH_QUINTILE": "_T",
             "TIME_PERIOD": found["end"].dt.year.astype(str),
             "OBS_VALUE": _format(found["value"], settings.decimals[indicator.unit]),
             "COVERAGE_TIME": coverage,
@@ -133,12 +134,16 @@ def sdmx_frame(
             "OBS_STATUS": found["status"].map(settings.obs_status),
         }
     )
+    for component, code in settings.fixed.items():
+        frame[component] = code
     return frame.reset_index(drop=True), reasons
 
 
-def build(context_tables, config: TransmoneeConfig) -> tuple[pd.DataFrame, list[dict[str, object]]]:
+def build(
+    tables: Mapping[str, pa.Table], config: TransmoneeConfig
+) -> tuple[pd.DataFrame, list[dict[str, object]]]:
     """Every observation of every supplied indicator, and one record per indicator for supplied.csv."""
-    national = national_rows(context_tables)
+    national = national_rows(tables)
     frames, records = [], []
     for indicator in config.indicators:
         record = {"indicator": indicator.indicator, "tm": indicator.tm, "name": indicator.name}
@@ -155,6 +160,12 @@ def build(context_tables, config: TransmoneeConfig) -> tuple[pd.DataFrame, list[
         records.append(record | _counts(frame) | {"status": SUPPLIED, "reason": "; ".join(reasons)})
     columns = config.structure.column_order()
     data = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+    unfilled = [c for c in columns if c not in data.columns]
+    if unfilled:
+        raise SdmxConfigError(
+            f"{config.folder / config.settings.structure}: components {unfilled} have no value in icare "
+            "(a component icare does not fill needs a code under `fixed` in transmonee.yaml)"
+        )
     data = data[columns].sort_values(
         ["INDICATOR", "TIME_PERIOD", "SEX", "AGE", "REF_AREA"], ignore_index=True
     )
@@ -174,7 +185,12 @@ def _counts(frame: pd.DataFrame | None) -> dict[str, object]:
     return {"observations": len(frame), "published": published, "withheld": len(frame) - published}
 
 
-def write_transmonee(tables, classification, folder: Path, config: TransmoneeConfig | None = None) -> Path:
+def write_transmonee(
+    tables: Mapping[str, pa.Table],
+    classification: Classification,
+    folder: Path,
+    config: TransmoneeConfig | None = None,
+) -> Path:
     """Write ``folder/sdmx/<output>`` (SDMX-CSV 1.0, via pysdmx) and ``folder/sdmx/supplied.csv``."""
     config = config or load_transmonee()
     config.check_classification(classification)

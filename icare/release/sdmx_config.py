@@ -137,6 +137,7 @@ class Settings(_Strict):
     sex: dict[str, str]
     age_0_17: dict[str, str]
     decimals: dict[str, int]
+    fixed: dict[str, str]
     frequency: str
     unit_multiplier: str
 
@@ -348,11 +349,15 @@ def _check_codes(
     uses += [("SEX", f"sex.{k}", v) for k, v in settings.sex.items()]
     uses += [("AGE", f"age_0_17.{k}", v) for k, v in settings.age_0_17.items()]
     uses += [("OBS_STATUS", f"obs_status.{k}", v) for k, v in settings.obs_status.items()]
+    uses += [(component, f"fixed.{component}", code) for component, code in settings.fixed.items()]
     uses += [
         ("FREQ", "frequency", settings.frequency),
         ("UNIT_MULTIPLIER", "unit_multiplier", settings.unit_multiplier),
     ]
+    components = {c.id for c in (*structure.dimensions, *structure.attributes)}
     for component, key, code in uses:
+        if component not in components:
+            raise SdmxConfigError(f"{settings_file}: {key}: {component} is not a component of the structure")
         allowed = structure.codes_of(component)
         if allowed is not None and code not in allowed:
             raise SdmxConfigError(f"{settings_file}: {key}: {code!r} is not a code of {component}")
