@@ -22,6 +22,7 @@ from icare.release.checksums import write_checksums
 from icare.release.codelists import write_codelists
 from icare.release.datapackage import write_datapackage
 from icare.release.open_data import write_open_data
+from icare.release.sdmx import write_sdmx_files
 from icare.release.settings import ReleaseSettings, load_release_settings
 
 if TYPE_CHECKING:
@@ -68,6 +69,7 @@ WRITERS: list[tuple[str, Writer]] = [
     ("changelog", write_changelog),
     # Other formats of the same figures, before the data package that describes them.
     ("open-data CSVs (EES layout)", write_open_data),
+    ("sdmx", write_sdmx_files),  # release/sdmx/: TransMonEE SDMX-CSV and supplied.csv
     ("data package", write_datapackage),
     ("checksums", write_checksums),
 ]
