@@ -17,10 +17,15 @@ class UnknownSourceError(KeyError):
 
 
 def available_sources() -> dict[str, str]:
-    """Source id -> ``module:Class`` of its reader, from the source folders' specs."""
+    """Source id -> ``module:Class`` of its reader, from the source folders' specs.
+
+    A folder whose spec says ``status: data-only`` (e.g. ``afcars``) has no reader yet and is left out.
+    """
     found = {}
     for spec_path in sorted((data_root() / "sources").glob("*/source.yaml")):
         spec = yaml.safe_load(spec_path.read_text(encoding="utf-8"))
+        if spec.get("status") == "data-only":  # files and concordance shipped, no reader yet
+            continue
         found[spec["id"]] = spec["reader"]
     return found
 
