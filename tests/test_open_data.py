@@ -22,6 +22,7 @@ from icare.release.folder import WRITERS, ReleaseContext
 from icare.release.open_data_config import (
     OpenDataConfig,
     OpenDataConfigError,
+    load_area_codes,
     load_open_data_config,
 )
 from tests.conftest import run_with_test_key
@@ -54,8 +55,10 @@ WITHHELD = {("201", F11, "F"): "A", ("201", F12, "F"): "D"}  # code rows of the 
 POPULATION = {("201", "F"): 1000, ("201", "M"): 1000, ("202", "F"): 2000}  # 202 M has none
 
 
-def _with_areas(config: OpenDataConfig, areas: Path) -> OpenDataConfig:
-    source = config.sources["ssda903"].model_copy(update={"area_codes": str(areas)})
+def _with_areas(config: OpenDataConfig, areas: Path | None) -> OpenDataConfig:
+    source = config.sources["ssda903"].model_copy(
+        update={"area_codes": None if areas is None else str(areas)}
+    )
     return config.model_copy(update={"sources": {"ssda903": source}})
 
 
@@ -250,7 +253,7 @@ def test_a_withheld_status_wins_over_any_value(tmp_path, areas_csv):
 
 
 def test_without_an_area_list_only_national_rows_are_written(tmp_path):
-    config = load_open_data_config()
+    config = _with_areas(load_open_data_config(), None)
     result = open_data.open_data_file(
         "stock", crafted_stock(), config.tables["stock"], config, CLASSIFICATION
     )
@@ -277,17 +280,9 @@ SAMPLE_TABLES = ("stock", "entries", "exits", "moves", "transitions", "pathways"
 
 @pytest.fixture(scope="module")
 def sample_release(tmp_path_factory) -> Path:
-    """One pipeline run on the bundled sample, with an area list naming its two areas."""
+    """One pipeline run on the bundled sample with the bundled settings and area code list."""
     folder = tmp_path_factory.mktemp("open-data")
-    areas = folder / "areas.csv"
-    areas.write_text(
-        "old_la_code,new_la_code,la_name,region_code,region_name\n"
-        "201,E09000001,City of London,E12000007,London\n202,E09000007,Camden,E12000007,London\n"
-    )
-    config = _with_areas(load_open_data_config(), areas)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(open_data, "load_open_data_config", lambda: config)
-        run_with_test_key(resources.source_dir("ssda903") / "sample", folder / "out")
+    run_with_test_key(resources.source_dir("ssda903") / "sample", folder / "out")
     return folder / "out" / "release"
 
 
@@ -306,7 +301,7 @@ def test_sample_files_carry_the_released_values(sample_release, table):
     """Each indicator holds the released numbers (as a multiset) and c exactly where withheld."""
     data, meta = read_pair(sample_release / f"{table}.csv")
     released = pq.read_table(sample_release / f"{table}.parquet").to_pandas()
-    assert len(data) == len(released)  # both areas are in the area list
+    assert len(data) == len(released)  # both areas are in the bundled area list
     for name in meta.loc[meta["col_type"] == "Indicator", "col_name"]:
         status = f"{name}_status" if f"{name}_status" in released else "days_status"
         withheld = released[status].isin(["A", "D"]) if status in released else released[name].isna() & False
@@ -322,10 +317,24 @@ def test_sample_never_summed_dimensions_have_their_default(sample_release):
     assert meta.set_index("col_name").loc["unit", "filter_default"] == "Care spells (days in care)"
 
 
-def test_sample_without_an_area_list_writes_nothing_and_says_why(sample_release, tmp_path, caplog):
+def test_sample_local_authority_rows_name_their_authority(sample_release):
+    data, _ = read_pair(sample_release / "stock.csv")
+    local = data[data["geographic_level"] == "Local authority"]
+    places = local[["old_la_code", "new_la_code", "la_name", "region_code", "region_name"]].drop_duplicates()
+    assert places.values.tolist() == [
+        ["201", "E09000001", "City of London", "E12000007", "London"],
+        ["202", "E09000007", "Camden", "E12000007", "London"],
+    ]
+
+
+def test_sample_without_an_area_list_writes_nothing_and_says_why(
+    sample_release, tmp_path, caplog, monkeypatch
+):
     tables = {t: pq.read_table(sample_release / f"{t}.parquet") for t in SAMPLE_TABLES}
     if "is_total" in tables["stock"].column_names:
         pytest.skip("the release has national total rows: they are written without an area list")
+    config = _with_areas(load_open_data_config(), None)
+    monkeypatch.setattr(open_data, "load_open_data_config", lambda: config)
     with caplog.at_level(logging.INFO, logger="icare.release.open_data"):
         assert open_data.write_open_data(_context(tmp_path, tables)) == []
     assert "ssda903 has no area code list" in caplog.text
@@ -375,3 +384,56 @@ def test_rows_of_areas_not_in_the_list_are_left_out_and_named(areas_csv):
     assert "ssda903 areas ['(empty)', '202'] are not in its area code list" in " ".join(result.notes)
     assert set(result.data["old_la_code"]) == {"", "201"}
     assert len(result.data) == 59
+
+
+# -- the bundled area code list (sources/ssda903/areas.csv) -----------------------------------------
+def test_the_bundled_area_list_parses_and_names_the_sample_areas():
+    config = load_open_data_config()
+    areas = load_area_codes("ssda903", config.sources["ssda903"]).set_index("old_la_code")
+    assert areas.loc["201", ["new_la_code", "la_name"]].tolist() == ["E09000001", "City of London"]
+    assert areas.loc["202", ["new_la_code", "la_name"]].tolist() == ["E09000007", "Camden"]
+    assert areas.loc["213", ["new_la_code", "la_name", "region_name"]].tolist() == [
+        "E09000033",
+        "Westminster",
+        "London",
+    ]
+    # Northamptonshire (928, split in 2021) and its successors each keep their own row.
+    assert areas.loc[["928", "940", "941"], "new_la_code"].tolist() == ["E10000021", "E06000061", "E06000062"]
+
+
+def test_the_bundled_area_list_has_each_current_authority_once():
+    """153 authorities with children's services today, plus the 5 replaced since 2019 (last_year set)."""
+    path = resources.data_root() / load_open_data_config().sources["ssda903"].area_codes
+    listed = pd.read_csv(path, dtype="str", keep_default_na=False)
+    current = listed[listed["last_year"] == ""]
+    assert len(current) == 153 and current["new_la_code"].is_unique
+    assert sorted(listed.loc[listed["last_year"] != "", "old_la_code"]) == ["835", "836", "837", "909", "928"]
+    assert current["new_la_code"].str[:3].value_counts().to_dict() == {
+        "E06": 63,
+        "E09": 33,
+        "E08": 36,
+        "E10": 21,
+    }
+
+
+@pytest.mark.parametrize(
+    ("row", "problem"),
+    [
+        ("201,E07000001,City of London,E12000007,London", r"new_la_code values \['E07000001'\] do not match"),
+        ("201,E0900001,City of London,E12000007,London", r"new_la_code values \['E0900001'\]"),
+        ("21,E09000001,City of London,E12000007,London", r"old_la_code values \['21'\]"),
+        ("201,E09000001,City of London,E13000001,London", r"region_code values \['E13000001'\]"),
+        ("201,E09000001, ,E12000007,London", r"columns \['la_name'\] have blank cells"),
+        ("202,E09000001,City of London,E12000007,London", r"old_la_code is not unique \(\['202'\] repeat\)"),
+    ],
+)
+def test_a_malformed_area_list_is_refused(tmp_path, row, problem):
+    path = tmp_path / "areas.csv"
+    path.write_text(
+        "old_la_code,new_la_code,la_name,region_code,region_name\n202,E09000007,Camden,E12000007,London\n"
+        + row
+        + "\n"
+    )
+    spec = _with_areas(load_open_data_config(), path).sources["ssda903"]
+    with pytest.raises(OpenDataConfigError, match=problem):
+        load_area_codes("ssda903", spec)

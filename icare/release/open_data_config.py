@@ -29,6 +29,14 @@ LABEL_LIMIT = 100
 # The symbols the GSS guidance allows in an indicator cell (no legacy ":" or "~").
 GSS_SYMBOLS = ("c", "x", "z", "low", "u", "k")
 AREA_COLUMNS = ("old_la_code", "new_la_code", "la_name", "region_code", "region_name")
+# The code forms EES accepts on a local-authority row: a 3-digit old code, a 9-character GSS code of
+# an upper-tier authority (unitary E06, metropolitan district E08, London borough E09, county E10)
+# and an English region (E12).
+AREA_CODE_PATTERNS = {
+    "old_la_code": r"\d{3}",
+    "new_la_code": r"E(06|08|09|10)\d{6}",
+    "region_code": r"E12\d{6}",
+}
 
 
 class OpenDataConfigError(ValueError):
@@ -179,7 +187,10 @@ def load_open_data_config(path: str | Path | None = None) -> OpenDataConfig:
 
 
 def load_area_codes(source: str, spec: SourceSpec) -> pd.DataFrame | None:
-    """The source's local-authority code list (one row per 3-digit area code), or None if none is named."""
+    """The source's local-authority code list (one row per 3-digit area code), or None if none is named.
+
+    Columns besides ``AREA_COLUMNS`` (``first_year``, ``last_year``, ``note`` in the bundled list) are
+    for readers and are not used: a retired authority keeps its own row, under its own old code."""
     if spec.area_codes is None:
         return None
     file = resources.data_root() / spec.area_codes
@@ -191,9 +202,16 @@ def load_area_codes(source: str, spec: SourceSpec) -> pd.DataFrame | None:
     if missing:
         raise OpenDataConfigError(f"{file}: columns {missing} are missing (expected {list(AREA_COLUMNS)})")
     areas = areas[list(AREA_COLUMNS)]
-    blank = areas.columns[(areas == "").any()].tolist()
+    blank = areas.columns[(areas.apply(lambda column: column.str.strip()) == "").any()].tolist()
     if blank:
         raise OpenDataConfigError(f"{file}: columns {blank} have blank cells")
-    if areas["old_la_code"].duplicated().any():
-        raise OpenDataConfigError(f"{file}: old_la_code is not unique")
+    for column, pattern in AREA_CODE_PATTERNS.items():
+        malformed = areas.loc[~areas[column].str.fullmatch(pattern), column]
+        if not malformed.empty:
+            raise OpenDataConfigError(
+                f"{file}: {column} values {sorted(malformed)[:5]} do not match {pattern}"
+            )
+    repeated = areas.loc[areas["old_la_code"].duplicated(), "old_la_code"]
+    if not repeated.empty:
+        raise OpenDataConfigError(f"{file}: old_la_code is not unique ({sorted(repeated)[:5]} repeat)")
     return areas
