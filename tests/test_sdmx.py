@@ -336,7 +336,7 @@ def test_a_sex_code_outside_the_structure_names_the_key(config_copy):
         load_transmonee(config_copy)
 
 
-def test_every_exit_destination_of_the_classification_is_mapped(config_copy):
+def test_every_exit_destination_of_the_classification_is_mapped(config_copy, tmp_path):
     exits = config_copy / "transmonee_exit_destinations.csv"
     text = exits.read_text(encoding="utf-8").splitlines()
     exits.write_text(
@@ -347,6 +347,14 @@ def test_every_exit_destination_of_the_classification_is_mapped(config_copy):
         SdmxConfigError, match=r"transmonee_exit_destinations\.csv: exit_destination: \['missing'\]"
     ):
         config.check_classification(CLASSIFICATION)
+    # In a run, the release stands: the export is empty and says why.
+    path = write_transmonee(crafted_release(), CLASSIFICATION, tmp_path, config)
+    assert len(path.read_text(encoding="utf-8").splitlines()) == 1
+    with (path.parent / "supplied.csv").open(encoding="utf-8", newline="") as handle:
+        supplied = {row["indicator"]: row for row in csv.DictReader(handle)}
+    assert supplied["PT_CHLD_INRESIDENTIAL"]["status"] == "not_in_release"
+    assert "does not fit this run's classification" in supplied["PT_CHLD_INRESIDENTIAL"]["reason"]
+    assert "['missing']" in supplied["PT_CHLD_INRESIDENTIAL"]["reason"]
 
 
 # -- the release as main writes it today: detail rows only -------------------------------------------

@@ -140,15 +140,19 @@ def sdmx_frame(
 
 
 def build(
-    tables: Mapping[str, pa.Table], config: TransmoneeConfig
+    tables: Mapping[str, pa.Table], config: TransmoneeConfig, unusable: str | None = None
 ) -> tuple[pd.DataFrame, list[dict[str, object]]]:
-    """Every observation of every supplied indicator, and one record per indicator for supplied.csv."""
-    national = national_rows(tables)
+    """Every observation of every supplied indicator, and one record per indicator for supplied.csv.
+    ``unusable``: why the mapping cannot be applied to this run at all (no observation then)."""
+    national = {} if unusable else national_rows(tables)
     frames, records = [], []
     for indicator in config.indicators:
         record = {"indicator": indicator.indicator, "tm": indicator.tm, "name": indicator.name}
         if indicator.supplied == "no":
             records.append(record | _counts(None) | {"status": CANNOT_SUPPLY, "reason": indicator.note})
+            continue
+        if unusable:
+            records.append(record | _counts(None) | {"status": NOT_IN_RELEASE, "reason": unusable})
             continue
         outcome = observations(indicator, national, config)
         frame, more = sdmx_frame(indicator, outcome.observations, config, indicator.table)
@@ -193,8 +197,14 @@ def write_transmonee(
 ) -> Path:
     """Write ``folder/sdmx/<output>`` (SDMX-CSV 1.0, via pysdmx) and ``folder/sdmx/supplied.csv``."""
     config = config or load_transmonee()
-    config.check_classification(classification)
-    data, records = build(tables, config)
+    try:
+        config.check_classification(classification)
+        unusable = None
+    except SdmxConfigError as exc:
+        # Another classification (an official list with a crosswalk) needs its own mapping: the
+        # run's release stands, and the export says why it is empty.
+        unusable = f"the TransMonEE mapping does not fit this run's classification: {exc}"
+    data, records = build(tables, config, unusable)
     out = folder / SDMX_DIR
     out.mkdir(parents=True, exist_ok=True)
     dataset = PandasDataset(structure=schema(config.structure, config.indicators), data=data)
