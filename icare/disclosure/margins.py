@@ -137,7 +137,8 @@ def margin_query(
         outputs[_q(column)] = f"CASE WHEN {detail} THEN any_value({_q(column)}) END AS {_q(column)}"
     keep = " AND ".join(d.keep for d in dimensions.values()) or "true"
     select = ", ".join(outputs[_q(c)] for c in columns)
-    order = ", ".join(_q(c) for c in [IS_TOTAL, *(c for c in columns if c in outputs and c not in counts)])
+    coordinates = [c for c in columns if c not in counts and c not in carried]
+    order = ", ".join(_q(c) for c in [IS_TOTAL, *coordinates])
     helpers = []
     if "icare_code" in dimensions:
         helpers.append(f"coalesce({_q(ICARE[1])}, {_q(ICARE[0])}) AS {_q(_K1)}")
