@@ -221,7 +221,7 @@ def disclosures(
     """``icare.checks.release_disclosures`` and ``release_recoveries`` with what the rules protect
     (``child_bands``: the age bands inside 0-17, those of the default settings when not given)."""
     if child_bands is None:
-        child_bands = _child_bands(None)
+        child_bands = child_age_bands(None)
     threshold = rules.threshold if rules.method == "suppress" else None
     counts = {table: rules.tables[table].counts for table in RELEASE_COUNTS if table in release}
     found = checks.release_disclosures(release, counts, threshold)
@@ -232,8 +232,9 @@ def disclosures(
     return found
 
 
-def _child_bands(settings) -> list[str]:
-    """The age bands inside ages 0-17 (summed into ``under 18``)."""
+def child_age_bands(settings=None) -> list[str]:
+    """The age bands inside ages 0-17 (summed into ``under 18``), of the default settings when no
+    ``settings`` are given."""
     settings = settings or load_statistics_settings()
     return [b.band for b in settings.age_bands if b.last_age is not None and b.last_age <= 17]
 
@@ -246,7 +247,7 @@ def release_tables(
     population year), the default file's when not given."""
     if settings is None:
         settings = load_statistics_settings()
-    child_bands = _child_bands(settings)
+    child_bands = child_age_bands(settings)
     prepared: dict[str, Prepared] = {}
     for table in RELEASE_COUNTS:
         data = tables[table]
