@@ -377,3 +377,33 @@ def test_an_area_without_population_leaves_the_total_of_areas_without_a_rate():
     assert (area["children"], area["population"]) == (33, 3600)
     everyone = _row(stock, **(EVERYTHING | {"age_band": "under 18"}))
     assert pd.isna(everyone["population"]) and everyone["rate_missing_reason"] == "no_population"
+
+
+def test_duration_quartiles_of_margin_rows_come_from_the_spells():
+    from tests.statistics_builders import compute, ep
+
+    tables = compute(
+        [
+            ep("a", "01/05/2023", "11/05/2023", new="care_entry", code="AC.F12"),  # 10 days, a girl
+            ep("b", "01/05/2023", "21/05/2023", new="care_entry", code="AC.F21", sex="M"),  # 20 days
+            ep("c", "01/05/2023", "09/08/2023", new="care_entry", code="AC.F12", sex="M"),  # 100 days
+        ]
+    )
+    totals = tables["durations_totals"]
+    totals = totals.to_pandas() if isinstance(totals, pa.Table) else totals
+    care = totals.loc[totals["unit"] == "care_spell"]
+    everything = _row(care, area_code="total", icare_level="total", sex="total", age_band="total")
+    # the median of 10, 20 and 100 days: 20, not a sum or mean of the cells' medians
+    assert (everything["spells"], everything["days_q1"], everything["days_median"]) == (3, 15.0, 20.0)
+    boys = _row(care, area_code="201", icare_level="level1", icare_code="AC.F", sex="M", age_band="under 18")
+    assert (boys["spells"], boys["days_median"]) == (2, 60.0)
+    level2 = _row(
+        care, area_code="201", icare_level="level2", icare_code="AC.F1", sex="total", age_band="total"
+    )
+    assert (level2["spells"], level2["days_median"], level2["icare_level1"]) == (2, 55.0, "AC.F")
+    # the cells themselves are durations' rows, not repeated here
+    assert not ((care["area_code"] != "total") & (care["icare_level"] == "code") & (care["sex"] != "total")
+                & ~care["age_band"].isin(["total", "under 18"])).any()  # fmt: skip
+    internal = tables["durations"]
+    internal = internal.to_pandas() if isinstance(internal, pa.Table) else internal
+    assert internal.loc[internal["unit"] == "care_spell", "spells"].tolist() == [1, 1, 1]
