@@ -103,9 +103,16 @@ def build_equations(
             [other[component_rows] * width + up[component_rows], other[total_rows] * width + own[total_rows]]
         )
         ids, _ = pd.factorize(pairs)
+        row = np.concatenate([component_rows, total_rows])
+        is_total = np.concatenate([np.zeros(len(component_rows), bool), np.ones(len(total_rows), bool)])
+        # A total whose finer rows are not released (a cross-classification the breakdowns leave
+        # out) is in no equation of this dimension: nothing can be subtracted from it.
+        has_parts = np.bincount(ids[~is_total], minlength=int(ids.max()) + 1 if len(ids) else 0) > 0
+        keep = has_parts[ids]
+        ids, _ = pd.factorize(ids[keep])
         equations.append(ids.astype(np.int64) + offset)
-        members.append(np.concatenate([component_rows, total_rows]))
-        totals.append(np.concatenate([np.zeros(len(component_rows), bool), np.ones(len(total_rows), bool)]))
+        members.append(row[keep])
+        totals.append(is_total[keep])
         offset += int(ids.max()) + 1 if len(ids) else 0
     return Equations(
         np.concatenate(equations), np.concatenate(members), np.concatenate(totals), offset, depth

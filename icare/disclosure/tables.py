@@ -98,7 +98,9 @@ def prepare(
         summed = {c for d in rules.summable for c in dimension_columns(d)}
         fixed = [k for k in keys if k not in summed]
         derived = [c for rule in rules.derived for c in rule.columns]
-        data = with_margins(data, columns, fixed, rules.summable, rules.counts, derived, child_bands)
+        data = with_margins(
+            data, columns, fixed, rules.summable, rules.counts, derived, child_bands, rules.breakdowns
+        )
         if derived and derived_totals is not None:
             data = with_derived_totals(data, derived_totals, keys, derived)
     else:
