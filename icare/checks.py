@@ -148,19 +148,22 @@ def release_recoveries(
         frame = _frame(release[table]).reset_index(drop=True)
         statuses = [c for c in frame.columns if c.endswith("_status")]
         keys = [c for c in frame.columns if c not in {*counts[table], *statuses, *_RELEASED_VALUES}]
-        indexed = frame[keys].assign(_total_row=np.arange(len(frame)))
         for dimension in dimensions:
             up, has_total = _one_step_up(frame, dimension, child_bands)
-            lookup = frame[keys].copy()
-            lookup[list(up.columns)] = up
-            lookup = lookup.loc[has_total.to_numpy()].assign(_row=np.flatnonzero(has_total.to_numpy()))
-            pairs = lookup.merge(indexed, on=keys, how="left")
-            if pairs["_total_row"].isna().any():
+            rows = np.flatnonzero(has_total.to_numpy())
+            lookup = frame[keys].iloc[rows].copy()
+            lookup[list(up.columns)] = up.iloc[rows].to_numpy()
+            # a row's total is the row whose coordinates are the looked-up ones: both numbered alike
+            both = pd.concat([frame[keys], lookup], ignore_index=True)
+            ids = both.groupby(keys, dropna=False, sort=False).ngroup().to_numpy()
+            row_of = np.full(ids.max() + 1 if len(ids) else 0, -1, dtype=np.int64)
+            row_of[ids[: len(frame)]] = np.arange(len(frame))
+            total_rows = row_of[ids[len(frame) :]]
+            if (total_rows < 0).any():
                 raise ValueError(f"{table}: rows without their {dimension} total in the release")
             for column in counts[table]:
                 withheld = (frame[f"{column}_status"] != CONF_FREE).to_numpy()
-                total_rows = pairs["_total_row"].to_numpy(dtype=np.int64)
-                members = pd.Series(withheld[pairs["_row"].to_numpy()]).groupby(total_rows).sum()
+                members = pd.Series(withheld[rows]).groupby(total_rows).sum()
                 members = members + withheld[members.index.to_numpy()]
                 lone = members.index[members.to_numpy() == 1].to_numpy()
                 found.append(

@@ -28,6 +28,7 @@ from schemas.outputs import (
     RELEASE_TABLES,
     TABLE_DESCRIPTIONS,
     TABLES,
+    UNDER_18,
 )
 
 MAIN_SCHEMA = "main"
@@ -121,7 +122,8 @@ def age_band_order(
     """The values of the ``age_band`` type, in age order.
 
     The bands of the run's statistics settings in their order (``runs.statistics_settings``), then
-    ``unknown``, then ``total`` (the rates' total over ages), present or not, so the type is the
+    ``unknown``, then ``total`` (the rates' total over ages), with ``under 18`` (the release's total
+    of the bands inside 0-17) after those bands, present or not, so the type is the
     same for every run with the same settings; a value of none of these kinds (none today) follows
     in text order rather than failing the run."""
     values: set[str] = set()
@@ -133,12 +135,15 @@ def age_band_order(
             )
             values.update(str(v) for (v,) in found.fetchall())
     bands: list[str] = []
+    children = 0  # the bands inside ages 0-17 come first: `under 18` (release totals) follows them
     if (MAIN_SCHEMA, "runs") in tables:
         for (settings,) in connection.execute("SELECT statistics_settings FROM runs").fetchall():
             for band in json.loads(settings).get("age_bands", []):
                 if band["band"] not in bands:
                     bands.append(band["band"])
-    known = [*bands, UNKNOWN_AGE, TOTAL_AGE]
+                    last = band.get("last_age")
+                    children += last is not None and last <= 17
+    known = [*bands[:children], UNDER_18, *bands[children:], UNKNOWN_AGE, TOTAL_AGE]
     return known + sorted(values - set(known))
 
 

@@ -42,7 +42,7 @@ from icare import checks
 from icare import coverage as returns_coverage
 from icare.disclosure import SUMMARY as DISCLOSURE_SUMMARY
 from icare.disclosure import DisclosureRules
-from icare.disclosure.tables import disclosures
+from icare.disclosure.tables import child_age_bands, disclosures
 from icare.pipeline import (
     RunResult,
     SourceResult,
@@ -694,7 +694,7 @@ def publication_assets(source_names: Iterable[str]) -> list[dg.AssetsDefinition]
             )
             yield from release_materialisations(result, output_dir, classification.version_id)
             yield from controlled_materialisations(result, output_dir, classification.version_id)
-            yield release_check(output_dir, disclosure)
+            yield release_check(output_dir, disclosure, settings)
             table_rows = _parquet_rows(output_dir)
         summary = result.summary
         yield dg.MaterializeResult(
@@ -834,11 +834,11 @@ def controlled_materialisations(
     )
 
 
-def release_check(output_dir: Path, rules: DisclosureRules) -> dg.AssetCheckResult:
+def release_check(output_dir: Path, rules: DisclosureRules, settings=None) -> dg.AssetCheckResult:
     """``release_protected``, on the files as written (not the values in memory)."""
     folder = output_dir / RELEASE_DIR
     release = {table: pq.read_table(folder / f"{table}.parquet") for table in RELEASE_DESCRIPTIONS}
-    disclosed = disclosures(release, rules)
+    disclosed = disclosures(release, rules, child_age_bands(settings))
     summary = release[DISCLOSURE_SUMMARY].to_pandas()
     unprotected = summary.loc[summary["unprotected_groups"] > 0]
     return dg.AssetCheckResult(

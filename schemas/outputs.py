@@ -831,6 +831,8 @@ RELEASE_TABLES: dict[str, list[Col]] = {
 RELEASE_DESCRIPTIONS: dict[str, str] = {
     **{
         table: f"as `{table}`, disclosure-controlled: each count with its confidentiality status"
+        + (", plus its margin rows (totals: `is_total`)" if table in RELEASE_WITH_TOTALS else "")
+        + (" and rates per 100,000 children" if table in RELEASE_WITH_RATES else "")
         for table in RELEASE_COUNTS
     },
     COVERAGE: "as `coverage`: each return and whether its year's figures are published",

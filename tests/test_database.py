@@ -111,7 +111,8 @@ def test_age_band_is_ordered_by_age_in_every_table(crafted_database):
             "SELECT schema_name, table_name, data_type FROM duckdb_columns() "
             "WHERE column_name = 'age_band' AND NOT internal"
         ).fetchall()
-        expected = "ENUM(" + ", ".join(f"'{b}'" for b in [*bands, "unknown", "total"]) + ")"
+        ordered = [*bands[:5], "under 18", *bands[5:], "unknown", "total"]  # under 18 after 16-17
+        expected = "ENUM(" + ", ".join(f"'{b}'" for b in ordered) + ")"
         assert {t for _, _, t in types} == {expected}
         tables = {(s, t) for s, t, _ in types}
         assert ("main", "stock") in tables and ("release", "entries") in tables

@@ -5,6 +5,7 @@ values worked out by hand), the release tables and their schemas, and the invari
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,16 +19,9 @@ from hypothesis import strategies as st
 
 from icare import checks
 from icare.disclosure import DisclosureRulesError, control, load_disclosure_rules
-from icare.disclosure.control import (
-    FREE,
-    PRIMARY,
-    SECONDARY,
-    control_table,
-    group_ids,
-    release_tables,
-    suppress,
-)
+from icare.disclosure.control import FREE, PRIMARY, SECONDARY, group_ids, suppress
 from icare.disclosure.rules import DerivedRule, TableRules
+from icare.disclosure.tables import DisclosureError, control_table, release_tables
 from icare.pipeline import RunOptions, bundled_samples, run
 from schemas.outputs import (
     RELEASE_COUNTS,
@@ -40,7 +34,11 @@ from schemas.outputs import (
 )
 from tests.test_cli import icare
 
-RULES = load_disclosure_rules()
+SHIPPED_RULES = load_disclosure_rules()
+# The shipped rules without their breakdowns: every combination of the summable dimensions released,
+# so that a table's own cells (is_total false) are released beside its margin rows.
+RULES = replace(SHIPPED_RULES, tables={t: replace(r, breakdowns=()) for t, r in SHIPPED_RULES.tables.items()})
+CHILD_BANDS = {"under 1", "1-4", "5-9", "10-15", "16-17"}
 F, A, D = "F", "A", "D"
 CODES = {FREE: F, PRIMARY: A, SECONDARY: D}
 
@@ -67,10 +65,11 @@ def _rules_file(tmp_path: Path, change) -> Path:
 
 
 def test_shipped_rules_cover_every_released_table():
-    assert RULES.version_id == "icare-disclosure@0.1.0"
+    assert RULES.version_id == "icare-disclosure@0.3.0"
     assert RULES.method == "suppress" and RULES.threshold == 5
     assert set(RULES.tables) == set(RELEASE_COUNTS)
-    assert ("source", "area_code", "reference_date") in RULES.tables["stock"].margins
+    assert RULES.tables["stock"].summable == ("area_code", "icare_code", "sex", "age_band", "provider_sector")
+    assert RULES.tables["flow_check"].margins == (("source", "period_end"),)
     assert RULES.tables["flow_check"].identities == (("stock_start", "entries", "exits", "stock_end"),)
 
 
@@ -88,12 +87,21 @@ def test_shipped_rules_cover_every_released_table():
             "tables.stock.counts must name every count column",
         ),
         (
-            lambda r: r["tables"]["stock"]["margins"].append(["source", "area_cod"]),
-            "tables.stock.margins[9]: ['area_cod']",
+            lambda r: r["tables"]["flow_check"]["margins"].append(["source", "area_cod"]),
+            "tables.flow_check.margins[1]: ['area_cod']",
         ),
         (
-            lambda r: r["tables"]["exits"]["margins"].append(["source", "children"]),
-            "tables.exits.margins[8]: ['children']",
+            lambda r: r["tables"]["flow_check"]["margins"].append(["source", "entries"]),
+            "tables.flow_check.margins[1]: ['entries']",
+        ),
+        (
+            lambda r: r["tables"]["stock"]["summable"].append("reference_date"),
+            "tables.stock.summable: ['reference_date']",
+        ),
+        (lambda r: r["tables"]["stock"].pop("summable"), "required key tables.stock.'summable' is missing"),
+        (
+            lambda r: r["tables"]["stock"].update(margins=[["source"]]),
+            "tables.stock: margins and summable exclude each other",
         ),
         (
             lambda r: r["tables"]["entries"]["follow"].update(re_entries=["spell"]),
@@ -279,6 +287,11 @@ def test_rounding_rounds_every_count_and_withholds_nothing():
         ]
     )
     frame = control_table("durations", table, rounding)[0].to_pandas()
+    # the margin rows (all categories: 0 + 2 + 3 + 12 + 13 = 30 ...) are rounded on their own
+    assert (
+        frame.loc[frame["icare_level"] == "total", "spells"].tolist() == [30] * 8
+    )  # 2 areas x 2 sexes x 2 ages
+    frame = frame.loc[~frame["is_total"]]
     assert frame["spells"].tolist() == [0, 0, 5, 10, 15]
     assert set(frame["spells_status"]) == {F}
     assert frame["days_status"].tolist() == [A, A, A, F, F]  # quartiles of fewer than 10 spells withheld
@@ -289,25 +302,59 @@ def test_a_release_table_that_breaks_its_schema_is_refused():
     table = _durations([{"icare_code": "AC.F11", "age_band": "1-4", "spells": 7}])
     released, _ = control_table("durations", table, RULES)
     broken = released.set_column(
-        released.column_names.index("spells_status"), "spells_status", pa.array(["X"], pa.string())
+        released.column_names.index("spells_status"),
+        "spells_status",
+        pa.array(["X"] * released.num_rows, pa.string()),
     )
     with pytest.raises(OutputSchemaError, match=r"spells_status: values \['X'\]"):
         validate_arrow(broken, release_name("durations"))
     missing = released.set_column(
-        released.column_names.index("days_status"), "days_status", pa.array([None], pa.string())
+        released.column_names.index("days_status"),
+        "days_status",
+        pa.array([None] * released.num_rows, pa.string()),
     )
     with pytest.raises(ValueError, match="days_status"):  # an empty status is refused
         validate_arrow(missing, release_name("durations"))
 
 
-@pytest.fixture(scope="module")
-def sample_run(tmp_path_factory):
-    """``icare run`` on the bundled sample (development key), once for the tests below."""
-    output = tmp_path_factory.mktemp("sample") / "out"
+def _sample_run(folder: Path, disclosure_path: Path | None = None):
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv("ICARE_PSEUDONYM_KEY", raising=False)
-        result = run(RunOptions(bundled_samples(), output))
-    return result, output
+        return run(RunOptions(bundled_samples(), folder / "out", disclosure_path=disclosure_path))
+
+
+@pytest.fixture(scope="module")
+def sample_run(tmp_path_factory):
+    """``icare run`` on the bundled sample (development key) with the shipped rules less their
+    breakdowns (``RULES``: every cell of the internal tables released beside its margin rows), once
+    for the tests below."""
+    folder = tmp_path_factory.mktemp("sample")
+    raw = yaml.safe_load(SHIPPED_RULES.path.read_text(encoding="utf-8"))
+    for table in raw["tables"].values():
+        table.pop("breakdowns", None)
+    rules = folder / "every_combination.yaml"
+    rules.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    result = _sample_run(folder, rules)
+    return result, folder / "out"
+
+
+@pytest.mark.slow
+def test_on_the_sample_the_shipped_breakdowns_publish_more_and_give_nothing_away(sample_run, tmp_path):
+    """The shipped rules (two-way breakdowns) against every combination, on the same sample: no small
+    count published, no withheld value recoverable from a released total, a larger share published."""
+    everything, _ = sample_run
+    shipped = _sample_run(tmp_path)
+    counts = {t: RELEASE_COUNTS[t] for t in SHIPPED_RULES.tables}
+    summable = {t: r.summable for t, r in SHIPPED_RULES.tables.items() if r.summable}
+    assert checks.release_recoveries(shipped.release, counts, summable, CHILD_BANDS).empty
+    assert checks.release_disclosures(shipped.release, counts, SHIPPED_RULES.threshold).empty
+
+    def share(result) -> float:
+        summary = result.release["disclosure_summary"].to_pandas()
+        summary = summary.loc[~summary["column_name"].str.startswith("days_")]
+        return summary["published"].sum() / summary["cells"].sum()
+
+    assert share(shipped) > share(everything)
 
 
 @pytest.mark.slow
@@ -349,6 +396,11 @@ def test_on_the_sample_no_small_count_is_published_and_no_margin_group_gives_one
     released, internal = _released_and_internal(result, table)
     threshold = RULES.threshold
     table_rules = RULES.tables[table]
+    if "is_total" in released:  # the cells are the detail rows, first and in today's order
+        totals = released.loc[released["is_total"]]
+        released = released.loc[~released["is_total"]].reset_index(drop=True)
+        assert (released["icare_level"] == "code").all() if "icare_level" in released else True
+        assert len(totals) > 0 and (totals.index >= len(released)).all()
     assert len(released) == len(internal) > 0
     derived = {c for rule in table_rules.derived for c in rule.columns}
     unchanged = [c for c in column_names(table) if c not in {*RELEASE_COUNTS[table], *derived}]
@@ -381,12 +433,14 @@ def test_on_the_sample_no_small_count_is_published_and_no_margin_group_gives_one
             if column in identity:
                 terms = np.column_stack([released[f"{c}_status"].to_numpy() != F for c in identity])
                 unprotected += int(((terms.sum(axis=1) == 1) & withheld).sum())
-        assert summary.loc[(table, column), "unprotected_groups"] == unprotected, column
+        if not table_rules.summable:
+            assert summary.loc[(table, column), "unprotected_groups"] == unprotected, column
         counted = summary.loc[(table, column)]
-        assert counted["primary_suppressed"] == (status == A).sum()
-        assert counted["secondary_suppressed"] == (status == D).sum()
+        every = result.release[table].column(f"{column}_status").to_pandas()
+        assert counted["primary_suppressed"] == (every == A).sum()
+        assert counted["secondary_suppressed"] == (every == D).sum()
         assert counted["published"] + counted["primary_suppressed"] + counted["secondary_suppressed"] == len(
-            values
+            every
         )
     for column, parents in table_rules.follow.items():
         for parent in parents:
@@ -399,6 +453,49 @@ def test_on_the_sample_no_small_count_is_published_and_no_margin_group_gives_one
         assert (released.loc[shown, f"{rule.count}_status"] == F).all()
         for name in rule.columns:
             assert released.loc[~shown, name].isna().all(), name
+    recovered = checks.release_recoveries(
+        result.release,
+        {t: RELEASE_COUNTS[t] for t in RULES.tables},
+        {table: table_rules.summable},
+        CHILD_BANDS,
+    )
+    assert recovered.empty if table_rules.summable else True
+
+
+@pytest.mark.slow
+def test_on_the_sample_flow_check_and_rates_agree_with_the_totals_and_the_internal_rates(sample_run):
+    result, _ = sample_run
+    release = {t: result.release[t].to_pandas() for t in ("stock", "entries", "exits", "flow_check")}
+    flow = release["flow_check"]
+    for column, table, count in (("stock_end", "stock", "children"), ("entries", "entries", "spells")):
+        frame = release[table]
+        date = "reference_date" if table == "stock" else "period_end"
+        others = [d for d in RULES.tables[table].summable if d not in ("area_code", "icare_code")]
+        area = frame.loc[(frame["icare_level"] == "total") & (frame[others] == "total").all(axis=1)]
+        area = area.loc[area["area_code"] != "total"]
+        merged = flow.merge(area, left_on=["area_code", "period_end"], right_on=["area_code", date])
+        assert len(merged) == len(flow)
+        assert (merged[f"{column}_status"] == merged[f"{count}_status"]).all(), column
+        assert np.array_equal(merged[column].fillna(-1).astype(float), merged[count].fillna(-1).astype(float))
+    rates = result.tables["rates"]
+    rates = rates.to_pandas() if isinstance(rates, pa.Table) else rates
+    stock = release["stock"]
+    stock = stock.loc[stock["icare_level"].isin(["code", "total"]) & (stock["provider_sector"] == "total")]
+    stock = stock.loc[(stock["area_code"] != "total") & (stock["age_band"] != "total")].assign(
+        age_band=stock["age_band"].replace({"under 18": "total"}), period_end=stock["reference_date"]
+    )
+    internal = rates.loc[rates["measure"] == "stock"]
+    keys = ["area_code", "period_end", "icare_code", "sex", "age_band"]
+    merged = internal.merge(stock, on=keys, suffixes=("_internal", ""))
+    assert len(merged) == len(internal) > 0
+    given = merged["rate_per_100000"].notna()
+    assert given.any()
+    assert np.allclose(merged.loc[given, "rate_per_100000"], merged.loc[given, "rate_per_100000_internal"])
+    assert (merged.loc[given, "population"] == merged.loc[given, "population_internal"]).all()
+    assert (
+        merged["rate_per_100000"].isna()
+        == ((merged["children_status"] != F) | merged["rate_per_100000_internal"].isna())
+    ).all()
 
 
 @pytest.mark.slow
@@ -486,5 +583,5 @@ def test_broken_suppression_stops_the_release(monkeypatch):
         "classification_version": "v",
     }  # fmt: skip
     empty["stock"] = pa.Table.from_pylist([row], schema=arrow_schema("stock"))
-    with pytest.raises(control.DisclosureError, match="must not be released"):
+    with pytest.raises(DisclosureError, match="must not be released"):
         release_tables(empty, RULES)

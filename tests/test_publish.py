@@ -146,7 +146,7 @@ def _fail_in_the_statistics(monkeypatch, written: list[str]) -> None:
 
 
 def _fail_in_disclosure_control(monkeypatch, written: list[str]) -> None:
-    def broken(tables, rules):
+    def broken(tables, rules, settings=None):
         raise ValueError("disclosure failed")
 
     monkeypatch.setattr(pipeline, "release_tables", broken)

@@ -103,9 +103,16 @@ def build_equations(
             [other[component_rows] * width + up[component_rows], other[total_rows] * width + own[total_rows]]
         )
         ids, _ = pd.factorize(pairs)
+        row = np.concatenate([component_rows, total_rows])
+        is_total = np.concatenate([np.zeros(len(component_rows), bool), np.ones(len(total_rows), bool)])
+        # A total whose finer rows are not released (a cross-classification the breakdowns leave
+        # out) is in no equation of this dimension: nothing can be subtracted from it.
+        has_parts = np.bincount(ids[~is_total], minlength=int(ids.max()) + 1 if len(ids) else 0) > 0
+        keep = has_parts[ids]
+        ids, _ = pd.factorize(ids[keep])
         equations.append(ids.astype(np.int64) + offset)
-        members.append(np.concatenate([component_rows, total_rows]))
-        totals.append(np.concatenate([np.zeros(len(component_rows), bool), np.ones(len(total_rows), bool)]))
+        members.append(row[keep])
+        totals.append(is_total[keep])
         offset += int(ids.max()) + 1 if len(ids) else 0
     return Equations(
         np.concatenate(equations), np.concatenate(members), np.concatenate(totals), offset, depth
@@ -130,11 +137,10 @@ def partners(
 ) -> tuple[np.ndarray, int]:
     """Rows to withhold next, one per exposed equation, and the exposed equations with none left.
 
-    The partner of an equation is one of its published non-zero members: the farthest from the
-    detail cells (a total closes its own equation and one in each dimension it sums), then the one
-    that closes the most exposed equations for the fewest it exposes (equations with nothing withheld
-    yet), then the smallest, then the first in row order. Preferring totals withheld fewer values on
-    the 1M-episode benchmark than preferring detail cells (docs/disclosure.md "Method").
+    The partner of an equation is one of its published non-zero members: the nearest to the detail
+    cells (so that the headline totals stay published), then the one that closes the most exposed
+    equations for the fewest it exposes (equations with nothing withheld yet), then the smallest,
+    then the first in row order (docs/disclosure.md "Method" gives what each choice withheld).
     """
     if eqs.count == 0:
         return np.zeros(0, dtype=np.int64), 0
@@ -145,7 +151,7 @@ def partners(
     opens = np.bincount(eqs.row[held[eqs.equation] == 0], minlength=len(values))
     candidate = in_open & ~withheld[eqs.row] & (values[eqs.row] > 0)
     eq, row = eqs.equation[candidate], eqs.row[candidate]
-    order = np.lexsort((row, values[row], opens[row] - closes[row], -eqs.depth[row], eq))
+    order = np.lexsort((row, values[row], opens[row] - closes[row], eqs.depth[row], eq))
     eq, row = eq[order], row[order]
     first = np.ones(len(eq), dtype=bool)
     first[1:] = eq[1:] != eq[:-1]

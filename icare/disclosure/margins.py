@@ -33,6 +33,8 @@ CODE_GROUPS = {
 }
 ICARE = ("icare_code", "icare_level1", "icare_level2")
 AGE = "age_band"
+# Areas are always released one by one and together (the national figure), whatever the breakdowns.
+AREA = "area_code"
 # The registered name of the detail table inside the margin query's own DuckDB connection.
 _DETAIL = "detail"
 # Helper columns of the query: a code's level-1 and level-2 categories (the code itself where the
@@ -112,17 +114,24 @@ def margin_query(
     summable: Sequence[str],
     counts: Sequence[str],
     carried: Sequence[str],
+    breakdowns: Sequence[Sequence[str]] = (),
 ) -> str:
     """The query of the detail rows and every margin row, in the released column order (``columns``,
     among them ``icare_level`` and ``is_total`` when the table has them), sorted as published: the
     detail rows first, in today's order, then the margin rows.
 
     ``keys`` are never summed; ``carried`` (quartiles) are taken as they are on detail rows and left
-    empty on margin rows. Names come from ``schemas.outputs`` (the project's constants).
+    empty on margin rows. ``breakdowns``: the sets of dimensions released crossed with one another
+    (each with every area and nationally); a row is released when the dimensions it does not sum
+    are within one of them. None given: every combination. Names come from ``schemas.outputs``.
     """
     dimensions = {name: _dimension(name) for name in summable}
+    allowed = [set(b) for b in breakdowns] if breakdowns else None
     sets = []
     for choice in itertools.product(*(d.options for d in dimensions.values())):
+        detailed = {n for n, option in zip(dimensions, choice, strict=True) if option} - {AREA}
+        if allowed is not None and not any(detailed <= b for b in allowed):
+            continue  # a cross-classification the rules do not release
         grouped = [*keys, *(c for option in choice for c in option)]
         sets.append("(" + ", ".join(_q(c) for c in grouped) + ")")
     outputs: dict[str, str] = {_q(k): _q(k) for k in keys}
@@ -137,7 +146,8 @@ def margin_query(
         outputs[_q(column)] = f"CASE WHEN {detail} THEN any_value({_q(column)}) END AS {_q(column)}"
     keep = " AND ".join(d.keep for d in dimensions.values()) or "true"
     select = ", ".join(outputs[_q(c)] for c in columns)
-    order = ", ".join(_q(c) for c in [IS_TOTAL, *(c for c in columns if c in outputs and c not in counts)])
+    coordinates = [c for c in columns if c not in counts and c not in carried]
+    order = ", ".join(_q(c) for c in [IS_TOTAL, *coordinates])
     helpers = []
     if "icare_code" in dimensions:
         helpers.append(f"coalesce({_q(ICARE[1])}, {_q(ICARE[0])}) AS {_q(_K1)}")
@@ -166,9 +176,10 @@ def with_margins(
     counts: Sequence[str],
     carried: Sequence[str],
     child_bands: Sequence[str],
+    breakdowns: Sequence[Sequence[str]] = (),
 ) -> pa.Table:
     """``detail`` (an internal table) with its margin rows, in the released column order."""
-    sql = margin_query(columns, keys, summable, counts, carried)
+    sql = margin_query(columns, keys, summable, counts, carried, breakdowns)
     parameters = {"total": TOTAL, "child_bands": list(child_bands), "under_18": UNDER_18}
     used = {name: value for name, value in parameters.items() if f"${name}" in sql}
     with duckdb.connect() as connection:

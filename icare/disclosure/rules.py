@@ -58,6 +58,9 @@ class TableRules:
     identities: tuple[tuple[str, ...], ...] = ()
     derived: tuple[DerivedRule, ...] = ()
     summable: tuple[str, ...] = ()
+    # The dimensions released crossed with one another (each with every area and nationally);
+    # empty: every combination of the summable dimensions.
+    breakdowns: tuple[tuple[str, ...], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -107,7 +110,9 @@ def _table_rules(path: Path, table: str, raw: Any) -> TableRules:
     key = f"tables.{table}"
     if not isinstance(raw, dict):
         raise DisclosureRulesError(f"{path}: {key} must be a mapping")
-    unknown_keys = sorted(set(raw) - {"counts", "margins", "follow", "identities", "derived", "summable"})
+    unknown_keys = sorted(
+        set(raw) - {"counts", "margins", "follow", "identities", "derived", "summable", "breakdowns"}
+    )
     if unknown_keys:
         raise DisclosureRulesError(f"{path}: {key}: unknown keys {unknown_keys}")
     columns = column_names(table)
@@ -160,7 +165,32 @@ def _table_rules(path: Path, table: str, raw: Any) -> TableRules:
             f"{path}: {key}: margins and summable exclude each other (the margin rows' equations replace "
             "the margins)"
         )
-    return TableRules(counts, tuple(margins), follow, tuple(identities), derived, summable)
+    breakdowns = _breakdowns(path, table, raw, summable)
+    return TableRules(counts, tuple(margins), follow, tuple(identities), derived, summable, breakdowns)
+
+
+def _breakdowns(path: Path, table: str, raw: dict, summable: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+    """The cross-classifications released: each a list of summable dimensions (areas aside)."""
+    key = f"tables.{table}.breakdowns"
+    if "breakdowns" not in raw:
+        return ()
+    if not summable:
+        raise DisclosureRulesError(f"{path}: {key}: breakdowns need summable dimensions")
+    value = raw["breakdowns"]
+    if not isinstance(value, list) or not value:
+        raise DisclosureRulesError(f"{path}: {key} must be a non-empty list of lists of dimensions")
+    choices = set(summable) - {"area_code"}
+    breakdowns = []
+    for i, item in enumerate(value):
+        names = _names(path, item, f"{key}[{i}]")
+        wrong = sorted(set(names) - choices)
+        if wrong or not names or len(set(names)) != len(names):
+            raise DisclosureRulesError(
+                f"{path}: {key}[{i}]: {wrong or list(names)}: a breakdown lists summable dimensions "
+                f"of {table} other than area_code, each once ({', '.join(sorted(choices))})"
+            )
+        breakdowns.append(names)
+    return tuple(breakdowns)
 
 
 def _summable(path: Path, table: str, raw: dict, dimensions: set[str]) -> tuple[str, ...]:

@@ -28,7 +28,13 @@ from icare.disclosure.control import (
 )
 from icare.disclosure.equations import Equations, build_equations
 from icare.disclosure.links import apply_links, table_links
-from icare.disclosure.margins import dimension_columns, with_derived_totals, with_margins
+from icare.disclosure.margins import (
+    ICARE_LEVEL,
+    IS_TOTAL,
+    dimension_columns,
+    with_derived_totals,
+    with_margins,
+)
 from icare.disclosure.rates import release_rates
 from icare.disclosure.rules import DisclosureRules, TableRules
 from icare.statistics import load_statistics_settings
@@ -92,10 +98,17 @@ def prepare(
         summed = {c for d in rules.summable for c in dimension_columns(d)}
         fixed = [k for k in keys if k not in summed]
         derived = [c for rule in rules.derived for c in rule.columns]
-        data = with_margins(data, columns, fixed, rules.summable, rules.counts, derived, child_bands)
+        data = with_margins(
+            data, columns, fixed, rules.summable, rules.counts, derived, child_bands, rules.breakdowns
+        )
         if derived and derived_totals is not None:
             data = with_derived_totals(data, derived_totals, keys, derived)
     else:
+        # a table released with totals whose rules sum nothing: its cells only, at the code level
+        if ICARE_LEVEL in columns and ICARE_LEVEL not in data.column_names:
+            data = data.append_column(ICARE_LEVEL, pa.repeat(pa.scalar("code"), data.num_rows))
+        if IS_TOTAL in columns and IS_TOTAL not in data.column_names:
+            data = data.append_column(IS_TOTAL, pa.repeat(pa.scalar(False), data.num_rows))
         data = data.select(columns)
     derived = [c for rule in rules.derived for c in rule.columns[:1]]
     frame = data.select([*keys, *rules.counts, *derived]).to_pandas()
@@ -103,7 +116,9 @@ def prepare(
     return Prepared(table, data, frame, equations, keys, tuple(rules.summable))
 
 
-def _derived_status(frame: pd.DataFrame, controlled: Controlled, rules: TableRules) -> dict[str, np.ndarray]:
+def _derived_status(
+    frame: pd.DataFrame, controlled: Controlled, rules: TableRules, margin: np.ndarray
+) -> dict[str, np.ndarray]:
     """Derived columns: withheld (A) when based on fewer than ``min_observations`` values, else (D)
     when their count is withheld."""
     result = {}
@@ -113,7 +128,7 @@ def _derived_status(frame: pd.DataFrame, controlled: Controlled, rules: TableRul
             observations = observations - frame[rule.excluded].to_numpy(dtype=np.int64)
         status = np.where(controlled.status[rule.count] != FREE, SECONDARY, FREE).astype(np.int8)
         # a margin row whose values were not computed (no ``derived_totals`` given) shows none
-        status[frame[rule.columns[0]].isna().to_numpy() & (status == FREE)] = SECONDARY
+        status[margin & frame[rule.columns[0]].isna().to_numpy() & (status == FREE)] = SECONDARY
         status[observations < rule.min_observations] = PRIMARY
         result[rule.status] = status
     return result
@@ -128,7 +143,12 @@ def assemble(
     """The released table (validated against ``release.<table>``) and its summary rows."""
     table, data = prepared.table, prepared.data
     table_rules = rules.tables[table]
-    derived = _derived_status(prepared.frame, controlled, table_rules)
+    margin = (
+        data.column(IS_TOTAL).to_numpy(zero_copy_only=False).astype(bool)
+        if IS_TOTAL in data.column_names
+        else np.zeros(data.num_rows, dtype=bool)
+    )
+    derived = _derived_status(prepared.frame, controlled, table_rules, margin)
     columns: dict[str, pa.Array] = {}
     for name in column_names(release_name(table)):
         if name in controlled.values:
@@ -203,7 +223,7 @@ def disclosures(
     """``icare.checks.release_disclosures`` and ``release_recoveries`` with what the rules protect
     (``child_bands``: the age bands inside 0-17, those of the default settings when not given)."""
     if child_bands is None:
-        child_bands = _child_bands(None)
+        child_bands = child_age_bands(None)
     threshold = rules.threshold if rules.method == "suppress" else None
     counts = {table: rules.tables[table].counts for table in RELEASE_COUNTS if table in release}
     found = checks.release_disclosures(release, counts, threshold)
@@ -214,8 +234,9 @@ def disclosures(
     return found
 
 
-def _child_bands(settings) -> list[str]:
-    """The age bands inside ages 0-17 (summed into ``under 18``)."""
+def child_age_bands(settings=None) -> list[str]:
+    """The age bands inside ages 0-17 (summed into ``under 18``), of the default settings when no
+    ``settings`` are given."""
     settings = settings or load_statistics_settings()
     return [b.band for b in settings.age_bands if b.last_age is not None and b.last_age <= 17]
 
@@ -228,7 +249,7 @@ def release_tables(
     population year), the default file's when not given."""
     if settings is None:
         settings = load_statistics_settings()
-    child_bands = _child_bands(settings)
+    child_bands = child_age_bands(settings)
     prepared: dict[str, Prepared] = {}
     for table in RELEASE_COUNTS:
         data = tables[table]

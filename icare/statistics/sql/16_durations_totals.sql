@@ -33,9 +33,9 @@ summed AS (
             ELSE $total END AS age_band,
         count(*) AS spells,
         count(*) FILTER (WHERE start_unknown) AS spells_start_unknown,
-        quantile_cont(duration_days, 0.25) FILTER (WHERE NOT start_unknown) AS days_q1,
-        quantile_cont(duration_days, 0.5) FILTER (WHERE NOT start_unknown) AS days_median,
-        quantile_cont(duration_days, 0.75) FILTER (WHERE NOT start_unknown) AS days_q3,
+        -- the three quartiles from one state per group, of 4-byte days: each of the grouping sets
+        -- holds every spell's days until its quartiles are computed
+        quantile_cont(duration_days::INTEGER, [0.25, 0.5, 0.75]) FILTER (WHERE NOT start_unknown) AS days,
         -- the finest cells (every dimension grouped) are durations' own rows; grouping by the age
         -- group alone also gives the bands outside 0-17 again: both left out
         grouping(area_code, icare_code, sex, age_band) = 0
@@ -44,4 +44,6 @@ summed AS (
     GROUP BY source, period_start, period_end, unit,
         CUBE (area_code, sex), ROLLUP (k1, k2, icare_code), ROLLUP (age_group, age_band)
 )
-SELECT * EXCLUDE (left_out) FROM summed WHERE NOT left_out
+SELECT * EXCLUDE (left_out, days), days[1] AS days_q1, days[2] AS days_median, days[3] AS days_q3
+FROM summed
+WHERE NOT left_out
