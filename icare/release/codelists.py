@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from icare.codelists import load_codelists
+from icare.release.open_data_config import load_area_codes, load_open_data_config
 from icare.sources.spec import load_source_spec
 from schemas.outputs import BOOL, INT, SEX, STRING, TABLES, TOTAL, Col
 
@@ -128,20 +129,37 @@ def age_bands(context: ReleaseContext, used: set[str]) -> pd.DataFrame:
     return _appended(frame, _unlisted(used, set(frame["code"])))
 
 
+def _area_names() -> dict[tuple[str, str], str]:
+    """(source, area code) -> name, from the area code lists the open-data settings name
+    (``sources/ssda903/areas.csv`` for England's local authorities)."""
+    names: dict[tuple[str, str], str] = {}
+    for source, spec in load_open_data_config().sources.items():
+        listed = load_area_codes(source, spec)
+        if listed is not None:
+            names.update(
+                {
+                    (source, code): name
+                    for code, name in zip(listed["old_la_code"], listed["la_name"], strict=True)
+                }
+            )
+    return names
+
+
 def areas(tables: Mapping[str, pa.Table]) -> pd.DataFrame:
-    """Each (source, area code) of the release. No source code list names its areas today, so
-    ``area_name`` stays empty except for the ``total`` marker."""
+    """Each (source, area code) of the release, named where the source's area code list names it
+    (empty otherwise), and the ``total`` marker."""
     pairs: set[tuple[str, str]] = set()
     for table in tables.values():
         if AREA_COLUMN in table.column_names and "source" in table.column_names:
             both = table.select(["source", AREA_COLUMN]).group_by(["source", AREA_COLUMN]).aggregate([])
             pairs.update(zip(both["source"].to_pylist(), both[AREA_COLUMN].to_pylist(), strict=True))
     rows = sorted((s, a) for s, a in pairs if s is not None and a is not None)
+    names = _area_names()
     return pd.DataFrame(
         {
             "source": [s for s, _ in rows],
             "area_code": [a for _, a in rows],
-            "area_name": [TOTAL_LABEL if a == TOTAL else None for _, a in rows],
+            "area_name": [TOTAL_LABEL if a == TOTAL else names.get((s, a)) for s, a in rows],
         },
         dtype="str",
     )
