@@ -332,6 +332,7 @@ def sample_run(tmp_path_factory):
     raw = yaml.safe_load(SHIPPED_RULES.path.read_text(encoding="utf-8"))
     for table in raw["tables"].values():
         table.pop("breakdowns", None)
+        table.pop("national_breakdowns", None)
     rules = folder / "every_combination.yaml"
     rules.write_text(yaml.safe_dump(raw), encoding="utf-8")
     result = _sample_run(folder, rules)

@@ -218,7 +218,8 @@ def _detailed(row: pd.Series) -> frozenset[str]:
 
 def test_breakdowns_release_their_cross_classifications_and_no_other():
     """Default rules: category by sex, by age and by provider sector, and sex by age, per area and
-    nationally; the full cross of category, sex, age and sector is not released."""
+    nationally, and category by sex and age nationally; the full cross of category, sex, age and
+    sector is not released."""
     stock = _stock(
         [
             ("201", END_2024, "AC.F12", "F", "1-4", "private", 6),
@@ -227,10 +228,16 @@ def test_breakdowns_release_their_cross_classifications_and_no_other():
         ]
     )
     released = _released("stock", stock, threshold=1, rules=DEFAULT_RULES)
-    breakdowns = [frozenset(b) for b in DEFAULT_RULES.tables["stock"].breakdowns]
-    seen = {_detailed(row) for _, row in released.iterrows()}
+    rules = DEFAULT_RULES.tables["stock"]
+    breakdowns = [frozenset(b) for b in rules.breakdowns]
+    national = [frozenset(b) for b in rules.national_breakdowns]
+    by_area = released["area_code"] != "total"
+    seen = {_detailed(row) for _, row in released.loc[by_area].iterrows()}
     assert all(any(d <= b for b in breakdowns) for d in seen)
-    assert set(breakdowns) <= seen  # each breakdown is released at its finest
+    assert set(breakdowns) <= seen  # each breakdown is released at its finest, per area
+    seen_nationally = {_detailed(row) for _, row in released.loc[~by_area].iterrows()}
+    assert all(any(d <= b for b in [*breakdowns, *national]) for d in seen_nationally)
+    assert set(national) <= seen_nationally and not set(national) & seen  # national only
     assert not released["is_total"].eq(False).any()  # no row crosses every dimension
     # AC.F12 girls in 201: 6; AC.F12 children aged 1-4 nationally: 13; boys aged 1-4 nationally: 7
     girls = _row(released, area_code="201", icare_level="code", icare_code="AC.F12", sex="F",

@@ -115,6 +115,7 @@ def margin_query(
     counts: Sequence[str],
     carried: Sequence[str],
     breakdowns: Sequence[Sequence[str]] = (),
+    national_breakdowns: Sequence[Sequence[str]] = (),
 ) -> str:
     """The query of the detail rows and every margin row, in the released column order (``columns``,
     among them ``icare_level`` and ``is_total`` when the table has them), sorted as published: the
@@ -123,14 +124,20 @@ def margin_query(
     ``keys`` are never summed; ``carried`` (quartiles) are taken as they are on detail rows and left
     empty on margin rows. ``breakdowns``: the sets of dimensions released crossed with one another
     (each with every area and nationally); a row is released when the dimensions it does not sum
-    are within one of them. None given: every combination. Names come from ``schemas.outputs``.
+    are within one of them. None given: every combination. ``national_breakdowns``: more of them,
+    released for all areas together only. Names come from ``schemas.outputs``.
     """
     dimensions = {name: _dimension(name) for name in summable}
     allowed = [set(b) for b in breakdowns] if breakdowns else None
+    national = [set(b) for b in national_breakdowns]
     sets = []
     for choice in itertools.product(*(d.options for d in dimensions.values())):
-        detailed = {n for n, option in zip(dimensions, choice, strict=True) if option} - {AREA}
-        if allowed is not None and not any(detailed <= b for b in allowed):
+        detailed = {n for n, option in zip(dimensions, choice, strict=True) if option}
+        by_area = AREA in detailed
+        detailed.discard(AREA)
+        released = allowed is None or any(detailed <= b for b in allowed)
+        released = released or (not by_area and any(detailed <= b for b in national))
+        if not released:
             continue  # a cross-classification the rules do not release
         grouped = [*keys, *(c for option in choice for c in option)]
         sets.append("(" + ", ".join(_q(c) for c in grouped) + ")")
@@ -177,9 +184,10 @@ def with_margins(
     carried: Sequence[str],
     child_bands: Sequence[str],
     breakdowns: Sequence[Sequence[str]] = (),
+    national_breakdowns: Sequence[Sequence[str]] = (),
 ) -> pa.Table:
     """``detail`` (an internal table) with its margin rows, in the released column order."""
-    sql = margin_query(columns, keys, summable, counts, carried, breakdowns)
+    sql = margin_query(columns, keys, summable, counts, carried, breakdowns, national_breakdowns)
     parameters = {"total": TOTAL, "child_bands": list(child_bands), "under_18": UNDER_18}
     used = {name: value for name, value in parameters.items() if f"${name}" in sql}
     with duckdb.connect() as connection:

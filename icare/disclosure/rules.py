@@ -61,6 +61,8 @@ class TableRules:
     # The dimensions released crossed with one another (each with every area and nationally);
     # empty: every combination of the summable dimensions.
     breakdowns: tuple[tuple[str, ...], ...] = ()
+    # More cross-classifications, released for all areas together only (the national figures).
+    national_breakdowns: tuple[tuple[str, ...], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,17 @@ def _table_rules(path: Path, table: str, raw: Any) -> TableRules:
     if not isinstance(raw, dict):
         raise DisclosureRulesError(f"{path}: {key} must be a mapping")
     unknown_keys = sorted(
-        set(raw) - {"counts", "margins", "follow", "identities", "derived", "summable", "breakdowns"}
+        set(raw)
+        - {
+            "counts",
+            "margins",
+            "follow",
+            "identities",
+            "derived",
+            "summable",
+            "breakdowns",
+            "national_breakdowns",
+        }
     )
     if unknown_keys:
         raise DisclosureRulesError(f"{path}: {key}: unknown keys {unknown_keys}")
@@ -165,18 +177,29 @@ def _table_rules(path: Path, table: str, raw: Any) -> TableRules:
             f"{path}: {key}: margins and summable exclude each other (the margin rows' equations replace "
             "the margins)"
         )
-    breakdowns = _breakdowns(path, table, raw, summable)
-    return TableRules(counts, tuple(margins), follow, tuple(identities), derived, summable, breakdowns)
+    breakdowns = _breakdowns(path, table, raw, summable, "breakdowns")
+    national = _breakdowns(path, table, raw, summable, "national_breakdowns")
+    if national and not breakdowns:
+        raise DisclosureRulesError(
+            f"{path}: tables.{table}.national_breakdowns: without breakdowns every combination is "
+            "released already"
+        )
+    return TableRules(
+        counts, tuple(margins), follow, tuple(identities), derived, summable, breakdowns, national
+    )
 
 
-def _breakdowns(path: Path, table: str, raw: dict, summable: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
-    """The cross-classifications released: each a list of summable dimensions (areas aside)."""
-    key = f"tables.{table}.breakdowns"
-    if "breakdowns" not in raw:
+def _breakdowns(
+    path: Path, table: str, raw: dict, summable: tuple[str, ...], name: str
+) -> tuple[tuple[str, ...], ...]:
+    """The cross-classifications released (``name``: breakdowns, or national_breakdowns): each a
+    list of summable dimensions (areas aside)."""
+    key = f"tables.{table}.{name}"
+    if name not in raw:
         return ()
     if not summable:
         raise DisclosureRulesError(f"{path}: {key}: breakdowns need summable dimensions")
-    value = raw["breakdowns"]
+    value = raw[name]
     if not isinstance(value, list) or not value:
         raise DisclosureRulesError(f"{path}: {key} must be a non-empty list of lists of dimensions")
     choices = set(summable) - {"area_code"}

@@ -99,7 +99,15 @@ def prepare(
         fixed = [k for k in keys if k not in summed]
         derived = [c for rule in rules.derived for c in rule.columns]
         data = with_margins(
-            data, columns, fixed, rules.summable, rules.counts, derived, child_bands, rules.breakdowns
+            data,
+            columns,
+            fixed,
+            rules.summable,
+            rules.counts,
+            derived,
+            child_bands,
+            rules.breakdowns,
+            rules.national_breakdowns,
         )
         if derived and derived_totals is not None:
             data = with_derived_totals(data, derived_totals, keys, derived)
