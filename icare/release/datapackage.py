@@ -55,7 +55,9 @@ def datapackage(context: ReleaseContext) -> dict:
         "title": settings.title,
         "description": settings.description,
         "version": context.version,
-        "created": context.started_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        # The run's date, not its time: the CLI and Dagster runs of the same inputs on one day
+        # write the same files (every dated statement of the folder uses that date).
+        "created": f"{context.released_on.isoformat()}T00:00:00Z",
         "keywords": list(settings.keywords),
         **({"homepage": settings.citation.url} if settings.citation.url else {}),
         "licenses": [
