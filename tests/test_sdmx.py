@@ -384,7 +384,7 @@ def test_the_docs_list_every_indicator_of_the_mapping():
     supplied = text[
         text.index("## Indicators icare supplies") : text.index("## Indicators icare cannot supply")
     ]
-    cannot = text[text.index("## Indicators icare cannot supply") : text.index("## The release today")]
+    cannot = text[text.index("## Indicators icare cannot supply") : text.index("## On the bundled sample")]
     for row in load_transmonee().indicators:
         if row.indicator:
             assert f"`{row.indicator}`" in (supplied if row.supplied == "yes" else cannot), row.indicator
