@@ -198,7 +198,6 @@ def breakdown_problems(config: IndicatorConfig, rules: DisclosureRules) -> list[
     (or one national breakdown, with ``national_only``)."""
     problems = []
     for indicator in config.indicators:
-        national = False
         for role in ("numerator", "denominator"):
             part: Selection | None = getattr(indicator, role)
             if part is None:
@@ -226,7 +225,6 @@ def breakdown_problems(config: IndicatorConfig, rules: DisclosureRules) -> list[
             if any(held <= set(b) for b in table.breakdowns):
                 continue
             if any(held <= set(b) for b in table.national_breakdowns):
-                national = True
                 if not indicator.national_only:
                     problems.append(
                         f"{key}: {sorted(held)} is released nationally only (national_breakdowns of "
@@ -237,10 +235,6 @@ def breakdown_problems(config: IndicatorConfig, rules: DisclosureRules) -> list[
                 f"{key}: no breakdown of {part.table} in config/disclosure.yaml releases {sorted(held)} "
                 f"together (breakdowns: {[list(b) for b in table.breakdowns]}); add that breakdown or "
                 "drop a filter or disaggregation"
-            )
-        if indicator.national_only and not national and indicator.numerator is not None:
-            problems.append(
-                f"indicators.{indicator.id}: national_only is set but its rows are released for each area"
             )
     return problems
 
