@@ -74,6 +74,8 @@ from icare.statistics import STATISTICS_TABLES
 from pipelines.resources import IcareSettings
 from schemas.outputs import (
     COVERAGE,
+    INDICATORS,
+    RELEASE_COUNTS,
     RELEASE_DESCRIPTIONS,
     TABLE_DESCRIPTIONS,
     pandera_schema,
@@ -585,8 +587,10 @@ def publication_assets(source_names: Iterable[str]) -> list[dg.AssetsDefinition]
     controlled_specs = [
         dg.AssetSpec(
             release_key(table),
-            deps=[release_key(t) for t in RELEASE_DESCRIPTIONS if t != DISCLOSURE_SUMMARY]
+            deps=[release_key(t) for t in RELEASE_DESCRIPTIONS if t not in (DISCLOSURE_SUMMARY, INDICATORS)]
             if table == DISCLOSURE_SUMMARY
+            else [release_key(t) for t in RELEASE_COUNTS]
+            if table == INDICATORS
             else [table_key(table)],
             description=f"Released table `{release_name(table)}`, one row per {description}. Written "
             f"as {RELEASE_DIR}/{table}.parquet and in the schema `release` of icare.duckdb by "
@@ -594,6 +598,8 @@ def publication_assets(source_names: Iterable[str]) -> list[dg.AssetsDefinition]
             + (
                 "as it is (it holds no counts)."
                 if table == COVERAGE
+                else "computed from the released tables by config/indicators.yaml (docs/indicators.md)."
+                if table == INDICATORS
                 else "after disclosure control by config/disclosure.yaml (docs/disclosure.md)."
             ),
             group_name=PUBLICATION,

@@ -806,10 +806,74 @@ def _release_columns(table: str) -> list[Col]:
     return columns
 
 
+# Indicators computed after control from the released tables alone (docs/indicators.md).
+INDICATORS = "indicators"
+INDICATOR_UNITS = ("count", "share_percent", "rate_per_100000", "days")
+INDICATOR_MISSING_REASONS = ("withheld", "no_denominator", "zero_denominator", "not_reportable")
+
+
+def _optional_status(subject: str, name: str) -> Col:
+    """A status that is empty where its value does not exist (not reportable, no denominator)."""
+    col = _status_col(subject, name)
+    return Col(col.name, col.type, True, f"{col.description}; empty when there is no such value", col.allowed)
+
+
+def _indicator_dimension(name: str, what: str) -> Col:
+    return Col(
+        name, STRING, True, f"{what} of the numerator's rows (total: all; empty: not a column of its table)"
+    )
+
+
+_INDICATOR_COLUMNS = [
+    SOURCE,
+    Col(
+        "area_code",
+        STRING,
+        True,
+        "reporting area, or total (all areas of the source); empty when not reportable",
+    ),
+    Col("period_start", DATE, True, "first day of the period (empty for a figure on a reference date)"),
+    Col("period_end", DATE, True, "last day of the period, or the reference date of a stock figure"),
+    Col("indicator_id", STRING, False, "indicator id (config/indicators.yaml)"),
+    Col("unit", STRING, False, "unit of value", INDICATOR_UNITS),
+    _indicator_dimension("sex", "harmonised sex"),
+    _indicator_dimension("age_band", "age band"),
+    _indicator_dimension("icare_level", "ICare level"),
+    _indicator_dimension("icare_code", "ICare category"),
+    _indicator_dimension("exit_destination", "harmonised exit destination"),
+    _indicator_dimension("provider_sector", "provider sector"),
+    Col("reportable", BOOL, False, "the source can give the indicator (else see not_reportable_reason)"),
+    Col("value", FLOAT, True, "the indicator's value in its unit (empty: see missing_reason)"),
+    _optional_status(
+        "`value`: A or D as its numerator, else D when its denominator is withheld", "value_status"
+    ),
+    Col(
+        "missing_reason",
+        STRING,
+        True,
+        "why value is empty: withheld with its numerator or denominator, no denominator, a denominator of 0, "
+        "or not reportable from the source",
+        INDICATOR_MISSING_REASONS,
+    ),
+    Col("not_reportable_reason", STRING, True, "what the source lacks to give the indicator"),
+    Col("numerator", FLOAT, True, "the released figure the value is computed from (empty when withheld)"),
+    _optional_status("`numerator` (as released)", "numerator_status"),
+    Col("denominator", FLOAT, True, "the released figure divided by (empty when withheld or not used)"),
+    _optional_status("`denominator` (as released; F for a population)", "denominator_status"),
+    Col(
+        "indicator_definitions",
+        STRING,
+        False,
+        "indicator definitions id and version (config/indicators.yaml)",
+    ),
+]
+
+
 RELEASE_TABLES: dict[str, list[Col]] = {
     **{table: _release_columns(table) for table in RELEASE_COUNTS},
     # Not disclosive (no counts): released as it is, so a reader of the release sees the years left out.
     COVERAGE: TABLES[COVERAGE],
+    INDICATORS: _INDICATOR_COLUMNS,
     "disclosure_summary": [
         Col("table_name", STRING, False, "released table"),
         Col("column_name", STRING, False, "count column, or the derived columns withheld together"),
@@ -836,6 +900,8 @@ RELEASE_DESCRIPTIONS: dict[str, str] = {
         for table in RELEASE_COUNTS
     },
     COVERAGE: "as `coverage`: each return and whether its year's figures are published",
+    INDICATORS: "indicator × source × area × period × disaggregation: value computed from the released "
+    "tables, with the confidentiality status of its numerator and denominator",
     "disclosure_summary": "released table × count column: values published, withheld (primary, secondary)",
 }
 

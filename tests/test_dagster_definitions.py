@@ -77,7 +77,12 @@ def _expected_graph(sources) -> dict[str, set[str]]:
     released = {f"icare_release/{table}" for table in RELEASE_DESCRIPTIONS}
     for table in RELEASE_DESCRIPTIONS:
         graph[f"icare_release/{table}"] = {f"icare/{table}"}
-    graph["icare_release/disclosure_summary"] = released - {"icare_release/disclosure_summary"}
+    # the indicators are computed from the released count tables (docs/indicators.md)
+    graph["icare_release/indicators"] = {f"icare_release/{table}" for table in RELEASE_COUNTS}
+    graph["icare_release/disclosure_summary"] = released - {
+        "icare_release/disclosure_summary",
+        "icare_release/indicators",
+    }
     graph["icare_duckdb"] = tables | released
     graph["parquet_release"] = set(tables)
     graph["disclosure_release"] = released

@@ -37,9 +37,12 @@ from icare.disclosure.margins import (
 )
 from icare.disclosure.rates import release_rates
 from icare.disclosure.rules import DisclosureRules, TableRules
+from icare.indicators.compute import compute_indicators
+from icare.indicators.config import IndicatorConfig, load_indicator_config
 from icare.statistics import load_statistics_settings
 from schemas.outputs import (
     COVERAGE,
+    INDICATORS,
     RELEASE_COUNTS,
     RELEASE_DERIVED,
     RELEASE_WITH_RATES,
@@ -250,11 +253,15 @@ def child_age_bands(settings=None) -> list[str]:
 
 
 def release_tables(
-    tables: Mapping[str, object], rules: DisclosureRules, settings=None
+    tables: Mapping[str, object],
+    rules: DisclosureRules,
+    settings=None,
+    indicators: IndicatorConfig | None = None,
 ) -> dict[str, pa.Table]:
     """Every released aggregate table plus ``disclosure_summary``, from the internal statistics tables,
-    and the ``coverage`` table as it is. ``settings``: the run's statistics settings (age bands and
-    population year), the default file's when not given."""
+    the ``coverage`` table as it is, and the ``indicators`` computed from the released tables.
+    ``settings``: the run's statistics settings (age bands and population year), the default file's
+    when not given; ``indicators``: the indicator definitions, config/indicators.yaml when not given."""
     if settings is None:
         settings = load_statistics_settings()
     child_bands = child_age_bands(settings)
@@ -299,4 +306,6 @@ def release_tables(
     # Which years of which areas have figures: not disclosive, and the release is not read without it.
     if COVERAGE in tables:
         released[COVERAGE] = to_arrow(tables[COVERAGE], release_name(COVERAGE))
+    # From the released tables only, so an indicator never shows a withheld value (docs/indicators.md).
+    released[INDICATORS] = compute_indicators(released, indicators or load_indicator_config(), rules)
     return released

@@ -1,0 +1,1 @@
+"""Indicators computed from the released (disclosure-controlled) tables (docs/indicators.md)."""
