@@ -74,7 +74,8 @@ def codelist_frames(context: ReleaseContext) -> dict[str, pd.DataFrame]:
 
 
 def values_seen(tables: Mapping[str, pa.Table]) -> dict[str, set[str]]:
-    """Column name -> the distinct non-empty text values it holds in any released table."""
+    """Column name -> the distinct non-empty text values it holds in any released table (a value
+    naming several codes summed, ``a + b`` in ``release.indicators``, counts as each of them)."""
     seen: dict[str, set[str]] = {}
     for table in tables.values():
         for name, column in zip(table.column_names, table.columns, strict=True):
@@ -84,7 +85,7 @@ def values_seen(tables: Mapping[str, pa.Table]) -> dict[str, set[str]]:
             elif pa.types.is_dictionary(column.type):
                 values = pc.unique(column.cast(column.type.value_type)).drop_null().to_pylist()
                 seen.setdefault(name, set()).update(values)
-    return seen
+    return {name: {part for value in values for part in value.split(" + ")} for name, values in seen.items()}
 
 
 def icare_codes(context: ReleaseContext, used: set[str]) -> pd.DataFrame:
